@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: MIT
+/*
+ * arena/arena.h - variable-size allocation inside 2 MiB chunks.
+ *
+ * Design. The arena manages addresses only; it never reads or writes the
+ * memory it hands out (that memory may be unmapped from this process, or
+ * executable). Its chunks come from its owner through add_chunk() and go back
+ * through remove_chunk(); the arena never calls up. An allocation:
+ *
+ *   1. looks up the best fit in one tree of free extents keyed by
+ *      (size, address) across all chunks (ds/extent_tree.h);
+ *   2. among the few extents of that best size, prefers the one whose chunk
+ *      is fullest, then the lowest address, so lightly used chunks drain and
+ *      can be given back (up to `fullness_window` candidates are compared);
+ *   3. carves the request at the requested alignment and puts the leading
+ *      and trailing remainders back in the tree;
+ *   4. marks the units in the chunk's `used` and `starts` bitmaps.
+ *
+ * free(ptr) finds the chunk in O(1) (ds/chunk_table.h), checks that ptr is the
+ * start of a live allocation, finds its end from the bitmaps, and coalesces
+ * with the free extents on both sides. Extents never cross a chunk boundary.
+ * When an allocation fails with error::no_space the owner adds a chunk and
+ * retries (as execmem_cache_alloc() populates and retries); when free()
+ * reports that a chunk became empty, the owner may remove it.
+ *
+ * Why best fit: allocations of very different sizes (BPF programs of 128 B to
+ * 64 KiB) share chunks; best fit leaves the largest extents whole for large
+ * requests and is known to keep fragmentation low on such mixes, where the
+ * kernel's first fit (bpf_prog_pack, execmem) carves large extents early.
+ *
+ * Memory. Every free extent is followed by a live allocation or by the end of
+ * its chunk, so free extents <= live allocations + chunks. alloc() reserves
+ * tree nodes for that bound before it changes anything, so free() never needs
+ * memory and cannot fail for lack of it. Node memory comes from a pool in
+ * blocks: no malloc per operation.
+ *
+ * Errors (ua::error; nothing changes on any error):
+ *   alloc: zero_size, too_large (> chunk size: whole-chunk allocations are the
+ *          owner's job), bad_alignment (not a power of two, or > chunk size),
+ *          no_space (add a chunk and retry), no_memory (metadata).
+ *   free:  foreign_pointer (no chunk of this arena), not_live (double free or
+ *          never allocated), interior_pointer. free(0) is a no-op.
+ *   add_chunk/remove_chunk: bad_chunk (misaligned, present twice, unknown,
+ *          or not empty), no_memory.
+ *
+ * Locking: none inside. The owner serialises every call (cache/ documents the
+ * lock); lookup_chunk() alone may run concurrently, see ds/chunk_table.h.
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <string>
+
+#include <boost/intrusive/list.hpp>
+
+#include "../check.h"
+#include "../config.h"
+#include "../ds.h"
+#include "../error.h"
+#include "chunk.h"
+#include "stats.h"
+
+namespace ua {
+
+struct arena_config {
+	/* Allocation unit: a power of two from 16 B to 4 KiB (64 B as bpf_prog_pack). */
+	std::size_t granule = 64;
+	/* How many extents of the best size compete on chunk fullness. */
+	std::size_t fullness_window = 8;
+	/* Candidates examined for an aligned fit before jumping to a size that surely fits. */
+	std::size_t align_scan_limit = 32;
+
+	constexpr bool valid() const noexcept
+	{
+		return is_pow2(granule) && granule >= 16 && granule <= page_size && fullness_window >= 1;
+	}
+};
+
+/* What free() tells the owner. */
+struct free_info {
+	std::size_t bytes = 0;           /* size of the freed allocation */
+	std::uintptr_t empty_chunk = 0;  /* base of the chunk that became empty, or 0 */
+};
+
+/* A live allocation, as lookup() reports it. */
+struct allocation {
+	std::uintptr_t addr = 0;
+	std::size_t size = 0;
+};
+
+class arena {
+	using chunk_list = boost::intrusive::list<
+		arena_chunk,
+		boost::intrusive::member_hook<arena_chunk, boost::intrusive::list_member_hook<>, &arena_chunk::link>>;
+
+public:
+	explicit arena(arena_config cfg = {}) : cfg_(cfg)
+	{
+		UA_CHECK(cfg.valid(), "arena_config: granule must be a power of two in [16, 4096]");
+		granule_shift_ = unsigned(std::countr_zero(cfg.granule));
+		units_ = chunk_size >> granule_shift_;
+	}
+	arena(const arena &) = delete;
+	arena &operator=(const arena &) = delete;
+	~arena()
+	{
+		for (free_extent *e = nullptr; !tree_.empty();) {
+			e = &*tree_.begin();
+			tree_.erase(*e);
+			pool_.destroy(e);
+		}
+		while (!chunks_.empty()) {
+			arena_chunk *c = &chunks_.front();
+			chunks_.pop_front();
+			delete c;
+		}
+	}
+
+	const arena_config &config() const noexcept { return cfg_; }
+	std::size_t granule() const noexcept { return cfg_.granule; }
+
+	/* Adds a 2 MiB-aligned chunk, all free. */
+	error add_chunk(std::uintptr_t base) noexcept
+	{
+		if (base == 0 || base % chunk_size || base >= chunk_table<arena_chunk>::limit || table_.lookup(base))
+			return error::bad_chunk;
+		if (!pool_.reserve(reserve_target(1)))
+			return error::no_memory;
+		std::unique_ptr<arena_chunk> c(new (std::nothrow) arena_chunk());
+		if (!c || !c->init(base, units_))
+			return error::no_memory;
+		if (error e = table_.insert(base, c.get()); e != error::ok)
+			return e;
+		free_extent *x = pool_.create(base, chunk_size, c.get());
+		UA_CHECK(x, "reserved node missing");
+		tree_.insert(*x);
+		chunks_.push_back(*c.release());
+		return error::ok;
+	}
+
+	/* Removes an empty chunk (the owner gives it back). */
+	error remove_chunk(std::uintptr_t base) noexcept
+	{
+		arena_chunk *c = base % chunk_size ? nullptr : table_.lookup(base);
+		if (!c || c->live_count)
+			return error::bad_chunk;
+		free_extent *x = tree_.find(chunk_size, base);
+		UA_CHECK(x && x->chunk == c, "empty chunk without its whole free extent");
+		tree_.erase(*x);
+		pool_.destroy(x);
+		table_.erase(base);
+		chunks_.erase(chunks_.iterator_to(*c));
+		delete c;
+		return error::ok;
+	}
+
+	/* Allocates size bytes at a power-of-two alignment (1 means the granule). */
+	result<std::uintptr_t> alloc(std::size_t size, std::size_t align = 1) noexcept
+	{
+		if (size == 0)
+			return result<std::uintptr_t>::failure(error::zero_size);
+		if (size > chunk_size)
+			return result<std::uintptr_t>::failure(error::too_large);
+		if (!is_pow2(align) || align > chunk_size)
+			return result<std::uintptr_t>::failure(error::bad_alignment);
+		std::size_t need = align_up(size, cfg_.granule);
+		std::size_t a = align < cfg_.granule ? cfg_.granule : align;
+		free_extent *best = find_fit(need, a);
+		if (!best)
+			return result<std::uintptr_t>::failure(error::no_space);
+		/* Up to two remainders and one more free extent per live allocation: reserve first. */
+		if (!pool_.reserve(reserve_target(0) + 1))
+			return result<std::uintptr_t>::failure(error::no_memory);
+		std::uintptr_t start = align_up(best->addr, a);
+		carve(*best, start, need);
+		return {start, error::ok};
+	}
+
+	/* Frees the allocation starting at addr; addr == 0 is a no-op. */
+	result<free_info> free(std::uintptr_t addr) noexcept
+	{
+		if (addr == 0)
+			return {};
+		arena_chunk *c = table_.lookup(addr);
+		if (!c)
+			return result<free_info>::failure(error::foreign_pointer);
+		std::size_t off = addr - c->base, u = off >> granule_shift_;
+		if (off & (cfg_.granule - 1) || !c->starts.test(u))
+			return result<free_info>::failure(c->used.test(u) ? error::interior_pointer : error::not_live);
+		std::size_t e = c->allocation_end(u);
+		std::size_t bytes = (e - u) << granule_shift_;
+		c->used.clear_range(u, e - u);
+		c->starts.clear(u);
+		c->live_bytes -= bytes;
+		c->live_count--;
+		live_bytes_ -= bytes;
+		live_count_--;
+		release_range(*c, u, e);
+		return {free_info{bytes, c->live_count ? 0 : c->base}, error::ok};
+	}
+
+	/* The live allocation containing addr (any interior address), if any. */
+	result<allocation> lookup(std::uintptr_t addr) const noexcept
+	{
+		arena_chunk *c = table_.lookup(addr);
+		if (!c)
+			return result<allocation>::failure(error::foreign_pointer);
+		std::size_t u = (addr - c->base) >> granule_shift_;
+		if (!c->used.test(u))
+			return result<allocation>::failure(error::not_live);
+		std::size_t s = c->starts.find_prev_set(u);
+		UA_CHECK(s != bitmap::npos, "used unit without an allocation start");
+		std::size_t e = c->allocation_end(s);
+		return {allocation{c->base + (s << granule_shift_), (e - s) << granule_shift_}, error::ok};
+	}
+
+	/* O(1): the base of the chunk of this arena containing addr, or 0. */
+	std::uintptr_t lookup_chunk(std::uintptr_t addr) const noexcept
+	{
+		arena_chunk *c = table_.lookup(addr);
+		return c ? c->base : 0;
+	}
+	bool owns(std::uintptr_t addr) const noexcept { return table_.lookup(addr) != nullptr; }
+
+	/* Live bytes in the chunk at base (0 if unknown). */
+	std::size_t chunk_live_bytes(std::uintptr_t base) const noexcept
+	{
+		arena_chunk *c = table_.lookup(base);
+		return c ? c->live_bytes : 0;
+	}
+
+	/* Calls fn(base, live_bytes) for every chunk, in the order they were added. */
+	template <class Fn>
+	void for_each_chunk(Fn &&fn) const
+	{
+		for (const arena_chunk &c : chunks_)
+			fn(c.base, c.live_bytes);
+	}
+
+	std::size_t nr_chunks() const noexcept { return chunks_.size(); }
+	std::size_t live_bytes() const noexcept { return live_bytes_; }
+	std::size_t live_count() const noexcept { return live_count_; }
+
+	arena_stats stats() const noexcept
+	{
+		arena_stats s;
+		s.live_bytes = live_bytes_;
+		s.live_count = live_count_;
+		s.chunks = chunks_.size();
+		s.free_bytes = s.chunks * chunk_size - live_bytes_;
+		s.free_extents = tree_.size();
+		s.largest_free = tree_.largest();
+		s.fragmentation = s.free_bytes ? 1.0 - double(s.largest_free) / double(s.free_bytes) : 0.0;
+		s.metadata_bytes = sizeof(*this) + pool_.memory_bytes() + table_.memory_bytes();
+		for (const arena_chunk &c : chunks_) {
+			s.metadata_bytes += c.memory_bytes();
+			s.empty_chunks += c.live_count == 0;
+		}
+		return s;
+	}
+
+	/* Expensive: walks every chunk and the tree. Returns "" or the first violation. */
+	std::string check_consistency() const;
+
+private:
+	/* Nodes the tree may need beyond what it holds: one per live allocation and chunk, plus extra. */
+	std::size_t reserve_target(std::size_t extra_chunks) const noexcept
+	{
+		std::size_t bound = live_count_ + chunks_.size() + extra_chunks + 1;
+		return bound > tree_.size() ? bound - tree_.size() : 0;
+	}
+
+	static bool fits(const free_extent &x, std::size_t need, std::size_t a) noexcept
+	{
+		return align_up(x.addr, a) + need <= x.end();
+	}
+
+	/* Best fit, fullest chunk among equals, then lowest address. */
+	free_extent *find_fit(std::size_t need, std::size_t a) noexcept
+	{
+		auto it = tree_.lower_bound(need), end = tree_.end();
+		if (a > cfg_.granule) {
+			std::size_t scanned = 0;
+			while (it != end && !fits(*it, need, a)) {
+				if (++scanned == cfg_.align_scan_limit) {
+					/*
+					 * Any extent of at least need + a - granule holds an aligned
+					 * start, and so does a whole free chunk (chunk aligned).
+					 */
+					std::size_t sure = need + a - cfg_.granule;
+					it = tree_.lower_bound(sure < chunk_size ? sure : chunk_size);
+					break;
+				}
+				++it;
+			}
+		}
+		if (it == end)
+			return nullptr;
+		free_extent *best = &*it;
+		std::size_t window = cfg_.fullness_window;
+		for (++it; --window && it != end && it->size == best->size; ++it) {
+			if (it->chunk->live_bytes > best->chunk->live_bytes && fits(*it, need, a))
+				best = &*it;
+		}
+		return best;
+	}
+
+	/* Takes [start, start + need) out of free extent x; remainders go back to the tree. */
+	void carve(free_extent &x, std::uintptr_t start, std::size_t need) noexcept
+	{
+		arena_chunk *c = x.chunk;
+		std::uintptr_t lead_addr = x.addr, tail_addr = start + need, end = x.end();
+		tree_.erase(x);
+		free_extent *node = &x;
+		if (start > lead_addr) {
+			node->size = start - lead_addr;
+			tree_.insert(*node);
+			node = nullptr;
+		}
+		if (end > tail_addr) {
+			if (!node)
+				node = pool_.create(tail_addr, end - tail_addr, c);
+			UA_CHECK(node, "reserved node missing");
+			node->addr = tail_addr;
+			node->size = end - tail_addr;
+			tree_.insert(*node);
+			node = nullptr;
+		}
+		if (node)
+			pool_.destroy(node);
+		std::size_t u = (start - c->base) >> granule_shift_, n = need >> granule_shift_;
+		c->used.set_range(u, n);
+		c->starts.set(u);
+		c->live_bytes += need;
+		c->live_count++;
+		live_bytes_ += need;
+		live_count_++;
+	}
+
+	/* Units [u, e) of c just became free: merge with free neighbours into one extent. */
+	void release_range(arena_chunk &c, std::size_t u, std::size_t e) noexcept
+	{
+		std::size_t lo = u, hi = e;
+		free_extent *left = nullptr, *right = nullptr;
+		if (u > 0 && !c.used.test(u - 1)) {
+			std::size_t p = c.used.find_prev_set(u - 1);
+			lo = p == bitmap::npos ? 0 : p + 1;
+			left = tree_.find((u - lo) << granule_shift_, c.base + (lo << granule_shift_));
+			UA_CHECK(left, "free run left of a freed range has no tree node");
+			tree_.erase(*left);
+		}
+		if (e < units_ && !c.used.test(e)) {
+			std::size_t n = c.used.find_next_set(e);
+			hi = n == bitmap::npos ? units_ : n;
+			right = tree_.find((hi - e) << granule_shift_, c.base + (e << granule_shift_));
+			UA_CHECK(right, "free run right of a freed range has no tree node");
+			tree_.erase(*right);
+		}
+		free_extent *node = left ? left : right;
+		if (left && right)
+			pool_.destroy(right);
+		if (!node)
+			node = pool_.create(0, 0, &c);
+		UA_CHECK(node, "reserved node missing");
+		node->addr = c.base + (lo << granule_shift_);
+		node->size = (hi - lo) << granule_shift_;
+		node->chunk = &c;
+		tree_.insert(*node);
+	}
+
+	arena_config cfg_;
+	unsigned granule_shift_ = 6;
+	std::size_t units_ = 0;
+	extent_tree tree_;
+	node_pool<free_extent> pool_;
+	chunk_table<arena_chunk> table_;
+	chunk_list chunks_;
+	std::size_t live_bytes_ = 0, live_count_ = 0;
+};
+
+}  // namespace ua
+
+#include "arena_check.h"

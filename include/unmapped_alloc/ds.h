@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: MIT
+/* ds.h - umbrella of the data-structure layer (the bottom layer: no other layer below it). */
+#pragma once
+
+#include "ds/bitmap.h"
+#include "ds/chunk_table.h"
+#include "ds/extent_tree.h"
+#include "ds/node_pool.h"

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ds/bitmap.h - a fixed-size bitmap with a one-level summary for fast searches.
+ *
+ * The arena keeps two of these per chunk (occupied units and allocation
+ * starts), 32768 bits each at the default 64-byte granule. Finding the end of
+ * a free run or the start of the run before a freed range is the hot
+ * operation of free(), and a plain scan would walk up to 512 words for a
+ * large free extent. So each bitmap also keeps two summary bitmaps with one
+ * bit per word: `any_` (the word has a set bit) and `full_` (all bits set).
+ * find_next_set/find_prev_set then skip empty words through `any_`, and
+ * find_next_zero/find_prev_zero skip full words through `full_`: at most a
+ * few summary words per search (8 for 32768 bits).
+ *
+ * Sizes are fixed at construction; the storage is ordinary heap memory owned
+ * by the bitmap (never managed memory). Not thread-safe: the owner locks.
+ */
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+
+#include "../check.h"
+
+namespace ua {
+
+class bitmap {
+public:
+	static constexpr std::size_t npos = ~std::size_t{0};
+
+	bitmap() = default;
+	explicit bitmap(std::size_t nbits) { UA_CHECK(init(nbits), "bitmap allocation failed"); }
+
+	/* Allocates storage for nbits cleared bits; false on allocation failure (nothing changed). */
+	bool init(std::size_t nbits) noexcept
+	{
+		std::size_t nw = words_for(nbits), ns = words_for(nw);
+		std::unique_ptr<std::uint64_t[]> w(new (std::nothrow) std::uint64_t[nw + 2 * ns]());
+		if (!w)
+			return false;
+		words_ = std::move(w);
+		nbits_ = nbits;
+		nwords_ = nw;
+		nsum_ = ns;
+		return true;
+	}
+
+	std::size_t size() const noexcept { return nbits_; }
+	std::size_t memory_bytes() const noexcept { return (nwords_ + 2 * nsum_) * sizeof(std::uint64_t); }
+
+	bool test(std::size_t i) const noexcept
+	{
+		UA_DEBUG_ASSERT(i < nbits_);
+		return (words_[i >> 6] >> (i & 63)) & 1;
+	}
+
+	void set_range(std::size_t start, std::size_t len) noexcept { update_range(start, len, true); }
+	void clear_range(std::size_t start, std::size_t len) noexcept { update_range(start, len, false); }
+	void set(std::size_t i) noexcept { update_range(i, 1, true); }
+	void clear(std::size_t i) noexcept { update_range(i, 1, false); }
+
+	/* First set bit at index >= from, or npos. */
+	std::size_t find_next_set(std::size_t from) const noexcept { return find_next(from, false); }
+	/* First clear bit at index >= from, or npos. */
+	std::size_t find_next_zero(std::size_t from) const noexcept { return find_next(from, true); }
+	/* Last set bit at index <= from, or npos. */
+	std::size_t find_prev_set(std::size_t from) const noexcept { return find_prev(from, false); }
+	/* Last clear bit at index <= from, or npos. */
+	std::size_t find_prev_zero(std::size_t from) const noexcept { return find_prev(from, true); }
+
+	/* True when no bit of [start, start + len) is set. */
+	bool range_clear(std::size_t start, std::size_t len) const noexcept
+	{
+		std::size_t n = find_next_set(start);
+		return n == npos || n >= start + len;
+	}
+
+	std::size_t count() const noexcept
+	{
+		std::size_t c = 0;
+		for (std::size_t w = 0; w < nwords_; w++)
+			c += std::size_t(std::popcount(words_[w]));
+		return c;
+	}
+
+	/* Expensive: the summaries agree with the words. */
+	bool summaries_consistent() const noexcept
+	{
+		for (std::size_t w = 0; w < nwords_; w++) {
+			bool any = words_[w] != 0, full = words_[w] == word_mask(w);
+			if (sum_bit(any_base(), w) != any || sum_bit(full_base(), w) != full)
+				return false;
+		}
+		return true;
+	}
+
+private:
+	static constexpr std::size_t words_for(std::size_t bits) noexcept { return (bits + 63) / 64; }
+
+	std::uint64_t *any_base() const noexcept { return words_.get() + nwords_; }
+	std::uint64_t *full_base() const noexcept { return words_.get() + nwords_ + nsum_; }
+	static bool sum_bit(const std::uint64_t *s, std::size_t w) noexcept { return (s[w >> 6] >> (w & 63)) & 1; }
+
+	/* Bits of word w that lie inside the bitmap (the last word may be partial). */
+	std::uint64_t word_mask(std::size_t w) const noexcept
+	{
+		std::size_t rem = nbits_ - w * 64;
+		return rem >= 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << rem) - 1);
+	}
+
+	void refresh_summary(std::size_t w) noexcept
+	{
+		std::uint64_t bit = std::uint64_t{1} << (w & 63);
+		std::uint64_t *any = any_base() + (w >> 6), *full = full_base() + (w >> 6);
+		*any = words_[w] ? (*any | bit) : (*any & ~bit);
+		*full = words_[w] == word_mask(w) ? (*full | bit) : (*full & ~bit);
+	}
+
+	void update_range(std::size_t start, std::size_t len, bool value) noexcept
+	{
+		UA_DEBUG_ASSERT(start + len <= nbits_);
+		while (len) {
+			std::size_t w = start >> 6, off = start & 63;
+			std::size_t n = len < 64 - off ? len : 64 - off;
+			std::uint64_t m = (n == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << n) - 1)) << off;
+			words_[w] = value ? (words_[w] | m) : (words_[w] & ~m);
+			refresh_summary(w);
+			start += n;
+			len -= n;
+		}
+	}
+
+	/* The word as seen by a search: inverted (and masked) when looking for zeros. */
+	std::uint64_t view(std::size_t w, bool zeros) const noexcept
+	{
+		return zeros ? (~words_[w] & word_mask(w)) : words_[w];
+	}
+
+	std::size_t find_next(std::size_t from, bool zeros) const noexcept
+	{
+		if (from >= nbits_)
+			return npos;
+		std::size_t w = from >> 6;
+		std::uint64_t cur = view(w, zeros) & (~std::uint64_t{0} << (from & 63));
+		if (cur)
+			return w * 64 + std::size_t(std::countr_zero(cur));
+		/* Skip through the summary: words with a set bit (any_) or with a clear bit (~full_). */
+		const std::uint64_t *sum = zeros ? full_base() : any_base();
+		std::size_t nw = w + 1;
+		while (nw < nwords_) {
+			std::size_t s = nw >> 6;
+			std::uint64_t sv = zeros ? ~sum[s] : sum[s];
+			sv &= ~std::uint64_t{0} << (nw & 63);
+			if (sv) {
+				std::size_t hit = s * 64 + std::size_t(std::countr_zero(sv));
+				if (hit >= nwords_)
+					return npos;
+				return hit * 64 + std::size_t(std::countr_zero(view(hit, zeros)));
+			}
+			nw = (s + 1) * 64;
+		}
+		return npos;
+	}
+
+	std::size_t find_prev(std::size_t from, bool zeros) const noexcept
+	{
+		if (nbits_ == 0)
+			return npos;
+		if (from >= nbits_)
+			from = nbits_ - 1;
+		std::size_t w = from >> 6;
+		std::size_t sh = 63 - (from & 63);
+		std::uint64_t cur = view(w, zeros) & (~std::uint64_t{0} >> sh);
+		if (cur)
+			return w * 64 + 63 - std::size_t(std::countl_zero(cur));
+		const std::uint64_t *sum = zeros ? full_base() : any_base();
+		while (w > 0) {
+			std::size_t pw = w - 1, s = pw >> 6;
+			std::uint64_t sv = zeros ? ~sum[s] : sum[s];
+			sv &= ~std::uint64_t{0} >> (63 - (pw & 63));
+			if (sv) {
+				std::size_t hit = s * 64 + 63 - std::size_t(std::countl_zero(sv));
+				return hit * 64 + 63 - std::size_t(std::countl_zero(view(hit, zeros)));
+			}
+			w = s * 64;
+		}
+		return npos;
+	}
+
+	std::unique_ptr<std::uint64_t[]> words_;
+	std::size_t nbits_ = 0, nwords_ = 0, nsum_ = 0;
+};
+
+}  // namespace ua
