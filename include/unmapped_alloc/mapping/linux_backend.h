@@ -1,0 +1,592 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mapping/linux_backend.h - the real backend: Linux memory standing in for the
+ * kernel's physical memory and direct map.
+ *
+ * Physical memory is a memfd (memfd_create(2)); frame pfn is the file's bytes
+ * [pfn << 12, (pfn + 1) << 12). The direct map is one MAP_SHARED read-write
+ * view of the whole file, placed on a 2 MiB boundary (reserve a larger
+ * PROT_NONE region, MAP_FIXED the file into its aligned part, trim the rest),
+ * marked MADV_HUGEPAGE and populated up front with MADV_POPULATE_WRITE, so that
+ * with transparent_hugepage/shmem_enabled = advise it starts as PMD mappings,
+ * as the kernel's direct map starts as large pages.
+ *
+ * The operations then behave like their kernel counterparts on real page
+ * tables (measured on 6.18, see docs/backends.md):
+ *   set_direct_map_*   mprotect(2) of the view. A change that covers a whole
+ *                      aligned 2 MiB page keeps its PMD mapping; a change to
+ *                      part of one splits it (the file THP's PMD is zapped and
+ *                      refaulted by PTEs), and restoring does not merge it back
+ *                      - the CPA rule. Every boundary also splits the VMA,
+ *                      and VMAs are bounded by vm.max_map_count.
+ *   collapse           madvise(MADV_COLLAPSE) of the 2 MiB pages touched.
+ *   map_alias          another MAP_SHARED mmap of the same file pages, so a
+ *                      writable and an executable alias share physical pages.
+ *   write/fill_frames  pwrite(2) on the memfd: the text_poke_copy()
+ *                      equivalent, the bytes never pass through an executable
+ *                      (or any) mapping, so no address is ever W and X.
+ *   release_frames     fallocate(PUNCH_HOLE): the frames read back as zeros.
+ *   flush_tlb          nothing: mprotect() already flushed; only counted.
+ *
+ * The direct-map state of every frame is recorded here, so direct_map_state()
+ * needs no syscall and a failed mprotect() - which can fail part way with
+ * ENOMEM when a VMA split exceeds vm.max_map_count, leaving a prefix changed -
+ * is rolled back by re-applying the recorded protection of each run of frames.
+ *
+ * stats() reports the kernel's own figures (smaps.h): ShmemPmdMapped of the
+ * view, the process's VMA count and VmPTE. Shared memory cannot be PUD-mapped
+ * (shmem folios are at most PMD-sized), so directmap_1g_kb is a known 0, not
+ * an unknown figure. When shmem_enabled does not allow huge pages, or the view
+ * did not get PMD-mapped at construction, the 2 MiB figures are reported as
+ * unavailable with the reason, never as zero. The backend never writes sysfs.
+ *
+ * Construction can fail (memfd_create, ftruncate, mmap, populate): the
+ * constructor does not throw; ok() / init_error() say whether it worked, and
+ * a failed backend has nr_pages() == 0 so every operation returns -EINVAL.
+ */
+#pragma once
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../check.h"
+#include "backend.h"
+#include "smaps.h"
+
+namespace ua {
+
+class linux_backend {
+public:
+	static constexpr bool dereferenceable = true;
+	static constexpr const char *name = "real";
+
+	/* Values from <linux/mman.h> / <asm-generic/mman-common.h>, for older headers. */
+	static constexpr int madv_populate_write = 23;
+	static constexpr int madv_collapse = 25;
+
+	/* nr_pages: machine size in 4 KiB frames, a non-zero multiple of 512 (2 MiB). */
+	explicit linux_backend(std::uint64_t nr_pages) noexcept { init(nr_pages); }
+	~linux_backend() { destroy(); }
+	linux_backend(const linux_backend &) = delete;
+	linux_backend &operator=(const linux_backend &) = delete;
+	linux_backend(linux_backend &&o) noexcept { steal(o); }
+	linux_backend &operator=(linux_backend &&o) noexcept
+	{
+		if (this != &o) {
+			destroy();
+			steal(o);
+		}
+		return *this;
+	}
+
+	/* Construction outcome: 0, or the negative errno of the step init_step() names. */
+	bool ok() const noexcept { return init_error_ == 0; }
+	int init_error() const noexcept { return init_error_; }
+	const char *init_step() const noexcept { return init_step_; }
+
+	std::uint64_t nr_pages() const noexcept { return nr_pages_; }
+	/* The direct-map address of a frame (tests touch memory through it). */
+	std::byte *direct_map_address(pfn_t pfn) const noexcept { return view_ + (pfn << page_shift); }
+	int memfd() const noexcept { return fd_; }
+
+	/* The [bracketed] word of transparent_hugepage/shmem_enabled, or "" when unreadable. */
+	static std::string shmem_enabled_setting() noexcept;
+	/* Whether that setting lets an MADV_HUGEPAGE shmem mapping fault in 2 MiB pages. */
+	static bool shmem_huge_allowed(std::string_view setting) noexcept
+	{
+		return setting == "advise" || setting == "always" || setting == "within_size" || setting == "force";
+	}
+
+	/* ---- direct map ---- */
+	int set_direct_map_invalid(frame_range r) noexcept { return change_direct_map(r, dm_state::invalid); }
+	int set_direct_map_default(frame_range r) noexcept { return change_direct_map(r, dm_state::rw); }
+	int set_direct_map_ro(frame_range r) noexcept { return change_direct_map(r, dm_state::ro); }
+	dm_state direct_map_state(pfn_t pfn) const noexcept
+	{
+		return pfn < nr_pages_ ? dm_state(state_[pfn]) : dm_state::invalid;
+	}
+	int flush_tlb(frame_range r) noexcept
+	{
+		if (!valid(r))
+			return -EINVAL;
+		tlb_flushes_++; /* mprotect() flushed already: kept for the figures only */
+		return 0;
+	}
+	int collapse(frame_range r) noexcept;
+
+	/* ---- aliases ---- */
+	int map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept;
+	int protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept;
+	int unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
+	/* Protection of the alias that starts at addr, if it is one. */
+	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept
+	{
+		auto it = aliases_.find(addr);
+		return it == aliases_.end() ? std::nullopt : std::optional<prot>(it->second.p);
+	}
+	/* Frames behind the alias that starts at addr, if it is one. */
+	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept
+	{
+		auto it = aliases_.find(addr);
+		return it == aliases_.end() ? std::nullopt : std::optional<frame_range>(it->second.frames);
+	}
+
+	/* ---- memory ---- */
+	int write_frames(pfn_t pfn, std::size_t off, const void *src, std::size_t n) noexcept;
+	int fill_frames(pfn_t pfn, std::size_t off, int byte, std::size_t n) noexcept;
+	int release_frames(frame_range r) noexcept;
+
+	backend_stats stats() const;
+
+private:
+	struct alias {
+		std::size_t bytes;
+		frame_range frames;
+		prot p;
+	};
+
+	static constexpr bool valid_prot(prot p) noexcept
+	{
+		return unsigned(p) <= unsigned(prot::read | prot::write | prot::exec) && !is_wx(p);
+	}
+	static int mmap_prot(prot p) noexcept
+	{
+		return (has(p, prot::read) ? PROT_READ : 0) | (has(p, prot::write) ? PROT_WRITE : 0) |
+		       (has(p, prot::exec) ? PROT_EXEC : 0);
+	}
+	static int mmap_prot(dm_state s) noexcept
+	{
+		return s == dm_state::rw ? PROT_READ | PROT_WRITE : s == dm_state::ro ? PROT_READ : PROT_NONE;
+	}
+	bool valid(frame_range r) const noexcept
+	{
+		return r.nr_pages != 0 && r.pfn < nr_pages_ && r.nr_pages <= nr_pages_ - r.pfn;
+	}
+	/* [pfn << 12 + off, + n) inside the machine, without overflow. */
+	bool valid_bytes(pfn_t pfn, std::size_t off, std::size_t n) const noexcept
+	{
+		std::uint64_t size = nr_pages_ << page_shift;
+		return pfn < nr_pages_ && off <= size - (pfn << page_shift) && n <= size - (pfn << page_shift) - off;
+	}
+
+	/*
+	 * A 2 MiB-aligned address with bytes of fd at offset mapped there (or, with
+	 * fd < 0, just the aligned PROT_NONE reservation). Over-reserving and
+	 * trimming is how the kernel's thp_get_unmapped_area() finds such a hole.
+	 */
+	static std::byte *map_aligned(std::size_t bytes, int mprot, int fd, std::uint64_t offset, int *err) noexcept
+	{
+		void *res = ::mmap(nullptr, bytes + pmd_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (res == MAP_FAILED) {
+			*err = -errno;
+			return nullptr;
+		}
+		auto *base = static_cast<std::byte *>(res);
+		auto *aligned = reinterpret_cast<std::byte *>(align_up(reinterpret_cast<std::uintptr_t>(base), pmd_size));
+		if (::mmap(aligned, bytes, mprot, MAP_SHARED | MAP_FIXED, fd, off_t(offset)) == MAP_FAILED) {
+			*err = -errno;
+			::munmap(base, bytes + pmd_size);
+			return nullptr;
+		}
+		if (aligned != base)
+			::munmap(base, std::size_t(aligned - base));
+		std::size_t tail = std::size_t(base + bytes + pmd_size - (aligned + bytes));
+		if (tail)
+			::munmap(aligned + bytes, tail);
+		/* Advisory: without THP the mapping still works with 4 KiB pages. */
+		::madvise(aligned, bytes, MADV_HUGEPAGE);
+		return aligned;
+	}
+
+	void init(std::uint64_t nr_pages) noexcept;
+	void destroy() noexcept;
+	void steal(linux_backend &o) noexcept;
+	int change_direct_map(frame_range r, dm_state to) noexcept;
+	void restore_direct_map(frame_range r) noexcept;
+	int pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, std::size_t n) noexcept;
+	int read_view_pmd_kb(std::uint64_t *kb) const noexcept;
+
+	int fd_ = -1;
+	std::byte *view_ = nullptr;
+	std::uint64_t nr_pages_ = 0;
+	std::vector<std::uint8_t> state_;      /* dm_state per frame; metadata outside the memfd */
+	std::map<std::uintptr_t, alias> aliases_;
+	int init_error_ = 0;
+	const char *init_step_ = "";
+
+	std::uint64_t initial_pmd_kb_ = 0;     /* ShmemPmdMapped of the view after populating */
+	std::string huge_unavailable_;         /* why the 2 MiB figures are unavailable, or "" */
+	std::uint64_t tlb_flushes_ = 0;
+	std::uint64_t prot_changes_ = 0;
+	std::uint64_t collapses_2m_ = 0;
+	std::uint64_t bytes_written_ = 0;
+};
+
+inline std::string linux_backend::shmem_enabled_setting() noexcept
+{
+	try {
+		std::string text;
+		if (smaps::read_proc_file("/sys/kernel/mm/transparent_hugepage/shmem_enabled", &text))
+			return {};
+		std::size_t open = text.find('['), close = text.find(']');
+		if (open == std::string::npos || close == std::string::npos || close < open)
+			return {};
+		return text.substr(open + 1, close - open - 1);
+	} catch (const std::bad_alloc &) {
+		return {};
+	}
+}
+
+inline void linux_backend::init(std::uint64_t nr_pages) noexcept
+{
+	auto fail = [&](const char *step, int err) {
+		init_step_ = step;
+		init_error_ = err < 0 ? err : -EINVAL;
+		destroy();
+	};
+	if (nr_pages == 0 || nr_pages % pages_per_chunk != 0 || nr_pages > (std::uint64_t(1) << (63 - page_shift)))
+		return fail("size check", -EINVAL);
+	std::size_t bytes = std::size_t(nr_pages << page_shift);
+	try {
+		state_.assign(nr_pages, std::uint8_t(dm_state::rw));
+	} catch (const std::bad_alloc &) {
+		return fail("frame state", -ENOMEM);
+	}
+	/* MFD_EXEC (6.3+) keeps exec aliases possible under vm.memfd_noexec=1; older kernels reject it. */
+	fd_ = ::memfd_create("unmapped_alloc-physmem", MFD_CLOEXEC | 0x10U);
+	if (fd_ < 0 && errno == EINVAL)
+		fd_ = ::memfd_create("unmapped_alloc-physmem", MFD_CLOEXEC);
+	if (fd_ < 0)
+		return fail("memfd_create", -errno);
+	if (::ftruncate(fd_, off_t(bytes)) != 0)
+		return fail("ftruncate", -errno);
+	int err = 0;
+	view_ = map_aligned(bytes, PROT_READ | PROT_WRITE, fd_, 0, &err);
+	if (!view_)
+		return fail("mmap direct map", err);
+	/* Populate now so the view starts as huge pages; touch pages where MADV_POPULATE_WRITE is unknown (< 5.14). */
+	if (::madvise(view_, bytes, madv_populate_write) != 0) {
+		if (errno != EINVAL)
+			return fail("populate direct map", -errno);
+		for (std::size_t off = 0; off < bytes; off += page_size)
+			reinterpret_cast<volatile char *>(view_)[off] = 0;
+	}
+	nr_pages_ = nr_pages;
+
+	std::string setting = shmem_enabled_setting();
+	int rc = read_view_pmd_kb(&initial_pmd_kb_);
+	try {
+		if (rc)
+			huge_unavailable_ = "cannot read /proc/self/smaps";
+		else if (!shmem_huge_allowed(setting))
+			huge_unavailable_ = "transparent_hugepage/shmem_enabled is '" + setting +
+					    "', not advise or always: shared memory is not PMD-mapped";
+		else if (initial_pmd_kb_ == 0)
+			huge_unavailable_ = "the direct-map view was not PMD-mapped at construction";
+	} catch (const std::bad_alloc &) {
+		return fail("huge-page figures", -ENOMEM);
+	}
+}
+
+inline void linux_backend::destroy() noexcept
+{
+	for (auto &[addr, a] : aliases_)
+		::munmap(reinterpret_cast<void *>(addr), a.bytes);
+	aliases_.clear();
+	if (view_)
+		::munmap(view_, std::size_t(state_.size() << page_shift));
+	if (fd_ >= 0)
+		::close(fd_);
+	view_ = nullptr;
+	fd_ = -1;
+	nr_pages_ = 0;
+	state_.clear();
+}
+
+inline void linux_backend::steal(linux_backend &o) noexcept
+{
+	fd_ = std::exchange(o.fd_, -1);
+	view_ = std::exchange(o.view_, nullptr);
+	nr_pages_ = std::exchange(o.nr_pages_, 0);
+	state_ = std::move(o.state_);
+	aliases_ = std::move(o.aliases_);
+	o.state_.clear();
+	o.aliases_.clear();
+	init_error_ = o.init_error_;
+	init_step_ = o.init_step_;
+	initial_pmd_kb_ = o.initial_pmd_kb_;
+	huge_unavailable_ = std::move(o.huge_unavailable_);
+	tlb_flushes_ = o.tlb_flushes_;
+	prot_changes_ = o.prot_changes_;
+	collapses_2m_ = o.collapses_2m_;
+	bytes_written_ = o.bytes_written_;
+}
+
+inline int linux_backend::read_view_pmd_kb(std::uint64_t *kb) const noexcept
+{
+	smaps::range_totals t;
+	auto start = reinterpret_cast<std::uintptr_t>(view_);
+	int err = smaps::read_smaps_range(start, start + (state_.size() << page_shift), &t);
+	if (!err)
+		*kb = t.shmem_pmd_mapped_kb;
+	return err;
+}
+
+inline int linux_backend::change_direct_map(frame_range r, dm_state to) noexcept
+{
+	if (!valid(r))
+		return -EINVAL;
+	auto first = state_.begin() + std::ptrdiff_t(r.pfn), last = state_.begin() + std::ptrdiff_t(r.end());
+	if (std::all_of(first, last, [to](std::uint8_t s) { return s == std::uint8_t(to); }))
+		return 0; /* nothing to change, not counted (as the simulation) */
+	if (::mprotect(direct_map_address(r.pfn), r.bytes(), mmap_prot(to)) != 0) {
+		int err = -errno;
+		restore_direct_map(r);
+		return err;
+	}
+	std::fill(first, last, std::uint8_t(to));
+	prot_changes_++;
+	return 0;
+}
+
+/*
+ * mprotect() changes VMA after VMA (mm/mprotect.c, do_mprotect_pkey()); when a
+ * split fails with ENOMEM it returns with the VMAs before it already changed.
+ * Re-apply the recorded protection to each run of equal frames. A run either
+ * was untouched (same flags: no split, no-op) or merged with its neighbours
+ * (which freed a VMA), so the restore does not need more VMAs than existed.
+ */
+inline void linux_backend::restore_direct_map(frame_range r) noexcept
+{
+	pfn_t pfn = r.pfn;
+	while (pfn < r.end()) {
+		pfn_t run = pfn;
+		while (run < r.end() && state_[run] == state_[pfn])
+			run++;
+		int rc = ::mprotect(direct_map_address(pfn), std::size_t((run - pfn) << page_shift),
+				    mmap_prot(dm_state(state_[pfn])));
+		UA_CHECK(rc == 0, "linux_backend: cannot roll back a failed direct-map change");
+		pfn = run;
+	}
+}
+
+inline int linux_backend::collapse(frame_range r) noexcept
+{
+	if (!valid(r))
+		return -EINVAL;
+	std::uint64_t before = 0, after = 0;
+	bool counted = read_view_pmd_kb(&before) == 0;
+	/* Only 2 MiB pages whose frames share one state can be one PMD (one VMA covers them). */
+	int err = 0;
+	pfn_t first = align_down(r.pfn, pages_per_chunk);
+	for (pfn_t chunk = first; chunk < r.end() && !err; chunk += pages_per_chunk) {
+		auto begin = state_.begin() + std::ptrdiff_t(chunk);
+		if (std::adjacent_find(begin, begin + pages_per_chunk, std::not_equal_to<>()) != begin + pages_per_chunk)
+			continue;
+		if (::madvise(direct_map_address(chunk), chunk_size, madv_collapse) != 0)
+			err = -errno; /* EINVAL: kernel without MADV_COLLAPSE; EAGAIN/ENOMEM: could not */
+	}
+	if (counted && read_view_pmd_kb(&after) == 0 && after > before)
+		collapses_2m_ += (after - before) / (pmd_size >> 10);
+	return err;
+}
+
+inline int linux_backend::map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept
+{
+	if (!valid(r) || !valid_prot(p) || !addr)
+		return -EINVAL;
+	int err = 0;
+	std::byte *a = map_aligned(r.bytes(), mmap_prot(p), fd_, r.pfn << page_shift, &err);
+	if (!a)
+		return err;
+	try {
+		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p});
+	} catch (const std::bad_alloc &) {
+		::munmap(a, r.bytes());
+		return -ENOMEM;
+	}
+	*addr = reinterpret_cast<std::uintptr_t>(a);
+	return 0;
+}
+
+inline int linux_backend::protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept
+{
+	auto it = aliases_.find(addr);
+	if (it == aliases_.end() || it->second.bytes != bytes || !valid_prot(p))
+		return -EINVAL;
+	if (it->second.p == p)
+		return 0; /* nothing to change, not counted (as the simulation) */
+	if (::mprotect(reinterpret_cast<void *>(addr), bytes, mmap_prot(p)) != 0) {
+		int err = -errno;
+		/* The alias had one protection: re-applying it undoes any partial change. */
+		int rc = ::mprotect(reinterpret_cast<void *>(addr), bytes, mmap_prot(it->second.p));
+		UA_CHECK(rc == 0, "linux_backend: cannot roll back a failed alias protection change");
+		return err;
+	}
+	it->second.p = p;
+	prot_changes_++;
+	return 0;
+}
+
+inline int linux_backend::unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept
+{
+	auto it = aliases_.find(addr);
+	if (it == aliases_.end() || it->second.bytes != bytes)
+		return -EINVAL;
+	/* munmap() splits the VMAs it needs before it unmaps anything: a failure changed nothing. */
+	if (::munmap(reinterpret_cast<void *>(addr), bytes) != 0)
+		return -errno;
+	aliases_.erase(it);
+	return 0;
+}
+
+/*
+ * Writes n bytes at file position pos. The range is allocated first
+ * (fallocate mode 0; shmem_fallocate() undoes its own allocations on failure),
+ * so the copy itself cannot run out of memory half way and leave a partial
+ * write behind.
+ */
+inline int linux_backend::pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, std::size_t n) noexcept
+{
+	if (n == 0)
+		return 0;
+	if (::fallocate(fd_, 0, off_t(pos), off_t(n)) != 0)
+		return -errno;
+	std::size_t done = 0;
+	while (done < n) {
+		ssize_t w = ::pwritev(fd_, iov, iovcnt, off_t(pos + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		done += std::size_t(w);
+		/* A short write (a signal): step over what was written and go on. */
+		for (std::size_t left = std::size_t(w); left && iovcnt;) {
+			std::size_t l = std::min(left, iov->iov_len);
+			iov->iov_base = static_cast<char *>(iov->iov_base) + l;
+			iov->iov_len -= l;
+			left -= l;
+			if (iov->iov_len == 0) {
+				iov++;
+				iovcnt--;
+			}
+		}
+	}
+	bytes_written_ += n;
+	return 0;
+}
+
+inline int linux_backend::write_frames(pfn_t pfn, std::size_t off, const void *src, std::size_t n) noexcept
+{
+	if (!valid_bytes(pfn, off, n) || (!src && n))
+		return -EINVAL;
+	std::uint64_t pos = (pfn << page_shift) + off;
+	std::size_t done = 0;
+	int err = 0;
+	while (done < n && !err) {
+		std::size_t len = std::min<std::size_t>(n - done, std::size_t(1) << 30);
+		iovec iov{const_cast<char *>(static_cast<const char *>(src)) + done, len};
+		err = pwrite_all(&iov, 1, pos + done, len);
+		done += len;
+	}
+	return err;
+}
+
+inline int linux_backend::fill_frames(pfn_t pfn, std::size_t off, int byte, std::size_t n) noexcept
+{
+	if (!valid_bytes(pfn, off, n))
+		return -EINVAL;
+	/* One page of the byte, repeated by an iovec array: 256 KiB per pwritev(). */
+	char page[page_size];
+	std::memset(page, byte, sizeof(page));
+	iovec iov[64];
+	std::uint64_t pos = (pfn << page_shift) + off;
+	std::size_t done = 0;
+	int err = 0;
+	while (done < n && !err) {
+		std::size_t len = std::min(n - done, sizeof(page) * 64);
+		int cnt = 0;
+		for (std::size_t left = len; left; cnt++) {
+			std::size_t l = std::min(left, sizeof(page));
+			iov[cnt] = iovec{page, l};
+			left -= l;
+		}
+		err = pwrite_all(iov, cnt, pos + done, len);
+		done += len;
+	}
+	return err;
+}
+
+inline int linux_backend::release_frames(frame_range r) noexcept
+{
+	if (!valid(r))
+		return -EINVAL;
+	/* shmem_fallocate(PUNCH_HOLE) frees the pages and zaps every mapping of them; they refault as zeros. */
+	if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(r.pfn << page_shift), off_t(r.bytes())) != 0)
+		return -errno;
+	return 0;
+}
+
+inline backend_stats linux_backend::stats() const
+{
+	backend_stats s;
+	s.tlb_flushes = tlb_flushes_;
+	s.prot_changes = prot_changes_;
+	s.collapses_2m = collapses_2m_;
+	s.aliases = aliases_.size();
+	s.bytes_written = bytes_written_;
+	s.splits_1g = s.collapses_1g = 0; /* shmem is never PUD-mapped: nothing to split */
+
+	std::uint64_t view_kb = (nr_pages_ << page_shift) >> 10;
+	std::string reason = ok() ? huge_unavailable_ : std::string("backend not constructed: ") + init_step_;
+	std::uint64_t pmd_kb = 0;
+	bool have_pmd = ok() && read_view_pmd_kb(&pmd_kb) == 0;
+	bool have_vmas = smaps::count_vmas(&s.vma_count) == 0;
+	s.kernel_figures = have_pmd && have_vmas;
+	s.pmd_mapped_kb = pmd_kb;
+	if (ok() && !have_pmd)
+		reason = "cannot read /proc/self/smaps";
+
+	s.directmap_available = reason.empty();
+	if (s.directmap_available) {
+		s.directmap_2m_kb = pmd_kb;
+		s.directmap_4k_kb = view_kb - std::min(view_kb, pmd_kb);
+		s.directmap_1g_kb = 0;
+		/*
+		 * A gauge, not an event count: the 2 MiB pages PMD-mapped at
+		 * construction that are not now. The kernel keeps no per-process
+		 * split counter, and a split shmem PMD can come back by itself
+		 * (refault of the unsplit folio once the VMA is whole again).
+		 */
+		s.splits_2m = initial_pmd_kb_ > pmd_kb ? (initial_pmd_kb_ - pmd_kb) / (pmd_size >> 10) : 0;
+	}
+
+	std::uint64_t pte_kb = 0;
+	s.pgtable_available = smaps::read_vm_pte_kb(&pte_kb) == 0;
+	s.pgtable_pages = pte_kb / (page_size >> 10);
+	if (!s.pgtable_available)
+		reason += reason.empty() ? "cannot read VmPTE from /proc/self/status" : "; cannot read VmPTE";
+	s.unavailable_reason = std::move(reason);
+	return s;
+}
+
+static_assert(mapping_backend<linux_backend>);
+
+}  // namespace ua
