@@ -31,7 +31,6 @@
 #include <cstdint>
 #include <map>
 #include <new>
-#include <optional>
 #include <string>
 
 #include "../config.h"
@@ -111,18 +110,6 @@ public:
 			return nullptr;
 		--it;
 		return a - it->first < it->second.bytes ? &it->second : nullptr;
-	}
-
-	/* Start address of the alias containing a, if any. */
-	std::optional<std::uintptr_t> start_of(std::uintptr_t a) const noexcept
-	{
-		auto it = aliases_.upper_bound(a);
-		if (it == aliases_.begin())
-			return std::nullopt;
-		--it;
-		if (a - it->first < it->second.bytes)
-			return it->first;
-		return std::nullopt;
 	}
 
 	std::size_t free_ranges() const noexcept { return free_.size(); }
