@@ -105,11 +105,13 @@ inline result<age_report> page_allocator::age(const age_config &cfg)
 				std::uint64_t used[8] = {};
 				unsigned nr_used = 0;
 				if (!keep_free(rng)) {
-					for (unsigned i = 0; i < pages_per_chunk; i++)
-						if (keep_page(rng)) {
-							set_bit(used, i);
-							nr_used++;
-						}
+					for (unsigned k = 0; k < 8; k++) {
+						std::uint64_t w = 0;
+						for (unsigned i = 0; i < 64; i++)
+							w |= std::uint64_t(keep_page(rng)) << i;
+						used[k] = w;
+						nr_used += unsigned(std::popcount(w));
+					}
 				}
 				if (nr_used == 0) {
 					kept.push_back(pb);

@@ -199,6 +199,15 @@ inline bool any(const std::uint64_t *w, unsigned nwords) noexcept
 	return x != 0;
 }
 
+/* log2 of the distance from `page` to the next bit of `bounds` (or `end`). */
+inline unsigned block_order_at(const std::uint64_t *bounds, unsigned page, unsigned end) noexcept
+{
+	std::uint64_t next = find_next(bounds, page + 1, end);
+	if (next == npos)
+		next = end;
+	return unsigned(std::countr_zero(next - page));
+}
+
 /*
  * Maximal free blocks of a pageblock, from its 512-bit free mask. full[o]
  * has a bit at each o-aligned page whose 2^o pages are all free (orders 0..6
@@ -703,13 +712,10 @@ inline result<pfn_t> page_allocator::alloc_pages(unsigned order, gfp_t gfp, pfn_
 /* Order of the allocated block whose head is `page`: the distance to the next head, free frame or end. */
 inline unsigned page_allocator::small_block_order(const pageblock_rec &rec, unsigned page) noexcept
 {
-	std::uint64_t busy_end[8];
+	std::uint64_t bounds[8];
 	for (unsigned k = 0; k < 8; k++)
-		busy_end[k] = rec.free[k] | rec.head[k];
-	std::uint64_t next = detail::pa::find_next(busy_end, page + 1, rec.nr_valid);
-	if (next == detail::pa::npos)
-		next = rec.nr_valid;
-	return unsigned(std::countr_zero(next - page));
+		bounds[k] = rec.free[k] | rec.head[k];
+	return detail::pa::block_order_at(bounds, page, rec.nr_valid);
 }
 
 inline result<unsigned> page_allocator::allocated_order(pfn_t pfn) const
@@ -894,17 +900,22 @@ inline std::string page_allocator::check_consistency() const
 			const pageblock_blocks blocks(rec.free);
 			if (blocks.whole())
 				return "wholly free pageblock kept as a record" + where(r, pb);
-			for (unsigned i = 0; i < nv;) {
-				if (test_bit(rec.free, i)) {
-					i++;
-					continue;
-				}
-				if (!test_bit(rec.head, i))
+			/* Every run of allocated frames starts at a head; each head's block is aligned to its size. */
+			std::uint64_t bounds[8], carry = 0;
+			for (unsigned k = 0; k < 8; k++) {
+				const unsigned lo = k * 64;
+				const std::uint64_t valid = nv >= lo + 64 ? ~std::uint64_t{0}
+							  : nv <= lo ? 0 : (std::uint64_t{1} << (nv - lo)) - 1;
+				const std::uint64_t busy = ~rec.free[k] & valid;
+				if (busy & ~((busy << 1) | carry) & ~rec.head[k])
 					return "allocated frame outside any block" + where(r, pb);
-				const unsigned len = 1u << small_block_order(rec, i);
-				if (i % len || i + len > nv || len >= pages_per_chunk)
+				carry = busy >> 63;
+				bounds[k] = rec.free[k] | rec.head[k];
+			}
+			for (std::uint64_t h = find_next(rec.head, 0, nv); h != npos; h = find_next(rec.head, h + 1, nv)) {
+				const unsigned len = 1u << block_order_at(bounds, unsigned(h), nv);
+				if (h % len || len >= pages_per_chunk)
 					return "allocated block not aligned to its size" + where(r, pb);
-				i += len;
 			}
 			for (unsigned o = 0; o < pageblock_order; o++) {
 				const unsigned c = blocks.count(o);
