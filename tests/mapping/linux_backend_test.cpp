@@ -286,6 +286,8 @@ TEST_CASE("aliases: a write through a writable alias is seen through the others"
 	CHECK(r % pmd_size == 0);
 	CHECK(b.stats().aliases == 3);
 	CHECK(b.alias_frames(small) == frame_range{3, 2});
+	CHECK(b.alias_frames(small + page_size + 17) == frame_range{3, 2});
+	CHECK_FALSE(b.alias_prot(0x1000).has_value());
 	CHECK(b.alias_prot(w) == prot::rw);
 
 	reinterpret_cast<volatile char *>(w)[(3 << page_shift) + 5] = 'k';

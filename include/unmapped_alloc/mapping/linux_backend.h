@@ -133,17 +133,17 @@ public:
 	int map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept;
 	int protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept;
 	int unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
-	/* Protection of the alias that starts at addr, if it is one. */
+	/* Protection of the alias containing addr, if addr is inside one. */
 	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept
 	{
-		auto it = aliases_.find(addr);
-		return it == aliases_.end() ? std::nullopt : std::optional<prot>(it->second.p);
+		const alias *a = find_alias(addr);
+		return a ? std::optional<prot>(a->p) : std::nullopt;
 	}
-	/* Frames behind the alias that starts at addr, if it is one. */
+	/* Frames behind the alias containing addr, if addr is inside one. */
 	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept
 	{
-		auto it = aliases_.find(addr);
-		return it == aliases_.end() ? std::nullopt : std::optional<frame_range>(it->second.frames);
+		const alias *a = find_alias(addr);
+		return a ? std::optional<frame_range>(a->frames) : std::nullopt;
 	}
 
 	/* ---- memory ---- */
@@ -160,6 +160,14 @@ private:
 		prot p;
 	};
 
+	const alias *find_alias(std::uintptr_t addr) const noexcept
+	{
+		auto it = aliases_.upper_bound(addr);
+		if (it == aliases_.begin())
+			return nullptr;
+		--it;
+		return addr - it->first < it->second.bytes ? &it->second : nullptr;
+	}
 	static constexpr bool valid_prot(prot p) noexcept
 	{
 		return unsigned(p) <= unsigned(prot::read | prot::write | prot::exec) && !is_wx(p);
