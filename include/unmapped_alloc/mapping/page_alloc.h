@@ -19,11 +19,11 @@
  *             same for allocated blocks, and per order 0..8 a mask of the
  *             pageblocks whose record holds a free block of that order.
  *   pageblock (2 MiB) created only when split below order 9 (pageblock_rec,
- *             146 bytes): a 512-bit free mask and a 512-bit mask of allocated
+ *             152 bytes): a 512-bit free mask and a 512-bit mask of allocated
  *             block heads. A block's order is the distance from its head to
- *             the next head, free page or pageblock end, as the kernel reads
- *             it from page->private. Maximal free blocks are computed from the
- *             free mask with word operations when needed.
+ *             the next head, free page or pageblock end (the kernel keeps it
+ *             in struct page). Maximal free blocks are computed from the free
+ *             mask with word operations when needed.
  *
  * Allocation takes the smallest order that has a free block, lowest address
  * first (deterministic); with a hint it takes the hint's 1 GiB region if any
