@@ -116,6 +116,8 @@ TEST_CASE("construction: sizes, failures are values, frames start read-write")
 	CHECK(moved.nr_pages() == test_pages);
 	CHECK(*moved.direct_map_address(5) == std::byte{0x77});
 	CHECK(b.nr_pages() == 0);
+	CHECK_FALSE(b.ok());
+	CHECK(b.set_direct_map_invalid({0, 1}) == -EINVAL);
 }
 
 TEST_CASE("direct map: removed frames fault, read-only frames read but fault on write")

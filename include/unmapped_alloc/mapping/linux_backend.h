@@ -335,8 +335,8 @@ inline void linux_backend::steal(linux_backend &o) noexcept
 	aliases_ = std::move(o.aliases_);
 	o.state_.clear();
 	o.aliases_.clear();
-	init_error_ = o.init_error_;
-	init_step_ = o.init_step_;
+	init_error_ = std::exchange(o.init_error_, -EINVAL);
+	init_step_ = std::exchange(o.init_step_, "moved from");
 	initial_pmd_kb_ = o.initial_pmd_kb_;
 	huge_unavailable_ = std::move(o.huge_unavailable_);
 	tlb_flushes_ = o.tlb_flushes_;
