@@ -6,3 +6,4 @@
 #include "ds/chunk_table.h"
 #include "ds/extent_tree.h"
 #include "ds/node_pool.h"
+#include "ds/extent_index.h"

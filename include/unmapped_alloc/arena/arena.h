@@ -18,7 +18,8 @@
  *
  * free(ptr) finds the chunk in O(1) (ds/chunk_table.h), checks that ptr is the
  * start of a live allocation, finds its end from the bitmaps, and coalesces
- * with the free extents on both sides. Extents never cross a chunk boundary.
+ * with the free extents on both sides, found in O(1): the bitmaps give their
+ * start addresses and ds/extent_index.h maps a start address to its node. Extents never cross a chunk boundary.
  * When an allocation fails with error::no_space the owner adds a chunk and
  * retries (as execmem_cache_alloc() populates and retries); when free()
  * reports that a chunk became empty, the owner may remove it.
@@ -109,7 +110,7 @@ public:
 	{
 		for (free_extent *e = nullptr; !tree_.empty();) {
 			e = &*tree_.begin();
-			tree_.erase(*e);
+			unlink_extent(*e);
 			pool_.destroy(e);
 		}
 		while (!chunks_.empty()) {
@@ -127,7 +128,7 @@ public:
 	{
 		if (base == 0 || base % chunk_size || base >= chunk_table<arena_chunk>::limit || table_.lookup(base))
 			return error::bad_chunk;
-		if (!pool_.reserve(reserve_target(1)))
+		if (!pool_.reserve(reserve_target(1)) || !index_.reserve(live_count_ + chunks_.size() + 2))
 			return error::no_memory;
 		std::unique_ptr<arena_chunk> c(new (std::nothrow) arena_chunk());
 		if (!c || !c->init(base, units_))
@@ -136,7 +137,7 @@ public:
 			return e;
 		free_extent *x = pool_.create(base, chunk_size, c.get());
 		UA_CHECK(x, "reserved node missing");
-		tree_.insert(*x);
+		link_extent(*x);
 		chunks_.push_back(*c.release());
 		return error::ok;
 	}
@@ -147,9 +148,9 @@ public:
 		arena_chunk *c = base % chunk_size ? nullptr : table_.lookup(base);
 		if (!c || c->live_count)
 			return error::bad_chunk;
-		free_extent *x = tree_.find(chunk_size, base);
-		UA_CHECK(x && x->chunk == c, "empty chunk without its whole free extent");
-		tree_.erase(*x);
+		free_extent *x = index_.find(base);
+		UA_CHECK(x && x->chunk == c && x->size == chunk_size, "empty chunk without its whole free extent");
+		unlink_extent(*x);
 		pool_.destroy(x);
 		table_.erase(base);
 		chunks_.erase(chunks_.iterator_to(*c));
@@ -172,7 +173,7 @@ public:
 		if (!best)
 			return result<std::uintptr_t>::failure(error::no_space);
 		/* Up to two remainders and one more free extent per live allocation: reserve first. */
-		if (!pool_.reserve(reserve_target(0) + 1))
+		if (!pool_.reserve(reserve_target(0) + 1) || !index_.reserve(live_count_ + chunks_.size() + 2))
 			return result<std::uintptr_t>::failure(error::no_memory);
 		std::uintptr_t start = align_up(best->addr, a);
 		carve(*best, start, need);
@@ -254,7 +255,7 @@ public:
 		s.free_extents = tree_.size();
 		s.largest_free = tree_.largest();
 		s.fragmentation = s.free_bytes ? 1.0 - double(s.largest_free) / double(s.free_bytes) : 0.0;
-		s.metadata_bytes = sizeof(*this) + pool_.memory_bytes() + table_.memory_bytes();
+		s.metadata_bytes = sizeof(*this) + pool_.memory_bytes() + table_.memory_bytes() + index_.memory_bytes();
 		for (const arena_chunk &c : chunks_) {
 			s.metadata_bytes += c.memory_bytes();
 			s.empty_chunks += c.live_count == 0;
@@ -313,11 +314,11 @@ private:
 	{
 		arena_chunk *c = x.chunk;
 		std::uintptr_t lead_addr = x.addr, tail_addr = start + need, end = x.end();
-		tree_.erase(x);
+		unlink_extent(x);
 		free_extent *node = &x;
 		if (start > lead_addr) {
 			node->size = start - lead_addr;
-			tree_.insert(*node);
+			link_extent(*node);
 			node = nullptr;
 		}
 		if (end > tail_addr) {
@@ -326,7 +327,7 @@ private:
 			UA_CHECK(node, "reserved node missing");
 			node->addr = tail_addr;
 			node->size = end - tail_addr;
-			tree_.insert(*node);
+			link_extent(*node);
 			node = nullptr;
 		}
 		if (node)
@@ -348,16 +349,15 @@ private:
 		if (u > 0 && !c.used.test(u - 1)) {
 			std::size_t p = c.used.find_prev_set(u - 1);
 			lo = p == bitmap::npos ? 0 : p + 1;
-			left = tree_.find((u - lo) << granule_shift_, c.base + (lo << granule_shift_));
-			UA_CHECK(left, "free run left of a freed range has no tree node");
-			tree_.erase(*left);
+			left = index_.find(c.base + (lo << granule_shift_));
+			UA_CHECK(left && left->end() == c.base + (u << granule_shift_), "free run left of a freed range has no node");
+			unlink_extent(*left);
 		}
 		if (e < units_ && !c.used.test(e)) {
-			std::size_t n = c.used.find_next_set(e);
-			hi = n == bitmap::npos ? units_ : n;
-			right = tree_.find((hi - e) << granule_shift_, c.base + (e << granule_shift_));
-			UA_CHECK(right, "free run right of a freed range has no tree node");
-			tree_.erase(*right);
+			right = index_.find(c.base + (e << granule_shift_));
+			UA_CHECK(right, "free run right of a freed range has no node");
+			hi = e + (right->size >> granule_shift_);
+			unlink_extent(*right);
 		}
 		free_extent *node = left ? left : right;
 		if (left && right)
@@ -368,13 +368,26 @@ private:
 		node->addr = c.base + (lo << granule_shift_);
 		node->size = (hi - lo) << granule_shift_;
 		node->chunk = &c;
-		tree_.insert(*node);
+		link_extent(*node);
+	}
+
+	/* A free extent is in the tree (by size) and the index (by start) at once. */
+	void link_extent(free_extent &x) noexcept
+	{
+		tree_.insert(x);
+		index_.insert(&x);
+	}
+	void unlink_extent(free_extent &x) noexcept
+	{
+		tree_.erase(x);
+		index_.erase(x.addr);
 	}
 
 	arena_config cfg_;
 	unsigned granule_shift_ = 6;
 	std::size_t units_ = 0;
 	extent_tree tree_;
+	extent_index index_;
 	node_pool<free_extent> pool_;
 	chunk_table<arena_chunk> table_;
 	chunk_list chunks_;

@@ -51,6 +51,8 @@ inline std::string arena::check_consistency() const
 				return fail("free run without a tree node", c.base + (p << granule_shift_));
 			if (x->chunk != &c)
 				return fail("tree node points at the wrong chunk", x->addr);
+			if (index_.find(x->addr) != x)
+				return fail("free extent missing from the start-address index", x->addr);
 			runs++;
 			p = q;
 		}
@@ -59,6 +61,8 @@ inline std::string arena::check_consistency() const
 	}
 	if (runs != tree_.size())
 		return "tree holds " + std::to_string(tree_.size()) + " extents but chunks have " + std::to_string(runs) + " free runs";
+	if (index_.size() != tree_.size())
+		return "index holds " + std::to_string(index_.size()) + " extents, tree " + std::to_string(tree_.size());
 	if (live != live_bytes_ || count != live_count_)
 		return "arena live totals disagree with its chunks";
 	if (pool_.in_use() != tree_.size())

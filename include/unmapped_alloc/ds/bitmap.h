@@ -111,26 +111,40 @@ private:
 		return rem >= 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << rem) - 1);
 	}
 
-	void refresh_summary(std::size_t w) noexcept
+	/* Word w changed from old: keep the two summaries in step (touched only on a state change). */
+	void refresh_summary(std::size_t w, std::uint64_t old) noexcept
 	{
+		std::uint64_t now = words_[w], full_mask = word_mask(w);
 		std::uint64_t bit = std::uint64_t{1} << (w & 63);
-		std::uint64_t *any = any_base() + (w >> 6), *full = full_base() + (w >> 6);
-		*any = words_[w] ? (*any | bit) : (*any & ~bit);
-		*full = words_[w] == word_mask(w) ? (*full | bit) : (*full & ~bit);
+		if ((old != 0) != (now != 0))
+			any_base()[w >> 6] ^= bit;
+		if ((old == full_mask) != (now == full_mask))
+			full_base()[w >> 6] ^= bit;
+	}
+
+	void update_word(std::size_t w, std::uint64_t m, bool value) noexcept
+	{
+		std::uint64_t old = words_[w];
+		words_[w] = value ? (old | m) : (old & ~m);
+		refresh_summary(w, old);
 	}
 
 	void update_range(std::size_t start, std::size_t len, bool value) noexcept
 	{
 		UA_DEBUG_ASSERT(start + len <= nbits_);
-		while (len) {
-			std::size_t w = start >> 6, off = start & 63;
-			std::size_t n = len < 64 - off ? len : 64 - off;
-			std::uint64_t m = (n == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << n) - 1)) << off;
-			words_[w] = value ? (words_[w] | m) : (words_[w] & ~m);
-			refresh_summary(w);
-			start += n;
-			len -= n;
+		if (!len)
+			return;
+		std::size_t w = start >> 6, last = (start + len - 1) >> 6;
+		std::uint64_t first_mask = ~std::uint64_t{0} << (start & 63);
+		std::uint64_t last_mask = ~std::uint64_t{0} >> (63 - ((start + len - 1) & 63));
+		if (w == last) {
+			update_word(w, first_mask & last_mask, value);
+			return;
 		}
+		update_word(w, first_mask, value);
+		for (std::size_t i = w + 1; i < last; i++)
+			update_word(i, ~std::uint64_t{0}, value);
+		update_word(last, last_mask, value);
 	}
 
 	/* The word as seen by a search: inverted (and masked) when looking for zeros. */
