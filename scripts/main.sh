@@ -19,7 +19,8 @@ CXX=g++ ua_meson_setup "$build" --buildtype=release || ua_die "meson setup of $b
 
 # bench/meson.build defines the benchmark; refuse clearly rather than run
 # something else while it does not exist.
-if ! ninja -C "$build" -t targets all 2>/dev/null | grep -q '^bench/arena_bench:'; then
+targets=$(ninja -C "$build" -t targets all) || ua_die "cannot list the targets of $build"
+if ! grep -q '^bench/arena_bench:' <<<"$targets"; then
 	ua_die "the arena benchmark is not defined yet: bench/meson.build has no executable 'arena_bench'"
 fi
 
