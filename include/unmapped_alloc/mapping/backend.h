@@ -18,6 +18,9 @@
  *   map_alias(r, p)            vmap()/execmem's module-area mapping
  *   protect_alias(a, n, p)     set_memory_rox()/set_memory_nx() on the alias
  *   unmap_alias(a, n)          vunmap()
+ *   secure_alias(a, n)         memfd_secret()'s guarantees for an alias: locked
+ *                              in memory, not in core dumps, not inherited by
+ *                              fork; undone by unmap_alias()
  *   write_frames/fill_frames   text_poke_copy()/text_poke_set(): write through
  *                              a temporary writable path, never through the
  *                              executable alias
@@ -64,6 +67,7 @@ concept alias_ops = requires(B &b, frame_range r, prot p, std::uintptr_t a, std:
 	{ b.map_alias(r, p, &a) } -> std::same_as<int>;
 	{ b.protect_alias(a, n, p) } -> std::same_as<int>;
 	{ b.unmap_alias(a, n) } -> std::same_as<int>;
+	{ b.secure_alias(a, n) } -> std::same_as<int>;
 };
 
 template <class B>

@@ -133,6 +133,14 @@ public:
 	int map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept;
 	int protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept;
 	int unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
+	/* Secret hardening of a whole alias: mlock, MADV_DONTDUMP, MADV_DONTFORK. */
+	int secure_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
+	/* True when the alias containing addr was secured. */
+	bool alias_secured(std::uintptr_t addr) const noexcept
+	{
+		const alias *a = find_alias(addr);
+		return a && a->secured;
+	}
 	/* Protection of the alias containing addr, if addr is inside one. */
 	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept
 	{
@@ -158,6 +166,7 @@ private:
 		std::size_t bytes;
 		frame_range frames;
 		prot p;
+		bool secured = false;
 	};
 
 	const alias *find_alias(std::uintptr_t addr) const noexcept
@@ -460,6 +469,38 @@ inline int linux_backend::unmap_alias(std::uintptr_t addr, std::size_t bytes) no
 	if (::munmap(reinterpret_cast<void *>(addr), bytes) != 0)
 		return -errno;
 	aliases_.erase(it);
+	return 0;
+}
+
+/*
+ * memfd_secret() keeps its pages out of core dumps, locked and away from a
+ * forked child. For a shared mapping MADV_WIPEONFORK is refused (it applies
+ * to private anonymous memory only), so the alias is not inherited at all
+ * (MADV_DONTFORK): in a child the address faults. Each step is undone if a
+ * later one fails; munmap() drops all three.
+ */
+inline int linux_backend::secure_alias(std::uintptr_t addr, std::size_t bytes) noexcept
+{
+	auto it = aliases_.find(addr);
+	if (it == aliases_.end() || it->second.bytes != bytes)
+		return -EINVAL;
+	if (it->second.secured)
+		return 0;
+	void *p = reinterpret_cast<void *>(addr);
+	if (::madvise(p, bytes, MADV_DONTDUMP) != 0)
+		return -errno;
+	if (::madvise(p, bytes, MADV_DONTFORK) != 0) {
+		int err = -errno;
+		::madvise(p, bytes, MADV_DODUMP);
+		return err;
+	}
+	if (::mlock(p, bytes) != 0) {
+		int err = -errno;
+		::madvise(p, bytes, MADV_DOFORK);
+		::madvise(p, bytes, MADV_DODUMP);
+		return err;
+	}
+	it->second.secured = true;
 	return 0;
 }
 

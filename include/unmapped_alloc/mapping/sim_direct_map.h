@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "backend.h"
@@ -118,7 +119,35 @@ public:
 	}
 
 	/* vunmap() of a whole alias; n in bytes. */
-	int unmap_alias(std::uintptr_t a, std::size_t n) noexcept { return area_.unmap(a, n); }
+	int unmap_alias(std::uintptr_t a, std::size_t n) noexcept
+	{
+		int err = area_.unmap(a, n);
+		if (!err)
+			secured_.erase(a);
+		return err;
+	}
+
+	/* Secret hardening (mlock, no dump, no fork): recorded, nothing to do in a simulation. */
+	int secure_alias(std::uintptr_t a, std::size_t n) noexcept
+	{
+		if (!area_.exact(a, n))
+			return -EINVAL;
+		try {
+			secured_.insert(a);
+		} catch (...) {
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	bool alias_secured(std::uintptr_t a) const noexcept
+	{
+		auto it = secured_.upper_bound(a);
+		if (it == secured_.begin())
+			return false;
+		--it;
+		const sim_module_area::alias *al = area_.find(*it);
+		return al && al == area_.find(a);
+	}
 
 	/* Protection of the alias containing a, if a is inside a live alias. */
 	std::optional<prot> alias_prot(std::uintptr_t a) const noexcept
@@ -231,6 +260,7 @@ private:
 
 	sim_page_tables pt_;
 	sim_module_area area_;
+	std::set<std::uintptr_t> secured_; /* aliases secure_alias() was applied to */
 	std::uint64_t explicit_flushes_ = 0;
 	std::uint64_t collapse_flushes_ = 0;
 	std::uint64_t prot_changes_ = 0;

@@ -112,6 +112,13 @@ public:
 		return a - it->first < it->second.bytes ? &it->second : nullptr;
 	}
 
+	/* True when an alias starts exactly at a and is n bytes long. */
+	bool exact(std::uintptr_t a, std::size_t n) const noexcept
+	{
+		auto it = aliases_.find(a);
+		return it != aliases_.end() && it->second.bytes == n;
+	}
+
 	std::size_t free_ranges() const noexcept { return free_.size(); }
 
 	/* Expensive walk: free ranges and aliases tile the area without overlap. */

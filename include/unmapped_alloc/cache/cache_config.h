@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cache/cache_config.h - what kind of memory a cache hands out.
+ *
+ * Caches are by use, like kmem_cache or execmem's types:
+ *
+ *   text    executable code. Chunks leave the direct map (or become read-only
+ *           there); users see a read+execute alias; code is installed only
+ *           through unmapped_write(), which never makes an address writable
+ *           and executable at once (the text_poke_copy() path); new chunks and
+ *           freed space are filled with the trap byte (INT3, 0xcc), as
+ *           bpf_prog_pack and execmem_fill_trapping_insns() do.
+ *   ro      read-only data, written once through the same write path.
+ *   secret  removed from the direct map, read-write alias, zeroed before
+ *           reuse and before the chunk goes back, locked in memory, excluded
+ *           from core dumps and not inherited by fork (memfd_secret()).
+ *
+ * The configuration is a struct of documented constants with defaults; valid()
+ * is checked when a cache is created (a bad configuration is a programming
+ * error and aborts with its reason).
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../config.h"
+#include "../mapping/types.h"
+
+namespace ua {
+
+enum class cache_kind : std::uint8_t { text, ro, secret };
+
+/* What happens to a chunk's frames in the direct map while the cache holds it. */
+enum class direct_map_action : std::uint8_t {
+	remove,    /* set_direct_map_invalid_noflush(): gone from the direct map */
+	read_only, /* set_memory_ro(): still readable there, never writable */
+};
+
+struct cache_config {
+	const char *name = "unmapped";
+	cache_kind kind = cache_kind::text;
+	/* Allocation unit: 64 B as bpf_prog_pack; 4096 for page-granular users. */
+	std::size_t granule = 64;
+	/* Completely free chunks kept (still out of the direct map) to avoid ping-pong at a chunk boundary. */
+	std::size_t spare_chunks = 1;
+	direct_map_action dm_action = direct_map_action::remove;
+	/*
+	 * Independent arenas, each with its own lock; a thread uses the arena
+	 * of its thread number modulo this. One arena per cache packs tightest;
+	 * more arenas let threads allocate in parallel.
+	 */
+	unsigned nr_shards = 2;
+
+	/* The protection users see through the alias. */
+	constexpr prot user_prot() const noexcept
+	{
+		switch (kind) {
+		case cache_kind::text: return prot::rx;
+		case cache_kind::ro: return prot::read;
+		case cache_kind::secret: return prot::rw;
+		}
+		return prot::none;
+	}
+	/* Byte that freed and fresh memory is filled with. */
+	constexpr int fill_byte() const noexcept { return kind == cache_kind::text ? trap_byte : 0; }
+
+	constexpr bool valid() const noexcept
+	{
+		return name && is_pow2(granule) && granule >= 16 && granule <= page_size && nr_shards >= 1 && nr_shards <= 64 &&
+		       !(kind == cache_kind::secret && dm_action != direct_map_action::remove);
+	}
+};
+
+/* Ready-made configurations. */
+constexpr cache_config text_cache_config(const char *name = "text") { return {.name = name, .kind = cache_kind::text}; }
+constexpr cache_config ro_cache_config(const char *name = "ro")
+{
+	return {.name = name, .kind = cache_kind::ro, .dm_action = direct_map_action::read_only};
+}
+constexpr cache_config secret_cache_config(const char *name = "secret") { return {.name = name, .kind = cache_kind::secret}; }
+
+/* Flags of unmapped_alloc(), in the spirit of GFP flags. */
+using ua_flags = unsigned;
+inline constexpr ua_flags ua_zero = 1u;      /* __GFP_ZERO: contents zeroed */
+inline constexpr ua_flags ua_norefill = 2u;  /* do not take a new chunk: fail with ENOMEM instead */
+inline constexpr ua_flags ua_valid_flags = ua_zero | ua_norefill;
+
+}  // namespace ua
