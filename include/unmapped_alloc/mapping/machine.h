@@ -54,6 +54,13 @@ public:
 
 	page_allocator pages; /* protected by lock */
 	Backend backend;      /* protected by lock */
+	/*
+	 * Where memory that leaves the direct map clusters: a frame inside the
+	 * 1 GiB region whose direct-map page the last unmapped chunk already
+	 * split, passed as the page allocator's placement hint so the next chunk
+	 * splits nothing new. Protected by lock.
+	 */
+	pfn_t unmapped_hint = no_hint;
 	std::mutex lock;
 };
 
