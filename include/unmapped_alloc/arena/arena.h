@@ -98,7 +98,7 @@ class arena {
 		boost::intrusive::member_hook<arena_chunk, boost::intrusive::list_member_hook<>, &arena_chunk::link>>;
 
 public:
-	explicit arena(arena_config cfg = {}) : cfg_(cfg)
+	explicit arena(arena_config cfg = {}) : cfg_(cfg), index_(unsigned(std::countr_zero(cfg.granule)))
 	{
 		UA_CHECK(cfg.valid(), "arena_config: granule must be a power of two in [16, 4096]");
 		granule_shift_ = unsigned(std::countr_zero(cfg.granule));
