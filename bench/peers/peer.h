@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+/*
+ * peers/peer.h - the interface every peer allocator implements, and the
+ * pieces they share.
+ *
+ * A peer reproduces one kernel (or jemalloc) design for memory that leaves
+ * the direct map, over the same ua::machine (page allocator + mapping
+ * backend) as the library, so a benchmark can replay one workload against
+ * all of them side by side. Every peer:
+ *   - is a class template over the backend, built from a ua::machine<B>& and
+ *     a config struct;
+ *   - takes frames from the machine's page allocator with gfp_normal_only
+ *     (unmapped memory must not pin ZONE_MOVABLE);
+ *   - hands out alias addresses (backend.map_alias), as module/vmalloc
+ *     addresses are; it never touches alias memory itself: contents (trap
+ *     fill) go through backend.write_frames/fill_frames, the
+ *     text_poke_copy()/text_poke_set() analogues;
+ *   - has its own mutex (the originals have one global mutex or
+ *     equivalent); lock order: peer mutex, then machine::lock, which is held
+ *     only around page-allocator and backend calls;
+ *   - follows the library's error contract: bad input gets a ua::error and
+ *     changes nothing; a failed backend operation is unwound in reverse
+ *     order and reported as error::backend_failure (a failed page
+ *     allocation as error::no_memory); nothing leaks.
+ *
+ * peer_stats counts what the comparison needs. "chunks" is the number of
+ * distinct 2 MiB-aligned physical regions holding a frame the peer holds:
+ * chunks held for chunk-based designs, regions touched for page-based ones,
+ * i.e. the direct-map large pages the peer's memory lies in.
+ */
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+
+#include <unmapped_alloc/check.h>
+#include <unmapped_alloc/config.h>
+#include <unmapped_alloc/error.h>
+#include <unmapped_alloc/mapping.h>
+
+namespace ua::peers {
+
+struct peer_stats {
+	std::uint64_t live_count = 0;      /* live allocations */
+	std::uint64_t live_bytes = 0;      /* as allocated, i.e. rounded by the allocator */
+	std::uint64_t requested_bytes = 0; /* as asked for by the live allocations */
+	std::uint64_t pages_held = 0;      /* 4 KiB frames taken from the page allocator, not returned */
+	std::uint64_t chunks = 0;          /* distinct 2 MiB physical regions holding those frames */
+	std::uint64_t metadata_bytes = 0;  /* the allocator's own bookkeeping, in ordinary memory */
+	std::uint64_t dm_changes = 0;      /* direct-map change calls made (set_direct_map_*) */
+	std::uint64_t flushes = 0;         /* flush_tlb calls made */
+};
+
+template <class A>
+concept peer_allocator = requires(A &a, const A &ca, std::size_t n, std::uintptr_t p) {
+	{ A::name } -> std::convertible_to<const char *>;
+	/* size, align (a power of two; 1 = none) */
+	{ a.alloc(n, n) } -> std::same_as<result<std::uintptr_t>>;
+	{ a.free(p) } -> std::same_as<error>;
+	{ ca.stats() } -> std::same_as<peer_stats>;
+	/* give back everything cached (shrinker / release); end of a workload */
+	{ a.drain() } -> std::same_as<void>;
+};
+
+/* What a design does to the direct map for the frames it hands out. */
+enum class dm_action {
+	invalid, /* set_direct_map_invalid_noflush(): secretmem, __GFP_UNMAPPED, execmem 6.13 */
+	ro,      /* set_memory_ro()/set_memory_rox() reaching the direct-map alias (cpa_process_alias()) */
+};
+
+template <mapping_backend B>
+int apply_dm(B &b, frame_range r, dm_action a) noexcept
+{
+	return a == dm_action::invalid ? b.set_direct_map_invalid(r) : b.set_direct_map_ro(r);
+}
+
+/*
+ * Undo of a backend step during rollback or release. Both backends restore
+ * a state without needing memory (a restore never splits more, and whole
+ * aliases unmap without splitting a VMA), so failing here means the record
+ * and the page tables disagree: stop rather than run on.
+ */
+inline void must(int rc, const char *what) noexcept
+{
+	if (rc != 0)
+		detail::check_failed("rc == 0", what, __FILE__, __LINE__);
+}
+
+/* Common input checks: "" checks that change nothing. */
+inline error check_request(std::size_t size, std::size_t align, std::size_t max_align) noexcept
+{
+	if (size == 0)
+		return error::zero_size;
+	if (!is_pow2(align) || align > max_align)
+		return error::bad_alignment;
+	return error::ok;
+}
+
+constexpr std::uint64_t pages_of(std::size_t bytes) noexcept { return (bytes + page_size - 1) >> page_shift; }
+
+/* Smallest order whose block holds n pages (get_order()). */
+constexpr unsigned order_of(std::uint64_t n) noexcept
+{
+	unsigned o = 0;
+	while ((std::uint64_t{1} << o) < n)
+		o++;
+	return o;
+}
+
+/* Map node cost used for metadata estimates (red-black node header + key + value). */
+template <class K, class V>
+constexpr std::size_t map_node_bytes = 32 + sizeof(K) + sizeof(V);
+
+/*
+ * Which 2 MiB physical regions hold frames a peer holds, with a count per
+ * region; pages() and chunks() feed peer_stats.
+ */
+class frame_census {
+public:
+	void add(frame_range r)
+	{
+		walk(r, [&](std::uint64_t region, std::uint64_t n) { regions_[region] += n; });
+		pages_ += r.nr_pages;
+	}
+	void remove(frame_range r)
+	{
+		walk(r, [&](std::uint64_t region, std::uint64_t n) {
+			auto it = regions_.find(region);
+			UA_CHECK(it != regions_.end() && it->second >= n, "frame_census: removing frames never added");
+			if ((it->second -= n) == 0)
+				regions_.erase(it);
+		});
+		pages_ -= r.nr_pages;
+	}
+	std::uint64_t pages() const noexcept { return pages_; }
+	std::uint64_t chunks() const noexcept { return regions_.size(); }
+	std::size_t metadata_bytes() const noexcept
+	{
+		return regions_.size() * map_node_bytes<std::uint64_t, std::uint64_t>;
+	}
+
+private:
+	template <class Fn>
+	static void walk(frame_range r, Fn fn)
+	{
+		for (pfn_t p = r.pfn; p < r.end();) {
+			const pfn_t next = (p | (pages_per_chunk - 1)) + 1;
+			const pfn_t stop = next < r.end() ? next : r.end();
+			fn(p >> chunk_order, stop - p);
+			p = stop;
+		}
+	}
+
+	std::map<std::uint64_t, std::uint64_t> regions_;
+	std::uint64_t pages_ = 0;
+};
+
+}  // namespace ua::peers

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared pieces of the peer tests: the two machines every test runs on
+ * (a 4 GiB simulated one, a 64 MiB real one), whole-machine checks, a
+ * simulated backend that fails on demand, and a forked-child runner.
+ */
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include <unmapped_alloc/mapping.h>
+
+namespace peer_test {
+
+using namespace ua;
+
+template <class B>
+struct machine_size;
+template <>
+struct machine_size<sim_direct_map> {
+	static constexpr std::uint64_t pages = std::uint64_t{4} << 18; /* 4 GiB */
+};
+template <>
+struct machine_size<linux_backend> {
+	static constexpr std::uint64_t pages = std::uint64_t{64} << 8; /* 64 MiB */
+};
+
+template <class B>
+std::unique_ptr<machine<B>> make_machine()
+{
+	auto m = std::make_unique<machine<B>>(machine_size<B>::pages);
+	if constexpr (std::is_same_v<B, linux_backend>)
+		REQUIRE_MESSAGE(m->backend.ok(), "linux_backend: ", m->backend.init_step());
+	return m;
+}
+
+/* Every frame of the machine is mapped read-write in the direct map: "" or the first that is not. */
+template <class B>
+std::string direct_map_all_rw(const machine<B> &m)
+{
+	for (pfn_t p = 0; p < m.nr_pages(); p++)
+		if (m.backend.direct_map_state(p) != dm_state::rw)
+			return "frame " + std::to_string(p) + " is not rw";
+	return {};
+}
+
+/* The frames of the alias containing addr; fails the test when there is none. */
+template <class B>
+frame_range frames_of(const machine<B> &m, std::uintptr_t addr)
+{
+	auto f = m.backend.alias_frames(addr);
+	REQUIRE(f.has_value());
+	return *f;
+}
+
+template <class B>
+std::uint64_t count_state(const machine<B> &m, frame_range r, dm_state s)
+{
+	std::uint64_t n = 0;
+	for (pfn_t p = r.pfn; p < r.end(); p++)
+		n += m.backend.direct_map_state(p) == s;
+	return n;
+}
+
+/*
+ * A simulated backend whose alias mapping or direct-map removal fails when a
+ * countdown reaches zero (-1: never), to check that peers unwind.
+ */
+struct flaky_sim : sim_direct_map {
+	static constexpr const char *name = "flaky-sim";
+	using sim_direct_map::sim_direct_map;
+
+	static inline int fail_map_alias = -1;
+	static inline int fail_dm = -1;
+
+	static bool hit(int &countdown) noexcept { return countdown >= 0 && countdown-- == 0; }
+
+	int map_alias(frame_range r, prot p, std::uintptr_t *a) noexcept
+	{
+		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias(r, p, a);
+	}
+	int set_direct_map_invalid(frame_range r) noexcept
+	{
+		return hit(fail_dm) ? -ENOMEM : sim_direct_map::set_direct_map_invalid(r);
+	}
+	int set_direct_map_ro(frame_range r) noexcept
+	{
+		return hit(fail_dm) ? -ENOMEM : sim_direct_map::set_direct_map_ro(r);
+	}
+};
+static_assert(mapping_backend<flaky_sim>);
+
+template <>
+struct machine_size<flaky_sim> {
+	static constexpr std::uint64_t pages = std::uint64_t{1} << 18; /* 1 GiB */
+};
+
+/* Runs fn in a child; returns the wait status. fn returns the exit code. */
+template <class Fn>
+int run_in_child(Fn fn)
+{
+	std::fflush(nullptr);
+	pid_t pid = ::fork();
+	if (pid == 0) {
+		struct sigaction sa {};
+		sa.sa_handler = SIG_DFL;
+		::sigaction(SIGSEGV, &sa, nullptr);
+		::_exit(fn());
+	}
+	int status = 0;
+	::waitpid(pid, &status, 0);
+	return status;
+}
+
+}  // namespace peer_test
