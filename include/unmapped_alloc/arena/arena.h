@@ -45,7 +45,12 @@
  *          or not empty), no_memory.
  *
  * Locking: none inside. The owner serialises every call (cache/ documents the
- * lock); lookup_chunk() alone may run concurrently, see ds/chunk_table.h.
+ * lock), except lookup_chunk(), owns() and lookup_lockless(), which may run
+ * concurrently with the owner's writers inside an RCU read-side critical
+ * section. lookup_lockless() is a seqcount reader (arena/chunk.h) over the
+ * chunk found through the lock-free chunk table (ds/chunk_table.h); since a
+ * reader may still hold a removed chunk's record, remove_chunk() retires the
+ * record and reclaim_retired() frees it after a grace period (see there).
  */
 #pragma once
 
@@ -118,6 +123,7 @@ public:
 			chunks_.pop_front();
 			delete c;
 		}
+		reclaim_retired();
 	}
 
 	const arena_config &config() const noexcept { return cfg_; }
@@ -154,9 +160,31 @@ public:
 		pool_.destroy(x);
 		table_.erase(base);
 		chunks_.erase(chunks_.iterator_to(*c));
-		delete c;
+		/* A lockless reader may hold c: it is freed by reclaim_retired() after a grace period. */
+		retired_.push_back(*c);
 		return error::ok;
 	}
+
+	/*
+	 * Frees the records of chunks removed so far. The RCU rule: call it only
+	 * after a grace period (synchronize_rcu(), or a call_rcu() callback) that
+	 * began after the remove_chunk() calls whose records it frees, so that no
+	 * lookup_lockless() still reads them; with the owner's lock held. An arena
+	 * without lockless readers may call it right after remove_chunk(). The
+	 * destructor frees whatever is left. Returns how many records it freed.
+	 */
+	std::size_t reclaim_retired() noexcept
+	{
+		std::size_t n = 0;
+		while (!retired_.empty()) {
+			arena_chunk *c = &retired_.front();
+			retired_.pop_front();
+			delete c;
+			n++;
+		}
+		return n;
+	}
+	std::size_t nr_retired() const noexcept { return retired_.size(); }
 
 	/* Allocates size bytes at a power-of-two alignment (1 means the granule). */
 	result<std::uintptr_t> alloc(std::size_t size, std::size_t align = 1) noexcept
@@ -193,8 +221,10 @@ public:
 			return result<free_info>::failure(c->used.test(u) ? error::interior_pointer : error::not_live);
 		std::size_t e = c->allocation_end(u);
 		std::size_t bytes = (e - u) << granule_shift_;
+		c->write_begin();
 		c->used.clear_range(u, e - u);
 		c->starts.clear(u);
+		c->write_end();
 		c->live_bytes -= bytes;
 		c->live_count--;
 		live_bytes_ -= bytes;
@@ -216,6 +246,37 @@ public:
 		UA_CHECK(s != bitmap::npos, "used unit without an allocation start");
 		std::size_t e = c->allocation_end(s);
 		return {allocation{c->base + (s << granule_shift_), (e - s) << granule_shift_}, error::ok};
+	}
+
+	/*
+	 * lookup() without the owner's lock: may run while the owner allocates,
+	 * frees, adds or removes chunks, provided the caller is inside an RCU
+	 * read-side critical section (rcu_read_lock()) and the owner frees
+	 * removed chunk records only through reclaim_retired() after a grace
+	 * period. The answer is an allocation that was live at some moment during
+	 * the call (the usual seqcount guarantee), or foreign_pointer / not_live
+	 * as observed at some such moment. Retries while a writer changes the
+	 * chunk's bitmaps; wait-free with respect to other readers.
+	 */
+	result<allocation> lookup_lockless(std::uintptr_t addr) const noexcept
+	{
+		const arena_chunk *c = table_.lookup(addr);
+		if (!c)
+			return result<allocation>::failure(error::foreign_pointer);
+		std::size_t u = (addr - c->base) >> granule_shift_;
+		for (;;) {
+			std::uint64_t seq = c->read_begin();
+			bool live = c->used.test(u);
+			std::size_t s = live ? c->starts.find_prev_set(u) : 0, e = 0;
+			if (live && s < units_)
+				e = c->allocation_end(s);
+			if (c->read_retry(seq))
+				continue;
+			if (!live)
+				return result<allocation>::failure(error::not_live);
+			UA_CHECK(s < e && e <= units_ && u < e, "consistent chunk bitmaps without an allocation at a used unit");
+			return {allocation{c->base + (s << granule_shift_), (e - s) << granule_shift_}, error::ok};
+		}
 	}
 
 	/* O(1): the base of the chunk of this arena containing addr, or 0. */
@@ -260,6 +321,8 @@ public:
 			s.metadata_bytes += c.memory_bytes();
 			s.empty_chunks += c.live_count == 0;
 		}
+		for (const arena_chunk &c : retired_)
+			s.metadata_bytes += c.memory_bytes();
 		return s;
 	}
 
@@ -333,8 +396,10 @@ private:
 		if (node)
 			pool_.destroy(node);
 		std::size_t u = (start - c->base) >> granule_shift_, n = need >> granule_shift_;
+		c->write_begin();
 		c->used.set_range(u, n);
 		c->starts.set(u);
+		c->write_end();
 		c->live_bytes += need;
 		c->live_count++;
 		live_bytes_ += need;
@@ -391,6 +456,7 @@ private:
 	node_pool<free_extent> pool_;
 	chunk_table<arena_chunk> table_;
 	chunk_list chunks_;
+	chunk_list retired_; /* removed, awaiting reclaim_retired() */
 	std::size_t live_bytes_ = 0, live_count_ = 0;
 };
 

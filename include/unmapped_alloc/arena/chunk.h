@@ -17,9 +17,16 @@
  *
  * The metadata lives in ordinary memory owned by the arena, never inside the
  * chunk (which may be unmapped or executable).
+ *
+ * Lockless readers. `seq` is a sequence counter as the kernel's seqcount_t
+ * (include/linux/seqlock.h): the writer (under the owner's lock) makes it odd
+ * before it changes either bitmap and even again after; a reader that saw the
+ * same even value before and after its search read a consistent state.
+ * write_begin/write_end and read_begin/read_retry are that protocol.
  */
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -36,6 +43,35 @@ struct arena_chunk {
 	bitmap starts;
 	std::size_t live_bytes = 0;
 	std::size_t live_count = 0;
+	std::atomic<std::uint64_t> seq{0}; /* odd while the bitmaps change */
+
+	/* Writer (owner's lock held): the store of the odd value is ordered before the bitmap stores. */
+	void write_begin() noexcept
+	{
+		seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+		std::atomic_thread_fence(std::memory_order_release); /* smp_wmb() in write_seqcount_begin */
+	}
+	/* The bitmap stores are ordered before the even value. */
+	void write_end() noexcept { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+
+	/* Reader: an even sequence to validate against, waiting out a writer in progress. */
+	std::uint64_t read_begin() const noexcept
+	{
+		for (;;) {
+			std::uint64_t s = seq.load(std::memory_order_acquire);
+			if (!(s & 1))
+				return s;
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+	}
+	/* True when a writer ran since read_begin returned s: the reads must be redone. */
+	bool read_retry(std::uint64_t s) const noexcept
+	{
+		std::atomic_thread_fence(std::memory_order_acquire); /* smp_rmb() in read_seqcount_retry */
+		return seq.load(std::memory_order_relaxed) != s;
+	}
 
 	/* Allocates both bitmaps; false on allocation failure. */
 	bool init(std::uintptr_t chunk_base, std::size_t units) noexcept

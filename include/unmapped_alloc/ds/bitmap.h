@@ -13,10 +13,18 @@
  * few summary words per search (8 for 32768 bits).
  *
  * Sizes are fixed at construction; the storage is ordinary heap memory owned
- * by the bitmap (never managed memory). Not thread-safe: the owner locks.
+ * by the bitmap (never managed memory). Writers are serialised by the owner's
+ * lock. Every word (and summary word) is read and written through
+ * std::atomic_ref with relaxed order - a plain mov on x86 - so that a reader
+ * may search the bitmap without the lock while a writer changes it, as the
+ * kernel's seqcount readers do: such a reader may see a torn mix of old and
+ * new words and must validate its answer against a sequence counter (see
+ * arena::lookup_lockless). The searches stay inside the storage whatever
+ * they read, and a torn result is only a wrong index.
  */
 #pragma once
 
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -54,7 +62,7 @@ public:
 	bool test(std::size_t i) const noexcept
 	{
 		UA_DEBUG_ASSERT(i < nbits_);
-		return (words_[i >> 6] >> (i & 63)) & 1;
+		return (ld(words_[i >> 6]) >> (i & 63)) & 1;
 	}
 
 	void set_range(std::size_t start, std::size_t len) noexcept { update_range(start, len, true); }
@@ -82,7 +90,7 @@ public:
 	{
 		std::size_t c = 0;
 		for (std::size_t w = 0; w < nwords_; w++)
-			c += std::size_t(std::popcount(words_[w]));
+			c += std::size_t(std::popcount(ld(words_[w])));
 		return c;
 	}
 
@@ -90,7 +98,8 @@ public:
 	bool summaries_consistent() const noexcept
 	{
 		for (std::size_t w = 0; w < nwords_; w++) {
-			bool any = words_[w] != 0, full = words_[w] == word_mask(w);
+			std::uint64_t v = ld(words_[w]);
+			bool any = v != 0, full = v == word_mask(w);
 			if (sum_bit(any_base(), w) != any || sum_bit(full_base(), w) != full)
 				return false;
 		}
@@ -102,7 +111,17 @@ private:
 
 	std::uint64_t *any_base() const noexcept { return words_.get() + nwords_; }
 	std::uint64_t *full_base() const noexcept { return words_.get() + nwords_ + nsum_; }
-	static bool sum_bit(const std::uint64_t *s, std::size_t w) noexcept { return (s[w >> 6] >> (w & 63)) & 1; }
+	static bool sum_bit(const std::uint64_t *s, std::size_t w) noexcept { return (ld(s[w >> 6]) >> (w & 63)) & 1; }
+
+	/* Relaxed atomic word access: plain loads and stores on x86, race-free for lockless readers. */
+	static std::uint64_t ld(const std::uint64_t &w) noexcept
+	{
+		return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t &>(w)).load(std::memory_order_relaxed);
+	}
+	static void st(std::uint64_t &w, std::uint64_t v) noexcept
+	{
+		std::atomic_ref<std::uint64_t>(w).store(v, std::memory_order_relaxed);
+	}
 
 	/* Bits of word w that lie inside the bitmap (the last word may be partial). */
 	std::uint64_t word_mask(std::size_t w) const noexcept
@@ -112,21 +131,21 @@ private:
 	}
 
 	/* Word w changed from old: keep the two summaries in step (touched only on a state change). */
-	void refresh_summary(std::size_t w, std::uint64_t old) noexcept
+	void refresh_summary(std::size_t w, std::uint64_t old, std::uint64_t now) noexcept
 	{
-		std::uint64_t now = words_[w], full_mask = word_mask(w);
+		std::uint64_t full_mask = word_mask(w);
 		std::uint64_t bit = std::uint64_t{1} << (w & 63);
 		if ((old != 0) != (now != 0))
-			any_base()[w >> 6] ^= bit;
+			st(any_base()[w >> 6], ld(any_base()[w >> 6]) ^ bit);
 		if ((old == full_mask) != (now == full_mask))
-			full_base()[w >> 6] ^= bit;
+			st(full_base()[w >> 6], ld(full_base()[w >> 6]) ^ bit);
 	}
 
 	void update_word(std::size_t w, std::uint64_t m, bool value) noexcept
 	{
-		std::uint64_t old = words_[w];
-		words_[w] = value ? (old | m) : (old & ~m);
-		refresh_summary(w, old);
+		std::uint64_t old = ld(words_[w]), now = value ? (old | m) : (old & ~m);
+		st(words_[w], now);
+		refresh_summary(w, old, now);
 	}
 
 	void update_range(std::size_t start, std::size_t len, bool value) noexcept
@@ -150,7 +169,8 @@ private:
 	/* The word as seen by a search: inverted (and masked) when looking for zeros. */
 	std::uint64_t view(std::size_t w, bool zeros) const noexcept
 	{
-		return zeros ? (~words_[w] & word_mask(w)) : words_[w];
+		std::uint64_t v = ld(words_[w]);
+		return zeros ? (~v & word_mask(w)) : v;
 	}
 
 	std::size_t find_next(std::size_t from, bool zeros) const noexcept
@@ -166,7 +186,7 @@ private:
 		std::size_t nw = w + 1;
 		while (nw < nwords_) {
 			std::size_t s = nw >> 6;
-			std::uint64_t sv = zeros ? ~sum[s] : sum[s];
+			std::uint64_t sv = zeros ? ~ld(sum[s]) : ld(sum[s]);
 			sv &= ~std::uint64_t{0} << (nw & 63);
 			if (sv) {
 				std::size_t hit = s * 64 + std::size_t(std::countr_zero(sv));
@@ -193,7 +213,7 @@ private:
 		const std::uint64_t *sum = zeros ? full_base() : any_base();
 		while (w > 0) {
 			std::size_t pw = w - 1, s = pw >> 6;
-			std::uint64_t sv = zeros ? ~sum[s] : sum[s];
+			std::uint64_t sv = zeros ? ~ld(sum[s]) : ld(sum[s]);
 			sv &= ~std::uint64_t{0} >> (63 - (pw & 63));
 			if (sv) {
 				std::size_t hit = s * 64 + 63 - std::size_t(std::countl_zero(sv));
