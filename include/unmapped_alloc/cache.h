@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+/* cache.h - umbrella of the cache layer (above arena/ and mapping/; below the public API). */
+#pragma once
+
+#include "arena.h"
+#include "mapping.h"
+#include "cache/cache_config.h"
+#include "cache/rcu.h"
+#include "cache/shrinker.h"
+#include "cache/chunk_source.h"
+#include "cache/unmapped_cache.h"
+#include "cache/cache_stats.h"
+#include "cache/handle.h"
+#include "cache/secret_allocator.h"

@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cache/unmapped_cache.h - a cache of memory that lives outside the direct map.
+ *
+ * Design. A cache owns arenas (arena/arena.h) and feeds them 2 MiB chunks
+ * from its chunk_source (cache/chunk_source.h), which takes them from the
+ * page allocator and removes each from the direct map as a whole. Allocation
+ * is the execmem pattern: try the arena, and when it has no room, populate
+ * it with a chunk (a spare one if the cache keeps any, else a new one) and
+ * retry. A chunk that becomes completely free is taken out of its arena and
+ * kept as a spare, up to cfg.spare_chunks, so a workload oscillating at a
+ * chunk boundary does not ping-pong chunks through the direct map; beyond
+ * that it goes back with its large mapping intact. Requests larger than a
+ * chunk take a run of whole contiguous chunks of their own.
+ *
+ * Contents never pass through a writable+executable address: text and ro
+ * memory is written with write() (the backend's text_poke_copy() path); new
+ * chunks and freed ranges are filled with the cache's fill byte (trap bytes
+ * for text, zeroes otherwise) through the same path, before reuse.
+ *
+ * Shards. A cache has cfg.nr_shards arenas, each under its own lock; a
+ * thread allocates from the arena of its thread number modulo nr_shards and
+ * frees into whichever arena owns the chunk. A single-threaded user only ever
+ * touches shard 0, so it packs as tightly as one arena.
+ *
+ * Locks, in the order they nest (never take an earlier one while holding a
+ * later one):
+ *   1. shard::lock       one per arena: that arena, its live counters and
+ *                        the deferred-free set of that shard;
+ *   2. chunk_lock_       the spare list, large runs, chunk records and the
+ *                        writers of the chunk table;
+ *   3. machine::lock     page allocator and backend (taken by chunk_source).
+ * The shrinker registry lock (cache/shrinker.h) comes before all of them.
+ *
+ * RCU. contains() and find_allocation() take no lock: they run under an RCU
+ * read guard (cache/rcu.h) and read the chunk table (atomic pointers, tables
+ * never freed) and the arena's lockless lookup. Chunk records are
+ * type-stable (recycled, freed only with the cache, as SLAB_TYPESAFE_BY_RCU),
+ * so a reader or a racing bad free that loaded a stale record reads valid
+ * memory and is refused by the checks made under the shard lock. Arena chunk
+ * metadata retired when a chunk leaves an arena is reclaimed only after a
+ * grace period, in batches (reclaim_retired()).
+ * free_deferred() queues the free behind a grace period with call_rcu, so
+ * memory that other threads may still execute or read is reused only after
+ * they are done; the destructor waits for queued frees (rcu::barrier()).
+ *
+ * Errors (ua::error; nothing changes on any error): zero_size, too_large,
+ * bad_alignment, bad_flags for bad requests; no_memory when the page
+ * allocator (or ua_norefill) cannot supply a chunk; backend_failure when a
+ * backend step failed and was rolled back; foreign_pointer, not_live,
+ * interior_pointer for bad frees (including double frees, deferred or not).
+ */
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "../arena.h"
+#include "../check.h"
+#include "../ds/chunk_table.h"
+#include "../error.h"
+#include "../mapping/machine.h"
+#include "cache_config.h"
+#include "chunk_source.h"
+#include "rcu.h"
+#include "shrinker.h"
+
+namespace ua {
+
+/* Per-cache figures, as printed by cache_stats_print(). */
+struct cache_stats {
+	std::size_t live_bytes = 0;   /* bytes in live allocations (granule-rounded; whole chunks for large) */
+	std::size_t live_count = 0;   /* live allocations */
+	std::size_t chunks = 0;       /* chunks held: in arenas, spare, and in large runs */
+	std::size_t spare_chunks = 0; /* completely free chunks kept out of the direct map */
+	std::size_t large_runs = 0;   /* allocations served from whole chunks */
+	std::size_t peak_chunks = 0;  /* most chunks held at once */
+	std::size_t metadata_bytes = 0;
+	std::size_t deferred_pending = 0;
+	chunk_source_stats source;    /* direct-map changes, flushes, runs acquired/released */
+};
+
+namespace detail {
+inline std::atomic<unsigned> next_thread_number{0};
+inline unsigned thread_number() noexcept
+{
+	thread_local unsigned n = next_thread_number.fetch_add(1, std::memory_order_relaxed);
+	return n;
+}
+}  // namespace detail
+
+template <mapping_backend Backend>
+class unmapped_cache {
+	static constexpr unsigned no_shard = ~0u;
+	/* Retired arena chunk records reclaimed together, one grace period for the batch. */
+	static constexpr std::size_t retired_batch = 8;
+
+	/* One per run of chunks the cache holds; every chunk of the run maps to it. */
+	struct chunk_rec {
+		chunk_run run;                         /* written under chunk_lock_ before publication */
+		std::atomic<unsigned> shard{no_shard}; /* owning arena; no_shard for spares and large runs */
+		std::atomic<bool> large{false};        /* a run serving one large allocation */
+		std::atomic<std::uintptr_t> base{0};   /* run.alias, for lockless readers */
+		std::atomic<std::size_t> bytes{0};     /* run.bytes(), for lockless readers */
+		bool in_use = false;                   /* chunk_lock_: held (false while on free_recs_) */
+	};
+
+	struct shard {
+		std::mutex lock;
+		arena a;
+		unsigned index;
+		std::size_t retired = 0;                     /* chunks removed since the last reclaim */
+		std::unordered_set<std::uintptr_t> deferred; /* queued behind a grace period */
+		shard(const arena_config &c, unsigned i) : a(c), index(i) {}
+	};
+
+	struct deferred_free {
+		rcu_head head;
+		unmapped_cache *cache;
+		std::uintptr_t addr;
+	};
+
+public:
+	using backend_type = Backend;
+
+	unmapped_cache(machine<Backend> &m, cache_config cfg) : cfg_(cfg), src_(m, cfg_)
+	{
+		UA_CHECK(cfg_.valid(), "cache_config: invalid configuration");
+		arena_config ac{.granule = cfg_.granule};
+		shards_.reserve(cfg_.nr_shards);
+		for (unsigned i = 0; i < cfg_.nr_shards; i++)
+			shards_.push_back(std::make_unique<shard>(ac, i));
+		shrinker_.name = cfg_.name;
+		shrinker_.count_objects = &shrinker_count;
+		shrinker_.scan_objects = &shrinker_scan;
+		shrinker_.private_data = this;
+		shrinker_registry::global().register_shrinker(&shrinker_);
+	}
+	unmapped_cache(const unmapped_cache &) = delete;
+	unmapped_cache &operator=(const unmapped_cache &) = delete;
+
+	/* Waits for deferred frees, then gives every chunk back (live allocations included). */
+	~unmapped_cache()
+	{
+		shrinker_registry::global().unregister_shrinker(&shrinker_);
+		rcu::barrier();
+		std::lock_guard<std::mutex> g(chunk_lock_);
+		for (chunk_rec *rec : recs_) {
+			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
+				table_.erase(rec->run.alias + i * chunk_size);
+			UA_CHECK(src_.release(rec->run) == error::ok, "unmapped_cache: cannot give a chunk back at teardown");
+			delete rec;
+		}
+		for (chunk_rec *rec : free_recs_)
+			delete rec;
+	}
+
+	const cache_config &config() const noexcept { return cfg_; }
+	const char *name() const noexcept { return cfg_.name; }
+
+	/* ---- allocation --------------------------------------------------- */
+
+	result<void *> alloc(std::size_t size, std::size_t align = 1, ua_flags flags = 0) noexcept
+	{
+		if (flags & ~ua_valid_flags)
+			return result<void *>::failure(error::bad_flags);
+		if (size == 0)
+			return result<void *>::failure(error::zero_size);
+		if (!is_pow2(align) || align > chunk_size)
+			return result<void *>::failure(error::bad_alignment);
+		if (size > max_size())
+			return result<void *>::failure(error::too_large);
+		if (size > chunk_size)
+			return alloc_large(size, flags);
+
+		shard &s = *shards_[detail::thread_number() % shards_.size()];
+		std::lock_guard<std::mutex> g(s.lock);
+		auto r = s.a.alloc(size, align);
+		if (r.err == error::no_space) {
+			if (flags & ua_norefill)
+				return result<void *>::failure(error::no_memory);
+			if (error e = populate(s); e != error::ok)
+				return result<void *>::failure(e);
+			r = s.a.alloc(size, align);
+		}
+		if (!r.ok())
+			return result<void *>::failure(r.err);
+		if (flags & ua_zero) {
+			chunk_rec *rec = table_.lookup(r.value);
+			std::size_t n = align_up(size, cfg_.granule);
+			if (src_.fill(rec->run, r.value - rec->run.alias, 0, n) != error::ok) {
+				UA_CHECK(s.a.free(r.value).ok(), "unmapped_cache: cannot undo an allocation");
+				return result<void *>::failure(error::backend_failure);
+			}
+		}
+		return {reinterpret_cast<void *>(r.value), error::ok};
+	}
+
+	error free(const void *p) noexcept
+	{
+		auto addr = reinterpret_cast<std::uintptr_t>(p);
+		if (!addr)
+			return error::ok;
+		chunk_rec *rec = table_.lookup(addr);
+		if (!rec)
+			return error::foreign_pointer;
+		if (rec->large.load(std::memory_order_acquire))
+			return free_large(rec, addr);
+		unsigned si = rec->shard.load(std::memory_order_acquire);
+		if (si == no_shard)
+			return error::not_live; /* a spare chunk: nothing is allocated there */
+		shard &s = *shards_[si];
+		std::unique_lock<std::mutex> g(s.lock);
+		if (!s.deferred.empty() && s.deferred.count(addr))
+			return error::not_live; /* already freed with free_deferred() */
+		return free_locked(s, g, rec, addr);
+	}
+
+	/* Frees p after an RCU grace period: readers and executors of p finish first. */
+	error free_deferred(const void *p) noexcept
+	{
+		auto addr = reinterpret_cast<std::uintptr_t>(p);
+		if (!addr)
+			return error::ok;
+		chunk_rec *rec = table_.lookup(addr);
+		if (!rec)
+			return error::foreign_pointer;
+		auto *d = new (std::nothrow) deferred_free{{}, this, addr};
+		if (!d)
+			return error::no_memory;
+		if (rec->large.load(std::memory_order_acquire)) {
+			std::lock_guard<std::mutex> g(chunk_lock_);
+			if (!rec->in_use || !rec->large || addr != rec->run.alias) {
+				delete d;
+				return rec->in_use ? error::interior_pointer : error::not_live;
+			}
+			if (!large_deferred_.insert(addr).second) {
+				delete d;
+				return error::not_live;
+			}
+		} else {
+			unsigned si = rec->shard.load(std::memory_order_acquire);
+			if (si == no_shard) {
+				delete d;
+				return error::not_live;
+			}
+			shard &s = *shards_[si];
+			std::lock_guard<std::mutex> g(s.lock);
+			error e = check_start_locked(s, addr);
+			if (e == error::ok && s.deferred.count(addr))
+				e = error::not_live;
+			if (e == error::ok) {
+				try {
+					s.deferred.insert(addr);
+				} catch (...) {
+					e = error::no_memory;
+				}
+			}
+			if (e != error::ok) {
+				delete d;
+				return e;
+			}
+		}
+		pending_.fetch_add(1, std::memory_order_relaxed);
+		rcu::call(&d->head, &deferred_free_cb);
+		return error::ok;
+	}
+
+	/* Installs len bytes at dst, inside one live allocation, without a writable alias (text_poke_copy()). */
+	error write(void *dst, const void *src, std::size_t len) noexcept
+	{
+		if (!dst || !src)
+			return error::null_pointer;
+		if (len == 0)
+			return error::zero_size;
+		auto addr = reinterpret_cast<std::uintptr_t>(dst);
+		chunk_rec *rec = table_.lookup(addr);
+		if (!rec)
+			return error::foreign_pointer;
+		if (rec->large.load(std::memory_order_acquire)) {
+			std::lock_guard<std::mutex> g(chunk_lock_);
+			if (!rec->in_use || !rec->large)
+				return error::not_live;
+			if (addr + len > rec->run.alias + rec->run.bytes() || addr + len < addr)
+				return error::too_large;
+			return src_.write(rec->run, addr - rec->run.alias, src, len);
+		}
+		unsigned si = rec->shard.load(std::memory_order_acquire);
+		if (si == no_shard)
+			return error::not_live;
+		shard &s = *shards_[si];
+		std::lock_guard<std::mutex> g(s.lock);
+		auto l = s.a.lookup(addr);
+		if (!l.ok())
+			return l.err;
+		if (len > l.value.addr + l.value.size - addr)
+			return error::too_large; /* would run past the allocation */
+		return src_.write(rec->run, addr - rec->run.alias, src, len);
+	}
+
+	/* ---- lock-free lookups (RCU) -------------------------------------- */
+
+	/* Is p inside memory this cache holds? Never blocks. */
+	bool contains(const void *p) const noexcept
+	{
+		rcu::read_guard rg;
+		return table_.lookup(reinterpret_cast<std::uintptr_t>(p)) != nullptr;
+	}
+
+	/* The live allocation containing p (its start and size). Never blocks. */
+	result<allocation> find_allocation(const void *p) const noexcept
+	{
+		auto addr = reinterpret_cast<std::uintptr_t>(p);
+		rcu::read_guard rg;
+		chunk_rec *rec = table_.lookup(addr);
+		if (!rec)
+			return result<allocation>::failure(error::foreign_pointer);
+		if (rec->large.load(std::memory_order_acquire))
+			return {allocation{rec->base.load(std::memory_order_relaxed), rec->bytes.load(std::memory_order_relaxed)},
+				error::ok};
+		unsigned si = rec->shard.load(std::memory_order_acquire);
+		if (si == no_shard)
+			return result<allocation>::failure(error::not_live);
+		return shards_[si]->a.lookup_lockless(addr);
+	}
+
+	/* ---- chunks, shrinking, stats -------------------------------------- */
+
+	/* Gives back up to nr spare chunks; returns how many went back. */
+	std::size_t shrink(std::size_t nr = ~std::size_t{0}) noexcept
+	{
+		std::vector<chunk_rec *> victims;
+		std::size_t freed = 0;
+		{
+			std::lock_guard<std::mutex> g(chunk_lock_);
+			while (nr-- && !spares_.empty()) {
+				victims.push_back(spares_.back());
+				spares_.pop_back();
+			}
+			for (chunk_rec *rec : victims)
+				if (release_rec_locked(rec) == error::ok)
+					freed++;
+				else
+					spares_.push_back(rec); /* still held and usable: keep it as a spare */
+		}
+		reclaim_retired();
+		return freed;
+	}
+
+	cache_stats stats() const noexcept
+	{
+		cache_stats st;
+		for (auto &sp : shards_) {
+			std::lock_guard<std::mutex> g(sp->lock);
+			arena_stats as = sp->a.stats();
+			st.live_bytes += as.live_bytes;
+			st.live_count += as.live_count;
+			st.chunks += as.chunks;
+			st.metadata_bytes += as.metadata_bytes;
+		}
+		std::lock_guard<std::mutex> g(chunk_lock_);
+		for (chunk_rec *rec : recs_) {
+			if (rec->large.load(std::memory_order_relaxed)) {
+				st.live_bytes += rec->run.bytes();
+				st.live_count++;
+				st.chunks += rec->run.nr_chunks;
+				st.large_runs++;
+			}
+		}
+		st.spare_chunks = spares_.size();
+		st.chunks += spares_.size();
+		st.peak_chunks = peak_chunks_;
+		st.metadata_bytes += sizeof(*this) + table_.memory_bytes() +
+				     (recs_.capacity() + free_recs_.capacity()) * sizeof(void *) +
+				     (recs_.size() + free_recs_.size()) * sizeof(chunk_rec);
+		st.deferred_pending = pending_.load(std::memory_order_relaxed);
+		st.source = src_.stats();
+		return st;
+	}
+
+	/* Expensive: every arena's consistency walk plus the cache's own records. */
+	std::string check_consistency() const
+	{
+		for (auto &sp : shards_) {
+			std::lock_guard<std::mutex> g(sp->lock);
+			if (std::string why = sp->a.check_consistency(); !why.empty())
+				return std::string(cfg_.name) + ": " + why;
+		}
+		std::lock_guard<std::mutex> g(chunk_lock_);
+		for (chunk_rec *rec : recs_)
+			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
+				if (table_.lookup(rec->run.alias + i * chunk_size) != rec)
+					return std::string(cfg_.name) + ": chunk record missing from the chunk table";
+		return {};
+	}
+
+	/* Largest request served: whole-chunk runs up to 1 GiB (the page allocator's largest block). */
+	static constexpr std::size_t max_size() noexcept { return pud_size; }
+
+	chunk_source<Backend> &source() noexcept { return src_; }
+
+private:
+	/* Adds a chunk to shard s (lock held): a spare if any, else a new one. */
+	error populate(shard &s) noexcept
+	{
+		chunk_rec *rec = nullptr;
+		{
+			std::lock_guard<std::mutex> g(chunk_lock_);
+			if (!spares_.empty()) {
+				rec = spares_.back();
+				spares_.pop_back();
+			}
+		}
+		if (!rec) {
+			auto r = new_run(1, false);
+			if (!r.ok())
+				return r.err;
+			rec = r.value;
+		}
+		if (error e = s.a.add_chunk(rec->run.alias); e != error::ok) {
+			std::lock_guard<std::mutex> g(chunk_lock_);
+			spares_.push_back(rec);
+			return e;
+		}
+		rec->shard.store(s.index, std::memory_order_release);
+		return error::ok;
+	}
+
+	/* A new run from the chunk source, published in the chunk table. */
+	result<chunk_rec *> new_run(std::size_t nr_chunks, bool large) noexcept
+	{
+		std::lock_guard<std::mutex> g(chunk_lock_);
+		try {
+			recs_.reserve(recs_.size() + 1);
+			spares_.reserve(cfg_.spare_chunks + 1);
+			/* Every record may come back to free_recs_ without allocating. */
+			free_recs_.reserve(recs_.size() + free_recs_.size() + 1);
+			if (free_recs_.empty())
+				free_recs_.push_back(new chunk_rec());
+		} catch (...) {
+			return result<chunk_rec *>::failure(error::no_memory);
+		}
+		auto r = src_.acquire(nr_chunks);
+		if (!r.ok())
+			return result<chunk_rec *>::failure(r.err);
+		chunk_rec *rec = free_recs_.back();
+		rec->run = r.value;
+		for (std::size_t i = 0; i < nr_chunks; i++) {
+			if (table_.insert(rec->run.alias + i * chunk_size, rec) != error::ok) {
+				while (i--)
+					table_.erase(rec->run.alias + i * chunk_size);
+				UA_CHECK(src_.release(rec->run) == error::ok, "unmapped_cache: cannot undo a chunk acquisition");
+				return result<chunk_rec *>::failure(error::no_memory);
+			}
+		}
+		free_recs_.pop_back();
+		rec->in_use = true;
+		rec->base.store(rec->run.alias, std::memory_order_relaxed);
+		rec->bytes.store(rec->run.bytes(), std::memory_order_relaxed);
+		rec->shard.store(no_shard, std::memory_order_relaxed);
+		rec->large.store(large, std::memory_order_release);
+		recs_.push_back(rec);
+		held_chunks_ += nr_chunks;
+		if (held_chunks_ > peak_chunks_)
+			peak_chunks_ = held_chunks_;
+		return {rec, error::ok};
+	}
+
+	/*
+	 * Unpublishes rec and gives its run back (chunk_lock_ held). The record
+	 * goes to free_recs_ for reuse: records are type-stable. On failure the
+	 * run is published again and still held.
+	 */
+	error release_rec_locked(chunk_rec *rec) noexcept
+	{
+		for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
+			table_.erase(rec->run.alias + i * chunk_size);
+		if (src_.release(rec->run) != error::ok) {
+			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
+				UA_CHECK(table_.insert(rec->run.alias + i * chunk_size, rec) == error::ok,
+					 "unmapped_cache: cannot republish a run");
+			rec->base.store(rec->run.alias, std::memory_order_relaxed);
+			return error::backend_failure;
+		}
+		for (auto &x : recs_)
+			if (x == rec) {
+				x = recs_.back();
+				recs_.pop_back();
+				break;
+			}
+		held_chunks_ -= rec->run.nr_chunks;
+		rec->in_use = false;
+		rec->large.store(false, std::memory_order_relaxed);
+		free_recs_.push_back(rec); /* capacity reserved in new_run() */
+		return error::ok;
+	}
+
+	/* Reclaims the arenas' retired chunk metadata after a grace period. No lock held. */
+	void reclaim_retired() noexcept
+	{
+		rcu::synchronize();
+		for (auto &sp : shards_) {
+			std::lock_guard<std::mutex> g(sp->lock);
+			sp->a.reclaim_retired();
+		}
+	}
+
+	/* Validates that addr starts a live allocation of shard s (lock held). */
+	static error check_start_locked(shard &s, std::uintptr_t addr) noexcept
+	{
+		auto l = s.a.lookup(addr);
+		if (!l.ok())
+			return l.err;
+		return l.value.addr == addr ? error::ok : error::interior_pointer;
+	}
+
+	/* Frees addr in shard s whose lock g holds; fills the range first so failure changes nothing. */
+	error free_locked(shard &s, std::unique_lock<std::mutex> &g, chunk_rec *rec, std::uintptr_t addr) noexcept
+	{
+		auto l = s.a.lookup(addr);
+		if (!l.ok())
+			return l.err;
+		if (l.value.addr != addr)
+			return error::interior_pointer;
+		if (src_.fill(rec->run, addr - rec->run.alias, cfg_.fill_byte(), l.value.size) != error::ok)
+			return error::backend_failure;
+		auto f = s.a.free(addr);
+		UA_CHECK(f.ok(), "unmapped_cache: arena refused a checked free");
+		if (!f.value.empty_chunk)
+			return error::ok;
+		/* The chunk is empty: take it out of the arena, keep it as a spare or give it back. */
+		UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok, "unmapped_cache: cannot remove an empty chunk");
+		rec->shard.store(no_shard, std::memory_order_release);
+		bool reclaim = ++s.retired >= retired_batch;
+		if (reclaim)
+			s.retired = 0;
+		g.unlock();
+		park_or_release(rec);
+		if (reclaim)
+			reclaim_retired();
+		return error::ok;
+	}
+
+	void park_or_release(chunk_rec *rec) noexcept
+	{
+		std::lock_guard<std::mutex> g(chunk_lock_);
+		if (spares_.size() < cfg_.spare_chunks) {
+			try {
+				spares_.push_back(rec);
+				return;
+			} catch (...) {
+				/* no room to remember it: give it back instead */
+			}
+		}
+		if (release_rec_locked(rec) != error::ok)
+			spares_.push_back(rec); /* still held and usable; room reserved in new_run() */
+	}
+
+	result<void *> alloc_large(std::size_t size, ua_flags flags) noexcept
+	{
+		if (flags & ua_norefill)
+			return result<void *>::failure(error::no_memory);
+		std::size_t n = (size + chunk_size - 1) / chunk_size;
+		auto r = new_run(n, true);
+		if (!r.ok())
+			return result<void *>::failure(r.err);
+		/* A new run is filled already (trap bytes or zeroes); ua_zero needs zeroes. */
+		if ((flags & ua_zero) && cfg_.fill_byte() != 0 &&
+		    src_.fill(r.value->run, 0, 0, r.value->run.bytes()) != error::ok) {
+			UA_CHECK(release_large(r.value) == error::ok, "unmapped_cache: cannot undo a large allocation");
+			return result<void *>::failure(error::backend_failure);
+		}
+		return {reinterpret_cast<void *>(r.value->run.alias), error::ok};
+	}
+
+	error free_large(chunk_rec *rec, std::uintptr_t addr) noexcept
+	{
+		std::lock_guard<std::mutex> g(chunk_lock_);
+		if (!rec->in_use || !rec->large)
+			return error::not_live;
+		if (addr != rec->run.alias)
+			return error::interior_pointer;
+		if (large_deferred_.count(addr))
+			return error::not_live;
+		return release_rec_locked(rec);
+	}
+
+	error release_large(chunk_rec *rec) noexcept
+	{
+		std::lock_guard<std::mutex> g(chunk_lock_);
+		return release_rec_locked(rec);
+	}
+
+	/* call_rcu callback: the grace period is over, free for real. */
+	static void deferred_free_cb(rcu_head *head)
+	{
+		rcu::detail::annotate_grace_period();
+		auto *d = reinterpret_cast<deferred_free *>(head);
+		d->cache->complete_deferred(d->addr);
+		delete d;
+	}
+
+	void complete_deferred(std::uintptr_t addr) noexcept
+	{
+		chunk_rec *rec = table_.lookup(addr);
+		UA_CHECK(rec, "unmapped_cache: deferred free of a vanished chunk");
+		if (rec->large.load(std::memory_order_acquire)) {
+			{
+				std::lock_guard<std::mutex> g(chunk_lock_);
+				large_deferred_.erase(addr);
+			}
+			UA_CHECK(release_large(rec) == error::ok, "unmapped_cache: deferred free failed");
+		} else {
+			shard &s = *shards_[rec->shard.load(std::memory_order_acquire)];
+			std::unique_lock<std::mutex> g(s.lock);
+			s.deferred.erase(addr);
+			UA_CHECK(free_locked(s, g, rec, addr) == error::ok, "unmapped_cache: deferred free failed");
+		}
+		pending_.fetch_sub(1, std::memory_order_relaxed);
+	}
+
+	static std::size_t shrinker_count(shrinker *sh, shrink_control *)
+	{
+		auto *c = static_cast<unmapped_cache *>(sh->private_data);
+		std::lock_guard<std::mutex> g(c->chunk_lock_);
+		return c->spares_.size();
+	}
+	static std::size_t shrinker_scan(shrinker *sh, shrink_control *sc)
+	{
+		auto *c = static_cast<unmapped_cache *>(sh->private_data);
+		std::size_t freed = c->shrink(sc->nr_to_scan);
+		sc->nr_scanned = freed;
+		return freed;
+	}
+
+	cache_config cfg_;
+	chunk_source<Backend> src_;
+	std::vector<std::unique_ptr<shard>> shards_;
+	mutable std::mutex chunk_lock_;
+	chunk_table<chunk_rec> table_;               /* writers: chunk_lock_ */
+	std::vector<chunk_rec *> recs_;              /* chunk_lock_: records in use */
+	std::vector<chunk_rec *> free_recs_;         /* chunk_lock_: records to reuse (type-stable) */
+	std::vector<chunk_rec *> spares_;            /* chunk_lock_ */
+	std::unordered_set<std::uintptr_t> large_deferred_; /* chunk_lock_ */
+	std::size_t held_chunks_ = 0, peak_chunks_ = 0;     /* chunk_lock_ */
+	std::atomic<std::size_t> pending_{0};
+	shrinker shrinker_;
+};
+
+}  // namespace ua
