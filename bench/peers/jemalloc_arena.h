@@ -11,9 +11,12 @@
  *   - the hooks take memory from a chunk source in 2 MiB units (the same
  *     source the library's arena uses in a comparison), and implement split
  *     and merge (return false), or jemalloc could not carve its extents;
- *   - dalloc opts out (returns true), so jemalloc retains extents; destroy
- *     gives them back when the arena is destroyed; commit/purge hooks are
- *     absent (memory is always committed);
+ *   - dalloc opts out (returns true), so jemalloc retains extents, as its
+ *     default hooks do under opt.retain (the Linux default); destroy gives
+ *     them back when the arena is destroyed (reset() destroys and re-creates
+ *     it); commit/purge hooks are absent (memory is always committed);
+ *   - split and merge calls are counted, so tests can see jemalloc carve
+ *     and coalesce its extents;
  *   - `arena.<i>.retain_grow_limit` = 2 MiB, so jemalloc grows one chunk at a
  *     time like the other allocators instead of doubling its retained region;
  *   - every mallocx/dallocx passes MALLOCX_TCACHE_NONE, since jemalloc's
@@ -25,6 +28,7 @@
  */
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -64,6 +68,53 @@ public:
 		box_.hooks = extent_hooks_t{&hook_alloc, &hook_dalloc, &hook_destroy, nullptr, nullptr,
 					    nullptr,     nullptr,      &hook_split,   &hook_merge};
 		box_.self = this;
+		create();
+	}
+	jemalloc_arena(const jemalloc_arena &) = delete;
+	jemalloc_arena &operator=(const jemalloc_arena &) = delete;
+	~jemalloc_arena() { destroy(); }
+
+	bool ok() const noexcept { return ok_; }
+	unsigned index() const noexcept { return arena_; }
+
+	/* Destroy the arena (every extent, live or retained, goes back to the source) and create a fresh one. */
+	bool reset()
+	{
+		destroy();
+		create();
+		return ok_;
+	}
+
+	/* arena.<i>.purge: dirty and muzzy extents to dalloc (which opts out: they stay retained). */
+	void purge() noexcept
+	{
+		if (!ok_)
+			return;
+		char name[64];
+		std::snprintf(name, sizeof name, "arena.%u.purge", arena_);
+		mallctl(name, nullptr, nullptr, nullptr, 0);
+	}
+
+	/* jemalloc's own metadata for this arena (stats.arenas.<i>.base), 0 if stats are unavailable. */
+	std::size_t metadata_bytes() const noexcept
+	{
+		if (!ok_)
+			return 0;
+		std::uint64_t epoch = 1;
+		std::size_t esz = sizeof(epoch);
+		mallctl("epoch", &epoch, &esz, &epoch, esz);
+		char name[64];
+		std::snprintf(name, sizeof name, "stats.arenas.%u.base", arena_);
+		std::size_t base = 0, sz = sizeof(base);
+		return mallctl(name, &base, &sz, nullptr, 0) == 0 ? base : 0;
+	}
+
+	std::uint64_t split_calls() const noexcept { return splits_.load(); }
+	std::uint64_t merge_calls() const noexcept { return merges_.load(); }
+
+private:
+	void create()
+	{
 		je_arena_config cfg{&box_.hooks, false};
 		std::size_t sz = sizeof(arena_);
 		ok_ = mallctl("experimental.arenas_create_ext", &arena_, &sz, &cfg, sizeof(cfg)) == 0;
@@ -74,22 +125,23 @@ public:
 			mallctl(name, nullptr, nullptr, &limit, sizeof(limit));
 		}
 	}
-	jemalloc_arena(const jemalloc_arena &) = delete;
-	jemalloc_arena &operator=(const jemalloc_arena &) = delete;
-	~jemalloc_arena()
+	void destroy()
 	{
 		if (!ok_)
 			return;
 		char name[64];
 		std::snprintf(name, sizeof name, "arena.%u.destroy", arena_);
 		mallctl(name, nullptr, nullptr, nullptr, 0);
+		ok_ = false;
 		/* Whatever jemalloc retained without destroying goes back too. */
+		std::lock_guard<std::mutex> g(lock_);
 		for (auto &[addr, bytes] : regions_)
 			src_.put(reinterpret_cast<void *>(addr), bytes);
+		regions_.clear();
+		held_ = 0;
 	}
 
-	bool ok() const noexcept { return ok_; }
-	unsigned index() const noexcept { return arena_; }
+public:
 
 	void *alloc(std::size_t size, std::size_t align = 1) noexcept
 	{
@@ -161,12 +213,15 @@ private:
 	/* Destroy may cover parts of several source regions (after merges); regions go back once whole. */
 	static void hook_destroy(extent_hooks_t *, void *, std::size_t, bool, unsigned) {}
 
-	static bool hook_split(extent_hooks_t *, void *, std::size_t, std::size_t, std::size_t, bool, unsigned)
+	/* Splitting and merging need no work on our side: the memory stays mapped as it is. */
+	static bool hook_split(extent_hooks_t *h, void *, std::size_t, std::size_t, std::size_t, bool, unsigned)
 	{
+		self_of(h)->splits_++;
 		return false;
 	}
-	static bool hook_merge(extent_hooks_t *, void *, std::size_t, void *, std::size_t, bool, unsigned)
+	static bool hook_merge(extent_hooks_t *h, void *, std::size_t, void *, std::size_t, bool, unsigned)
 	{
+		self_of(h)->merges_++;
 		return false;
 	}
 
@@ -177,6 +232,7 @@ private:
 	mutable std::mutex lock_;
 	std::map<std::uintptr_t, std::size_t> regions_;
 	std::size_t held_ = 0;
+	std::atomic<std::uint64_t> splits_{0}, merges_{0};
 };
 
 }  // namespace ua::peers
