@@ -184,3 +184,17 @@ TEST_CASE("bpf-prog-pack: a failing backend operation is unwound")
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 }
+
+TEST_CASE("bpf-prog-pack: concurrent callers are serialised by the peer's lock")
+{
+	auto m = make_machine<sim_direct_map>();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	{
+		bpf_prog_pack_peer<sim_direct_map> p(*m);
+		CHECK(peer_test::hammer(p, 4, 300, 4000, 64) == 0);
+		CHECK(p.stats().live_count == 0);
+		p.drain();
+		CHECK(p.stats().pages_held == 0);
+	}
+	CHECK(m->pages.nr_free_pages() == free0);
+}

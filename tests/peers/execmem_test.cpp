@@ -164,3 +164,17 @@ TEST_CASE("execmem: a failing backend operation is unwound")
 	CHECK(m->backend.stats().aliases == 0);
 	CHECK(em.alloc(page_size, 1).ok());
 }
+
+TEST_CASE("execmem: concurrent callers are serialised by the peer's lock")
+{
+	auto m = make_machine<sim_direct_map>();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	{
+		execmem_peer<sim_direct_map> p(*m);
+		CHECK(peer_test::hammer(p, 4, 300, 20000, 1) == 0);
+		CHECK(p.stats().live_count == 0);
+		p.drain();
+		CHECK(p.stats().pages_held == 0);
+	}
+	CHECK(m->pages.nr_free_pages() == free0);
+}

@@ -133,3 +133,17 @@ TEST_CASE("jemalloc: its metadata stays out of hook memory (hook memory unmapped
 	CHECK_MESSAGE(WIFEXITED(status), "child died of signal ", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("jemalloc: concurrent callers are serialised by the peer's lock")
+{
+	auto m = make_machine<sim_direct_map>();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	{
+		jemalloc_peer<sim_direct_map> p(*m);
+		CHECK(peer_test::hammer(p, 4, 300, 20000, 16) == 0);
+		CHECK(p.stats().live_count == 0);
+		p.drain();
+		CHECK(p.stats().pages_held == 0);
+	}
+	CHECK(m->pages.nr_free_pages() == free0);
+}

@@ -152,3 +152,17 @@ TEST_CASE("naive: a failing backend operation is unwound")
 	CHECK(nv.stats().pages_held == 0);
 	CHECK(nv.alloc(5 * page_size, 1).ok());
 }
+
+TEST_CASE("naive: concurrent callers are serialised by the peer's lock")
+{
+	auto m = make_machine<sim_direct_map>();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	{
+		naive_peer<sim_direct_map> p(*m);
+		CHECK(peer_test::hammer(p, 4, 300, 3 * page_size, 1) == 0);
+		CHECK(p.stats().live_count == 0);
+		p.drain();
+		CHECK(p.stats().pages_held == 0);
+	}
+	CHECK(m->pages.nr_free_pages() == free0);
+}

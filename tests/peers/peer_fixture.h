@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <random>
+#include <thread>
+#include <vector>
 #include <string>
 #include <type_traits>
 
@@ -121,6 +124,41 @@ int run_in_child(Fn fn)
 	int status = 0;
 	::waitpid(pid, &status, 0);
 	return status;
+}
+
+/*
+ * Threads allocating and freeing through one peer at once (the peer's mutex
+ * is all that serialises them); returns the number of failed calls.
+ */
+template <class Peer>
+int hammer(Peer &peer, int threads, int ops, std::size_t max_size, std::size_t align)
+{
+	std::vector<std::thread> ts;
+	std::vector<int> failures(std::size_t(threads), 0);
+	for (int t = 0; t < threads; t++)
+		ts.emplace_back([&, t] {
+			std::mt19937_64 rng(std::uint64_t(t) + 1);
+			std::vector<std::uintptr_t> live;
+			for (int i = 0; i < ops; i++) {
+				if (!live.empty() && rng() % 2) {
+					failures[std::size_t(t)] += peer.free(live.back()) != error::ok;
+					live.pop_back();
+					continue;
+				}
+				auto r = peer.alloc(1 + rng() % max_size, align);
+				failures[std::size_t(t)] += !r.ok();
+				if (r.ok())
+					live.push_back(r.value);
+			}
+			for (std::uintptr_t p : live)
+				failures[std::size_t(t)] += peer.free(p) != error::ok;
+		});
+	for (auto &t : ts)
+		t.join();
+	int n = 0;
+	for (int f : failures)
+		n += f;
+	return n;
 }
 
 }  // namespace peer_test
