@@ -133,16 +133,17 @@ public:
 		return error::backend_failure;
 	}
 
-	/* Writes into a run's frames through the backend (text_poke_copy()). */
+	/*
+	 * Writes into a run's frames through the backend (text_poke_copy()).
+	 * No machine lock: contents operations may run concurrently (backend.h).
+	 */
 	error write(const chunk_run &run, std::size_t off, const void *src, std::size_t n) noexcept
 	{
-		typename machine<Backend>::guard g(m_.lock);
 		return m_.backend.write_frames(run.pfn, off, src, n) == 0 ? error::ok : error::backend_failure;
 	}
-	/* Fills part of a run (text_poke_set()). */
+	/* Fills part of a run (text_poke_set()); no machine lock, as write(). */
 	error fill(const chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
 	{
-		typename machine<Backend>::guard g(m_.lock);
 		return m_.backend.fill_frames(run.pfn, off, byte, n) == 0 ? error::ok : error::backend_failure;
 	}
 

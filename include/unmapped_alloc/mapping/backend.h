@@ -38,8 +38,13 @@
  *   - a protection that is writable and executable at once is refused with
  *     -EINVAL (W^X).
  *
- * Thread safety: a backend is not internally synchronised; its owner (the
- * cache layer) serialises calls under its chunk lock.
+ * Thread safety: a backend is not internally synchronised; its owner
+ * serialises calls under machine::lock (mapping/machine.h). The exception is
+ * write_frames() and fill_frames(): they touch only the frames' contents
+ * (pwrite() to the memfd; a counter in the simulation), so a caller that owns
+ * the frames may call them concurrently with each other and with any other
+ * operation, without the machine lock. This keeps the trap fill of every
+ * free off the machine-wide lock.
  */
 #pragma once
 

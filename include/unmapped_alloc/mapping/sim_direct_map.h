@@ -35,6 +35,7 @@
  */
 #pragma once
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -174,7 +175,7 @@ public:
 	{
 		if (!bytes_inside(pfn, off, n) || (src == nullptr && n != 0))
 			return -EINVAL;
-		bytes_written_ += n;
+		bytes_written_.fetch_add(n, std::memory_order_relaxed);
 		return 0;
 	}
 
@@ -184,7 +185,7 @@ public:
 		(void)byte;
 		if (!bytes_inside(pfn, off, n))
 			return -EINVAL;
-		bytes_written_ += n;
+		bytes_written_.fetch_add(n, std::memory_order_relaxed);
 		return 0;
 	}
 
@@ -215,7 +216,7 @@ public:
 		s.prot_changes = prot_changes_;
 		s.pgtable_pages = c.pmd_tables + c.pte_tables;
 		s.aliases = area_.live();
-		s.bytes_written = bytes_written_;
+		s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
 		return s;
 	}
 
@@ -264,7 +265,7 @@ private:
 	std::uint64_t explicit_flushes_ = 0;
 	std::uint64_t collapse_flushes_ = 0;
 	std::uint64_t prot_changes_ = 0;
-	std::uint64_t bytes_written_ = 0;
+	std::atomic<std::uint64_t> bytes_written_{0}; /* write/fill may run concurrently (backend.h) */
 	std::uint64_t frames_released_ = 0;
 };
 

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cache_bench - the public caches on the BPF size mix, measured side by side.
+ *
+ * Three figures, each a ratio measured in this one run:
+ *   1. alloc+free at 100 K live allocations: the library's text cache against
+ *      a jemalloc arena whose extent hooks take 2 MiB chunks from the same
+ *      kind of machine (page allocator + backend; bench/machine_chunks.h and
+ *      bench/peers/jemalloc_arena.h, MALLOCX_TCACHE_NONE on alloc and free). Each allocator gets its own
+ *      fresh machine of the same size and the same operation sequence.
+ *   2. direct-map changes per 1,000 allocations in the steady state (after
+ *      the live set is built): the cache changes the direct map only when it
+ *      takes or gives back a chunk.
+ *   3. throughput of 2 threads (each with its own live set, on one cache with
+ *      two shards) over the throughput of 1 thread doing the same work.
+ * The backend is the simulated direct map by default, so backend calls cost
+ * next to nothing and the figures measure the allocators; --backend real runs
+ * on memfd memory, where every free also pays a pwrite() of trap bytes.
+ * Absolute times are context only (the machine is shared): read the ratios.
+ *
+ * Usage: cache_bench [--json FILE] [--steps N] [--live N] [--backend sim|real] [--seed S]
+ */
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unmapped_alloc/unmapped_alloc.h>
+
+#include "machine_chunks.h"
+#include "peers/jemalloc_arena.h"
+#include "workload/bpf_size_mix.h"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+	const char *json = nullptr;
+	std::size_t steps = 1000000;
+	std::size_t live = 100000;
+	bool real = false;
+	std::uint64_t seed = 1;
+};
+
+struct sequence {
+	std::vector<std::size_t> fill, sizes, victims;
+};
+
+sequence make_sequence(std::size_t live, std::size_t steps, std::uint64_t seed)
+{
+	std::mt19937_64 rng(seed);
+	sequence s;
+	s.fill.reserve(live);
+	for (std::size_t i = 0; i < live; i++)
+		s.fill.push_back(ua::workload::bpf_size(rng));
+	s.sizes.reserve(steps);
+	s.victims.reserve(steps);
+	for (std::size_t i = 0; i < steps; i++) {
+		s.sizes.push_back(ua::workload::bpf_size(rng));
+		s.victims.push_back(std::size_t(rng() % live));
+	}
+	return s;
+}
+
+[[noreturn]] void die(const char *what, ua::error e)
+{
+	std::fprintf(stderr, "cache_bench: %s: %s\n", what, ua::describe(e));
+	std::exit(1);
+}
+
+/* The cache and the jemalloc peer behind one shape: alloc/free of addresses. */
+template <class B>
+struct cache_heap {
+	ua::unmapped_cache<B> &c;
+	std::uintptr_t alloc(std::size_t n)
+	{
+		auto r = c.alloc(n, 64);
+		if (!r.ok())
+			die("cache alloc", r.err);
+		return reinterpret_cast<std::uintptr_t>(r.value);
+	}
+	void free(std::uintptr_t p)
+	{
+		if (ua::error e = c.free(reinterpret_cast<void *>(p)); e != ua::error::ok)
+			die("cache free", e);
+	}
+};
+
+template <class B>
+struct jemalloc_heap {
+	ua::peers::jemalloc_arena<ua::bench::machine_chunks<B>> &j;
+	std::uintptr_t alloc(std::size_t n)
+	{
+		void *p = j.alloc(n, 64);
+		if (!p)
+			die("jemalloc alloc", ua::error::no_memory);
+		return reinterpret_cast<std::uintptr_t>(p);
+	}
+	void free(std::uintptr_t p) { j.free(reinterpret_cast<void *>(p)); }
+};
+
+/* Fills the live set, then times the steady state; returns ns per operation (alloc or free). */
+template <class Heap, class Between>
+double run(Heap &h, const sequence &s, Between &&at_steady_state)
+{
+	std::vector<std::uintptr_t> table(s.fill.size());
+	for (std::size_t i = 0; i < table.size(); i++)
+		table[i] = h.alloc(s.fill[i]);
+	at_steady_state();
+	auto t0 = clock_type::now();
+	for (std::size_t i = 0; i < s.sizes.size(); i++) {
+		std::size_t v = s.victims[i];
+		h.free(table[v]);
+		table[v] = h.alloc(s.sizes[i]);
+	}
+	auto t1 = clock_type::now();
+	for (std::uintptr_t p : table)
+		h.free(p);
+	return double(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()) / double(2 * s.sizes.size());
+}
+
+template <class B>
+std::unique_ptr<ua::machine<B>> make_machine(std::uint64_t pages)
+{
+	auto m = std::make_unique<ua::machine<B>>(pages);
+	if constexpr (requires { m->backend.ok(); }) {
+		if (!m->backend.ok()) {
+			std::fprintf(stderr, "cache_bench: cannot create the real backend (%s)\n", std::strerror(-m->backend.init_error()));
+			std::exit(1);
+		}
+	}
+	return m;
+}
+
+struct figures {
+	double cache_ns = 0, jemalloc_ns = 0;
+	double dm_per_1000 = 0;
+	std::uint64_t steady_allocs = 0, steady_dm_changes = 0;
+	double t1_ops = 0, t2_ops = 0;
+	std::size_t cache_peak_chunks = 0;
+};
+
+template <class B>
+figures measure(const options &o, std::uint64_t pages)
+{
+	figures f;
+	sequence s = make_sequence(o.live, o.steps, o.seed);
+	{
+		auto m = make_machine<B>(pages);
+		ua::cache_config cfg = ua::text_cache_config("bench");
+		cfg.nr_shards = 1;
+		ua::unmapped_cache<B> c(*m, cfg);
+		cache_heap<B> h{c};
+		std::uint64_t dm0 = 0;
+		f.cache_ns = run(h, s, [&] { dm0 = c.stats().source.dm_changes; });
+		auto st = c.stats();
+		f.steady_dm_changes = st.source.dm_changes - dm0;
+		f.steady_allocs = o.steps;
+		f.dm_per_1000 = 1000.0 * double(f.steady_dm_changes) / double(o.steps);
+		f.cache_peak_chunks = st.peak_chunks;
+	}
+	{
+		auto m = make_machine<B>(pages);
+		ua::bench::machine_chunks<B> src(*m);
+		ua::peers::jemalloc_arena<ua::bench::machine_chunks<B>> j(src);
+		if (!j.ok()) {
+			std::fprintf(stderr, "cache_bench: experimental.arenas_create_ext failed\n");
+			std::exit(1);
+		}
+		jemalloc_heap<B> h{j};
+		f.jemalloc_ns = run(h, s, [] {});
+	}
+	/* Scaling: the same per-thread work, once on one thread, then on two at once. */
+	{
+		auto m = make_machine<B>(pages);
+		ua::cache_config cfg = ua::text_cache_config("bench2");
+		cfg.nr_shards = 2;
+		ua::unmapped_cache<B> c(*m, cfg);
+		std::size_t per_thread = o.steps / 2, live = o.live / 2;
+		sequence s1 = make_sequence(live, per_thread, o.seed + 1), s2 = make_sequence(live, per_thread, o.seed + 2);
+		auto work = [&](const sequence &q) {
+			cache_heap<B> h{c};
+			run(h, q, [] {});
+		};
+		auto t0 = clock_type::now();
+		std::thread a(work, std::cref(s1));
+		a.join();
+		auto t1 = clock_type::now();
+		std::thread b(work, std::cref(s1)), d(work, std::cref(s2));
+		b.join();
+		d.join();
+		auto t2 = clock_type::now();
+		double one = std::chrono::duration<double>(t1 - t0).count(), two = std::chrono::duration<double>(t2 - t1).count();
+		f.t1_ops = double(per_thread + live) / one;
+		f.t2_ops = double(2 * (per_thread + live)) / two;
+	}
+	return f;
+}
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+	options o;
+	for (int i = 1; i < argc; i++) {
+		std::string a = argv[i];
+		auto next = [&]() -> const char * {
+			if (i + 1 >= argc) {
+				std::fprintf(stderr, "cache_bench: %s needs a value\n", a.c_str());
+				std::exit(2);
+			}
+			return argv[++i];
+		};
+		if (a == "--json")
+			o.json = next();
+		else if (a == "--steps")
+			o.steps = std::strtoull(next(), nullptr, 10);
+		else if (a == "--live")
+			o.live = std::strtoull(next(), nullptr, 10);
+		else if (a == "--seed")
+			o.seed = std::strtoull(next(), nullptr, 10);
+		else if (a == "--backend") {
+			std::string b = next();
+			if (b != "sim" && b != "real") {
+				std::fprintf(stderr, "cache_bench: --backend must be sim or real, not %s\n", b.c_str());
+				return 2;
+			}
+			o.real = b == "real";
+		} else {
+			std::fprintf(stderr, "usage: %s [--json FILE] [--steps N] [--live N] [--backend sim|real] [--seed S]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (o.steps < 2 || o.live < 2) {
+		std::fprintf(stderr, "cache_bench: --steps and --live must be at least 2\n");
+		return 2;
+	}
+	std::printf("cache_bench: BPF size mix, %zu live, %zu steady-state steps, 64-byte alignment, %s backend, seed %llu\n",
+		    o.live, o.steps, o.real ? "real" : "sim", (unsigned long long)o.seed);
+	std::printf("note: %s\n", ua::peers::jemalloc_arena<ua::bench::machine_chunks<ua::sim_direct_map>>::replaces_note);
+	/* The live set of the mix needs ~0.35 GiB per 100 K allocations; give it room. */
+	std::uint64_t gib = o.real ? 1 + (o.live * 4096 + (std::uint64_t{1} << 30) - 1) / (std::uint64_t{1} << 30) : 64;
+	std::uint64_t pages = gib << 18;
+	figures f = o.real ? measure<ua::linux_backend>(o, pages) : measure<ua::sim_direct_map>(o, pages);
+	double vs = f.cache_ns / f.jemalloc_ns, scaling = f.t2_ops / f.t1_ops;
+	std::printf("alloc+free at %zu live: cache %.1f ns/op, jemalloc %.1f ns/op, cache/jemalloc %.3f (target <= 1.0) %s\n", o.live,
+		    f.cache_ns, f.jemalloc_ns, vs, vs <= 1.0 ? "met" : "MISSED");
+	std::printf("steady state: %llu direct-map changes over %llu allocations = %.3f per 1000 (target <= 1) %s\n",
+		    (unsigned long long)f.steady_dm_changes, (unsigned long long)f.steady_allocs, f.dm_per_1000,
+		    f.dm_per_1000 <= 1.0 ? "met" : "MISSED");
+	std::printf("threads: 1 thread %.2f Mops/s, 2 threads %.2f Mops/s, scaling %.2fx (target >= 1.6) %s\n", f.t1_ops / 1e6,
+		    f.t2_ops / 1e6, scaling, scaling >= 1.6 ? "met" : "MISSED");
+	std::printf("cache peak chunks: %zu\n", f.cache_peak_chunks);
+	if (o.json) {
+		FILE *out = std::fopen(o.json, "w");
+		if (!out) {
+			std::fprintf(stderr, "cache_bench: cannot write %s: %s\n", o.json, std::strerror(errno));
+			return 1;
+		}
+		std::fprintf(out,
+			     "{\"backend\": \"%s\", \"live\": %zu, \"steps\": %zu, \"seed\": %llu,\n"
+			     " \"cache_ns_per_op\": %.2f, \"jemalloc_ns_per_op\": %.2f, \"vs_jemalloc\": %.4f,\n"
+			     " \"steady_dm_changes\": %llu, \"steady_allocs\": %llu, \"dm_changes_per_1000_allocs\": %.4f,\n"
+			     " \"threads1_ops_per_s\": %.0f, \"threads2_ops_per_s\": %.0f, \"thread_scaling\": %.4f,\n"
+			     " \"cache_peak_chunks\": %zu}\n",
+			     o.real ? "real" : "sim", o.live, o.steps, (unsigned long long)o.seed, f.cache_ns, f.jemalloc_ns, vs,
+			     (unsigned long long)f.steady_dm_changes, (unsigned long long)f.steady_allocs, f.dm_per_1000, f.t1_ops,
+			     f.t2_ops, scaling, f.cache_peak_chunks);
+		std::fclose(out);
+	}
+	return 0;
+}
