@@ -83,3 +83,31 @@ TEST_CASE("bitmap: searches agree with a naive scan on random contents")
 		CHECK(b.summaries_consistent());
 	}
 }
+
+TEST_CASE("bitmap: long ranges keep the summaries exact across summary words")
+{
+	std::mt19937_64 rng(43);
+	for (std::size_t n : {4096u * 3u + 5u, 32768u}) {
+		bitmap b(n);
+		std::vector<bool> ref(n);
+		for (int step = 0; step < 300; step++) {
+			std::size_t s = rng() % n, len = 1 + rng() % (n - s);
+			bool v = rng() & 1;
+			v ? b.set_range(s, len) : b.clear_range(s, len);
+			for (std::size_t i = s; i < s + len; i++)
+				ref[i] = v;
+			REQUIRE(b.summaries_consistent());
+			std::size_t c = 0;
+			for (bool x : ref)
+				c += x;
+			REQUIRE(b.count() == c);
+			std::size_t from = rng() % n, want = bitmap::npos;
+			for (std::size_t i = from; i < n; i++)
+				if (!ref[i]) {
+					want = i;
+					break;
+				}
+			REQUIRE(b.find_next_zero(from) == want);
+		}
+	}
+}

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <deque>
+#include <random>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include <unmapped_alloc/ds/extent_tree.h>
@@ -29,4 +33,62 @@ TEST_CASE("extent_tree: best fit by size, then lowest address")
 	CHECK(t.largest() == 256);
 	while (!t.empty())
 		t.erase(*t.begin());
+}
+
+TEST_CASE("extent_tree: random inserts and erases walk in (size, address) order")
+{
+	std::mt19937_64 rng(5);
+	ua::extent_tree t;
+	std::deque<free_extent> nodes;
+	std::vector<free_extent *> in;
+	std::set<std::pair<std::size_t, std::uintptr_t>> ref;
+	for (int step = 0; step < 20000; step++) {
+		if (in.empty() || rng() % 100 < 55) {
+			std::size_t size = 64 * (1 + rng() % 40);
+			std::uintptr_t addr = 0x200000 + 64 * (rng() % 100000);
+			if (ref.count({size, addr}) || t.find(size, addr))
+				continue;
+			REQUIRE(t.reserve(in.size() + 1));
+			nodes.emplace_back(addr, size, nullptr);
+			t.insert(nodes.back());
+			in.push_back(&nodes.back());
+			ref.emplace(size, addr);
+		} else {
+			std::size_t k = rng() % in.size();
+			free_extent *e = in[k];
+			in[k] = in.back();
+			in.pop_back();
+			t.erase(*e);
+			ref.erase({e->size, e->addr});
+			REQUIRE(t.find(e->size, e->addr) == nullptr);
+		}
+		REQUIRE(t.size() == ref.size());
+		std::size_t want = 64 * (1 + rng() % 41);
+		auto lb = ref.lower_bound({want, 0});
+		auto it = t.lower_bound(want);
+		if (lb == ref.end()) {
+			REQUIRE(it == t.end());
+		} else {
+			REQUIRE(it != t.end());
+			REQUIRE(it->size == lb->first);
+			REQUIRE(it->addr == lb->second);
+			REQUIRE(t.first_of_size_at_least(want) == &*it);
+		}
+		if (step % 500 == 0) {
+			auto r = ref.begin();
+			std::set<std::size_t> sizes;
+			for (auto i = t.begin(); i != t.end(); ++i, ++r) {
+				REQUIRE(r != ref.end());
+				REQUIRE(i->size == r->first);
+				REQUIRE(i->addr == r->second);
+				sizes.insert(i->size);
+			}
+			REQUIRE(r == ref.end());
+			REQUIRE(t.distinct_sizes() == sizes.size());
+			REQUIRE(t.largest() == (ref.empty() ? 0 : ref.rbegin()->first));
+		}
+	}
+	while (!t.empty())
+		t.erase(*t.begin());
+	CHECK(t.distinct_sizes() == 0);
 }

@@ -134,7 +134,7 @@ public:
 	{
 		if (base == 0 || base % chunk_size || base >= chunk_table<arena_chunk>::limit || table_.lookup(base))
 			return error::bad_chunk;
-		if (!pool_.reserve(reserve_target(1)) || !index_.reserve(live_count_ + chunks_.size() + 2))
+		if (!reserve_nodes(1))
 			return error::no_memory;
 		std::unique_ptr<arena_chunk> c(new (std::nothrow) arena_chunk());
 		if (!c || !c->init(base, units_))
@@ -201,7 +201,7 @@ public:
 		if (!best)
 			return result<std::uintptr_t>::failure(error::no_space);
 		/* Up to two remainders and one more free extent per live allocation: reserve first. */
-		if (!pool_.reserve(reserve_target(0) + 1) || !index_.reserve(live_count_ + chunks_.size() + 2))
+		if (!reserve_nodes(1))
 			return result<std::uintptr_t>::failure(error::no_memory);
 		std::uintptr_t start = align_up(best->addr, a);
 		carve(*best, start, need);
@@ -316,7 +316,8 @@ public:
 		s.free_extents = tree_.size();
 		s.largest_free = tree_.largest();
 		s.fragmentation = s.free_bytes ? 1.0 - double(s.largest_free) / double(s.free_bytes) : 0.0;
-		s.metadata_bytes = sizeof(*this) + pool_.memory_bytes() + table_.memory_bytes() + index_.memory_bytes();
+		s.metadata_bytes = sizeof(*this) + pool_.memory_bytes() + tree_.memory_bytes() + table_.memory_bytes() +
+				   index_.memory_bytes();
 		for (const arena_chunk &c : chunks_) {
 			s.metadata_bytes += c.memory_bytes();
 			s.empty_chunks += c.live_count == 0;
@@ -330,6 +331,17 @@ public:
 	std::string check_consistency() const;
 
 private:
+	/*
+	 * Reserve before change: room for the free-extent bound (one extent per
+	 * live allocation and chunk) after one more allocation or chunk, in the
+	 * extent pool, the tree's size nodes and the start-address index.
+	 */
+	bool reserve_nodes(std::size_t extra) noexcept
+	{
+		std::size_t bound = live_count_ + chunks_.size() + extra + 1;
+		return pool_.reserve(reserve_target(extra) + 1) && tree_.reserve(bound) && index_.reserve(bound);
+	}
+
 	/* Nodes the tree may need beyond what it holds: one per live allocation and chunk, plus extra. */
 	std::size_t reserve_target(std::size_t extra_chunks) const noexcept
 	{
@@ -345,21 +357,38 @@ private:
 	/* Best fit, fullest chunk among equals, then lowest address. */
 	free_extent *find_fit(std::size_t need, std::size_t a) noexcept
 	{
-		auto it = tree_.lower_bound(need), end = tree_.end();
-		if (a > cfg_.granule) {
-			std::size_t scanned = 0;
-			while (it != end && !fits(*it, need, a)) {
-				if (++scanned == cfg_.align_scan_limit) {
-					/*
-					 * Any extent of at least need + a - granule holds an aligned
-					 * start, and so does a whole free chunk (chunk aligned).
-					 */
-					std::size_t sure = need + a - cfg_.granule;
-					it = tree_.lower_bound(sure < chunk_size ? sure : chunk_size);
-					break;
+		if (a <= cfg_.granule) {
+			/*
+			 * Every extent of the best size fits: compare the first window of
+			 * its bucket (address order) on chunk fullness, inside the bucket.
+			 */
+			free_extent *best = tree_.first_of_size_at_least(need);
+			if (!best)
+				return nullptr;
+			std::size_t window = cfg_.fullness_window, best_live = best->chunk->live_bytes;
+			extent_tree::bucket_walk w(*best);
+			for (free_extent *x = w.next(); x && --window; x = w.next()) {
+				std::size_t live = x->chunk->live_bytes;
+				if (live > best_live) {
+					best = x;
+					best_live = live;
 				}
-				++it;
 			}
+			return best;
+		}
+		auto it = tree_.lower_bound(need), end = tree_.end();
+		std::size_t scanned = 0;
+		while (it != end && !fits(*it, need, a)) {
+			if (++scanned == cfg_.align_scan_limit) {
+				/*
+				 * Any extent of at least need + a - granule holds an aligned
+				 * start, and so does a whole free chunk (chunk aligned).
+				 */
+				std::size_t sure = need + a - cfg_.granule;
+				it = tree_.lower_bound(sure < chunk_size ? sure : chunk_size);
+				break;
+			}
+			++it;
 		}
 		if (it == end)
 			return nullptr;

@@ -161,9 +161,27 @@ private:
 			return;
 		}
 		update_word(w, first_mask, value);
-		for (std::size_t i = w + 1; i < last; i++)
-			update_word(i, ~std::uint64_t{0}, value);
+		if (last > w + 1) {
+			/* Whole words: store them, then flip their summary bits as a range (no per-word test). */
+			std::uint64_t fill = value ? ~std::uint64_t{0} : 0;
+			for (std::size_t i = w + 1; i < last; i++)
+				st(words_[i], fill);
+			update_summary_range(any_base(), w + 1, last, value);
+			update_summary_range(full_base(), w + 1, last, value);
+		}
 		update_word(last, last_mask, value);
+	}
+
+	/* Sets or clears summary bits [from, to) (whole words of the bitmap, none of them the partial last). */
+	static void update_summary_range(std::uint64_t *sum, std::size_t from, std::size_t to, bool value) noexcept
+	{
+		while (from < to) {
+			std::size_t s = from >> 6, hi = (s + 1) * 64 < to ? (s + 1) * 64 : to;
+			std::uint64_t m = (~std::uint64_t{0} << (from & 63)) & (~std::uint64_t{0} >> (63 - ((hi - 1) & 63)));
+			std::uint64_t v = ld(sum[s]);
+			st(sum[s], value ? (v | m) : (v & ~m));
+			from = hi;
+		}
 	}
 
 	/* The word as seen by a search: inverted (and masked) when looking for zeros. */

@@ -1,17 +1,40 @@
 // SPDX-License-Identifier: MIT
 /*
- * ds/extent_tree.h - the best-fit tree of free extents, keyed by (size, address).
+ * ds/extent_tree.h - the best-fit tree of free extents, ordered by (size, address).
  *
- * One red-black tree (Boost.Intrusive, so nodes are ours and the tree never
- * allocates) holds every free extent of an arena across all its chunks. The
- * key orders extents by size and then by address, so lower_bound(size) is the
- * smallest extent that can hold a request (best fit), and among extents of
- * one size they appear in address order. The owner keeps the fullness
- * tie-break (see arena/arena.h): it inspects the few extents of the best size.
+ * One tree holds every free extent of an arena across all its chunks, in
+ * (size, address) order: lower_bound(size) is the smallest extent that can
+ * hold a request (best fit), and among extents of one size they appear in
+ * address order. The owner keeps the fullness tie-break (see arena/arena.h):
+ * it inspects the few extents of the best size.
  *
- * Nodes carry their chunk so the arena can prefer fuller chunks without a
- * lookup. Nodes come from a node_pool in ordinary memory (never from managed
- * memory). Not thread-safe: the owner locks.
+ * Shape. The tree is two-level, both levels Boost.Intrusive red-black trees
+ * (nodes are ours; the tree never allocates behind our back):
+ *
+ *   sizes    one extent_bucket per distinct free-extent size, keyed by size;
+ *   bucket   the extents of that size, keyed by address.
+ *
+ * The in-order walk of sizes, and inside each size its bucket, is exactly the
+ * (size, address) order of a single tree keyed by the pair; the split only
+ * lets extents of equal size share one size node. Free extents vastly
+ * outnumber their distinct sizes (on the BPF mix at 100 K live allocations,
+ * ~5,000 extents of ~460 sizes), so the size level is a small tree that stays
+ * in L1/L2 while a flat tree of all extents made every descent a walk of
+ * ~13 cache-missing levels, the arena's largest cost. The smallest extent of
+ * a size is its bucket's leftmost node: no second descent to find it.
+ *
+ * Descents are our own, over Boost's nodes: the child to follow is chosen
+ * with a mask blend rather than a branch. A search key's path through a
+ * best-fit tree is close to random, so a branchy descent mispredicts about
+ * every other level. Linking, unlinking and rebalancing stay Boost's
+ * (insert_commit with the parent our descent found).
+ *
+ * Memory. Extent nodes belong to the caller (the arena's node_pool); size
+ * nodes come from this tree's own pool. reserve(n) guarantees that n extents
+ * can be in the tree without allocating (distinct sizes <= extents), so the
+ * arena reserves before it changes anything and insert() never allocates.
+ * Everything is ordinary memory, never managed memory. Not thread-safe: the
+ * owner locks.
  */
 #pragma once
 
@@ -20,135 +43,246 @@
 
 #include <boost/intrusive/set.hpp>
 
+#include "../check.h"
+#include "node_pool.h"
+
 namespace ua {
 
 struct arena_chunk;
-
-/*
- * The (size, address) order packed in one 64-bit key: size / 16 in the top
- * 20 bits, address / 16 in the low 44. Every extent is a multiple of the
- * granule (>= 16 B) in size and alignment, no larger than a chunk (2^21 B:
- * 18 bits after the shift), and lies below 2^48 (the chunk table's limit), so
- * the packing is exact and one integer compare orders two extents.
- */
-inline constexpr unsigned extent_key_addr_bits = 44;
-inline constexpr unsigned extent_key_shift = 4;
-
-constexpr std::uint64_t pack_extent_key(std::size_t size, std::uintptr_t addr) noexcept
-{
-	return (std::uint64_t(size >> extent_key_shift) << extent_key_addr_bits) | std::uint64_t(addr >> extent_key_shift);
-}
+struct extent_bucket;
 
 struct free_extent {
 	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
-	std::uint64_t key = 0; /* pack_extent_key(size, addr), set by extent_tree::insert */
 	std::uintptr_t addr = 0;
 	std::size_t size = 0;
 	arena_chunk *chunk = nullptr;
+	extent_bucket *bucket = nullptr; /* the size node holding it, while in a tree */
 
 	free_extent(std::uintptr_t a, std::size_t s, arena_chunk *c) noexcept : addr(a), size(s), chunk(c) {}
 	std::uintptr_t end() const noexcept { return addr + size; }
 };
 
-struct extent_key_of {
-	using type = std::uint64_t;
-	type operator()(const free_extent &e) const noexcept { return e.key; }
+namespace detail {
+
+struct extent_addr_of {
+	using type = std::uintptr_t;
+	type operator()(const free_extent &e) const noexcept { return e.addr; }
 };
 
-/*
- * Descents are our own, over Boost's nodes: the child to follow is chosen
- * with a conditional move rather than a branch. A search key's path through
- * a best-fit tree is close to random, so a branchy descent mispredicts about
- * every other level (~15 cycles each); profiles of the arena showed those
- * descents as its largest cost. Linking, unlinking and rebalancing stay
- * Boost's (insert_commit with the parent our descent found).
- */
-class extent_tree {
-	using tree_t = boost::intrusive::set<
-		free_extent,
-		boost::intrusive::member_hook<free_extent, decltype(free_extent::hook), &free_extent::hook>,
-		boost::intrusive::key_of_value<extent_key_of>,
-		boost::intrusive::constant_time_size<true>>;
-	using node_traits = tree_t::node_traits;
-	using node_ptr = tree_t::node_ptr;
+using extent_set = boost::intrusive::set<
+	free_extent, boost::intrusive::member_hook<free_extent, decltype(free_extent::hook), &free_extent::hook>,
+	boost::intrusive::key_of_value<extent_addr_of>, boost::intrusive::constant_time_size<false>>;
 
-public:
-	using iterator = tree_t::iterator;
-	using const_iterator = tree_t::const_iterator;
+}  // namespace detail
 
-	extent_tree() = default;
-	extent_tree(const extent_tree &) = delete;
-	extent_tree &operator=(const extent_tree &) = delete;
-	~extent_tree() { tree_.clear(); }
+/* A size node: the extents of one size, in address order. */
+struct extent_bucket {
+	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
+	std::size_t size = 0;
+	detail::extent_set extents;
 
-	/* Inserts e under its current (size, addr); the pair must not be in the tree. */
-	void insert(free_extent &e) noexcept
-	{
-		e.key = pack_extent_key(e.size, e.addr);
-		node_ptr header = tree_.end().pointed_node(), p = header;
-		node_ptr x = node_traits::get_parent(header); /* the root (the header's parent) */
-		bool left = true;
-		while (x) {
-			p = x;
-			left = e.key < key_at(x);
-			x = pick(left, node_traits::get_left(x), node_traits::get_right(x));
-		}
-		tree_t::insert_commit_data d;
-		d.link_left = left;
-		d.node = p;
-		tree_.insert_commit(e, d);
-	}
-	void erase(free_extent &e) noexcept { tree_.erase(tree_.iterator_to(e)); }
+	explicit extent_bucket(std::size_t s) noexcept : size(s) {}
+};
 
-	/* The extent with exactly this key, or nullptr. */
-	free_extent *find(std::size_t size, std::uintptr_t addr) noexcept
-	{
-		std::uint64_t k = pack_extent_key(size, addr);
-		auto it = lower_bound_key(k);
-		return it != end() && it->key == k && it->addr == addr && it->size == size ? &*it : nullptr;
-	}
+namespace detail {
 
-	/* First extent of size >= size (lowest address among the smallest such size). */
-	iterator lower_bound(std::size_t size) noexcept { return lower_bound_key(pack_extent_key(size, 0)); }
+struct bucket_size_of {
+	using type = std::size_t;
+	type operator()(const extent_bucket &b) const noexcept { return b.size; }
+};
 
-	iterator begin() noexcept { return tree_.begin(); }
-	iterator end() noexcept { return tree_.end(); }
-	const_iterator begin() const noexcept { return tree_.begin(); }
-	const_iterator end() const noexcept { return tree_.end(); }
+using bucket_set = boost::intrusive::set<
+	extent_bucket, boost::intrusive::member_hook<extent_bucket, decltype(extent_bucket::hook), &extent_bucket::hook>,
+	boost::intrusive::key_of_value<bucket_size_of>, boost::intrusive::constant_time_size<false>>;
 
-	std::size_t size() const noexcept { return tree_.size(); }
-	bool empty() const noexcept { return tree_.empty(); }
+/* Branch-free descents over a Boost.Intrusive set whose hook is the value's first member. */
+template <class Set, class KeyOf>
+struct descend {
+	using node_traits = typename Set::node_traits;
+	using node_ptr = typename Set::node_ptr;
 
-	/* Size of the largest free extent, 0 when empty. */
-	std::size_t largest() const noexcept { return tree_.empty() ? 0 : tree_.rbegin()->size; }
-
-private:
-	/*
-	 * cond ? a : b as a mask blend: compilers turn a plain ?: in a loop back
-	 * into a branch, which is what the descent must avoid.
-	 */
+	/* cond ? a : b as a mask blend: compilers turn a plain ?: in a loop back into a branch. */
 	static node_ptr pick(bool cond, node_ptr a, node_ptr b) noexcept
 	{
 		auto ia = reinterpret_cast<std::uintptr_t>(a), ib = reinterpret_cast<std::uintptr_t>(b);
 		std::uintptr_t m = std::uintptr_t{0} - std::uintptr_t(cond);
 		return reinterpret_cast<node_ptr>(ib ^ ((ia ^ ib) & m));
 	}
-	static std::uint64_t key_at(node_ptr n) noexcept { return tree_t::value_traits::to_value_ptr(n)->key; }
+	static std::uint64_t key_at(node_ptr n) noexcept { return KeyOf{}(*Set::value_traits::to_value_ptr(n)); }
 
-	/* First extent whose key is >= k: branch-free child selection. */
-	iterator lower_bound_key(std::uint64_t k) noexcept
+	/* The first value with key >= k, or nullptr. */
+	static typename Set::value_type *lower_bound(Set &s, std::uint64_t k) noexcept
 	{
-		node_ptr header = tree_.end().pointed_node(), y = header;
-		node_ptr x = node_traits::get_parent(header);
+		node_ptr header = s.end().pointed_node(), y = header;
+		node_ptr x = node_traits::get_parent(header); /* the root */
 		while (x) {
 			bool less = key_at(x) < k;
 			y = pick(less, y, x);
 			x = pick(less, node_traits::get_right(x), node_traits::get_left(x));
 		}
-		return y == header ? tree_.end() : tree_.iterator_to(*tree_t::value_traits::to_value_ptr(y));
+		return y == header ? nullptr : Set::value_traits::to_value_ptr(y);
 	}
 
-	tree_t tree_;
+	/* Links v (whose key k is not in s) where a descent for k ends. */
+	static void insert(Set &s, typename Set::value_type &v, std::uint64_t k) noexcept
+	{
+		node_ptr header = s.end().pointed_node(), p = header;
+		node_ptr x = node_traits::get_parent(header);
+		bool left = true;
+		while (x) {
+			p = x;
+			left = k < key_at(x);
+			x = pick(left, node_traits::get_left(x), node_traits::get_right(x));
+		}
+		typename Set::insert_commit_data d;
+		d.link_left = left;
+		d.node = p;
+		s.insert_commit(v, d);
+	}
+};
+
+}  // namespace detail
+
+class extent_tree {
+	using sizes_t = detail::bucket_set;
+	using by_size = detail::descend<sizes_t, detail::bucket_size_of>;
+	using by_addr = detail::descend<detail::extent_set, detail::extent_addr_of>;
+
+public:
+	/* Walks extents in (size, address) order. */
+	class iterator {
+	public:
+		iterator() = default;
+		free_extent &operator*() const noexcept { return *e_; }
+		free_extent *operator->() const noexcept { return e_; }
+		bool operator==(const iterator &o) const noexcept { return e_ == o.e_; }
+		iterator &operator++() noexcept
+		{
+			extent_bucket *b = e_->bucket;
+			auto it = ++b->extents.iterator_to(*e_);
+			if (it != b->extents.end()) {
+				e_ = &*it;
+				return *this;
+			}
+			auto sit = ++t_->sizes_.iterator_to(*b);
+			e_ = sit == t_->sizes_.end() ? nullptr : &*sit->extents.begin();
+			return *this;
+		}
+
+	private:
+		friend class extent_tree;
+		iterator(const extent_tree *t, free_extent *e) noexcept : t_(const_cast<extent_tree *>(t)), e_(e) {}
+		extent_tree *t_ = nullptr;
+		free_extent *e_ = nullptr;
+	};
+	using const_iterator = iterator;
+
+	extent_tree() = default;
+	extent_tree(const extent_tree &) = delete;
+	extent_tree &operator=(const extent_tree &) = delete;
+	~extent_tree()
+	{
+		while (!sizes_.empty()) {
+			extent_bucket *b = &*sizes_.begin();
+			b->extents.clear();
+			sizes_.erase(sizes_.iterator_to(*b));
+			buckets_.destroy(b);
+		}
+	}
+
+	/* Ensures n extents can be in the tree without allocating. False on failure (nothing changed). */
+	bool reserve(std::size_t n) noexcept
+	{
+		std::size_t have = buckets_.in_use() + buckets_.available();
+		return n <= have || buckets_.reserve(n - buckets_.in_use());
+	}
+
+	/* Inserts e under its current (size, addr); the pair must not be in the tree. */
+	void insert(free_extent &e) noexcept
+	{
+		extent_bucket *b = by_size::lower_bound(sizes_, e.size);
+		if (!b || b->size != e.size) {
+			b = buckets_.create(e.size);
+			UA_CHECK(b, "extent_tree: size node missing (reserve first)");
+			by_size::insert(sizes_, *b, e.size);
+			b->extents.push_back(e);
+		} else {
+			by_addr::insert(b->extents, e, e.addr);
+		}
+		e.bucket = b;
+		count_++;
+	}
+
+	void erase(free_extent &e) noexcept
+	{
+		extent_bucket *b = e.bucket;
+		b->extents.erase(b->extents.iterator_to(e));
+		e.bucket = nullptr;
+		count_--;
+		if (b->extents.empty()) {
+			sizes_.erase(sizes_.iterator_to(*b));
+			buckets_.destroy(b);
+		}
+	}
+
+	/* The extent with exactly this size and address, or nullptr. */
+	free_extent *find(std::size_t size, std::uintptr_t addr) const noexcept
+	{
+		auto &sizes = const_cast<sizes_t &>(sizes_);
+		extent_bucket *b = by_size::lower_bound(sizes, size);
+		if (!b || b->size != size)
+			return nullptr;
+		free_extent *e = by_addr::lower_bound(b->extents, addr);
+		return e && e->addr == addr ? e : nullptr;
+	}
+
+	/* First extent of size >= size (lowest address among the smallest such size). */
+	iterator lower_bound(std::size_t size) const noexcept
+	{
+		extent_bucket *b = by_size::lower_bound(const_cast<sizes_t &>(sizes_), size);
+		return iterator(this, b ? &*b->extents.begin() : nullptr);
+	}
+
+	/* The lowest-address extent of the smallest size >= size, or nullptr (lower_bound without an iterator). */
+	free_extent *first_of_size_at_least(std::size_t size) const noexcept
+	{
+		extent_bucket *b = by_size::lower_bound(const_cast<sizes_t &>(sizes_), size);
+		return b ? &*b->extents.begin() : nullptr;
+	}
+
+	/* The extents after `from` in its bucket (same size, rising address); next() is nullptr at the end. */
+	class bucket_walk {
+	public:
+		explicit bucket_walk(free_extent &from) noexcept
+			: it_(from.bucket->extents.iterator_to(from)), end_(from.bucket->extents.end())
+		{
+		}
+		free_extent *next() noexcept { return ++it_ == end_ ? nullptr : &*it_; }
+
+	private:
+		detail::extent_set::iterator it_, end_;
+	};
+
+	iterator begin() const noexcept
+	{
+		auto &sizes = const_cast<sizes_t &>(sizes_);
+		return sizes.empty() ? end() : iterator(this, &*sizes.begin()->extents.begin());
+	}
+	iterator end() const noexcept { return iterator(this, nullptr); }
+
+	std::size_t size() const noexcept { return count_; }
+	bool empty() const noexcept { return count_ == 0; }
+	/* Distinct sizes among the free extents (size nodes in use). */
+	std::size_t distinct_sizes() const noexcept { return buckets_.in_use(); }
+	std::size_t memory_bytes() const noexcept { return buckets_.memory_bytes(); }
+
+	/* Size of the largest free extent, 0 when empty. */
+	std::size_t largest() const noexcept { return sizes_.empty() ? 0 : sizes_.rbegin()->size; }
+
+private:
+	sizes_t sizes_;
+	node_pool<extent_bucket> buckets_;
+	std::size_t count_ = 0;
 };
 
 }  // namespace ua
