@@ -1,0 +1,311 @@
+// Fault injection: a scenario over a text, a secret and a ro cache is run
+// once to count its machine operations (direct-map changes, flushes,
+// collapses, alias mapping/protection/securing, writes, fills and page
+// allocations), then once for every n with the nth operation failing. After
+// each failure the call reports a clear error, no live allocation is lost or
+// changed, the direct map matches what the caches hold, and the same call
+// succeeds when retried; at the end everything is given back: free frames,
+// aliases and the direct map are as at boot.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reliability_fixture.h"
+
+using namespace ua;
+
+namespace {
+
+template <class Env>
+class scenario {
+	using backend = typename Env::backend;
+	using cache_t = unmapped_cache<backend>;
+
+	struct live_alloc {
+		unsigned cache;
+		std::size_t size;
+		unsigned char byte; /* first byte written, 0 before any write */
+	};
+
+public:
+	explicit scenario(typename Env::machine_type &m) : m_(m), boot_free_(m.pages.nr_free_pages()), boot_aliases_(m.backend.stats().aliases)
+	{
+		const cache_config cfgs[3] = {text_cache_config(), secret_cache_config(), ro_cache_config()};
+		for (unsigned i = 0; i < 3; i++) {
+			cache_config c = cfgs[i];
+			c.nr_shards = 1;
+			caches_[i] = std::make_unique<cache_t>(m, c);
+		}
+	}
+
+	unsigned failures = 0;
+
+	void run()
+	{
+		static const std::size_t sizes[] = {64, 300, 4096, 700, 1 << 20, (3 << 20) / 2, 3 << 20, 5 << 20};
+		/* Allocations, including large ones and zeroed ones. */
+		for (unsigned c = 0; c < 3; c++)
+			for (std::size_t i = 0; i < std::size(sizes); i++)
+				alloc(c, sizes[i], i == 2 ? 4096 : 1, i == 3 || i == 7 ? ua_zero : 0);
+		/* Writes into every allocation. */
+		unsigned char b = 1;
+		for (auto &[a, l] : live_)
+			write(a, b++);
+		check_contents();
+		/* Frees: every other one directly, a few deferred, then the rest (chunks empty). */
+		std::vector<std::uintptr_t> order;
+		for (auto &[a, l] : live_)
+			order.push_back(a);
+		for (std::size_t i = 0; i < order.size(); i += 2)
+			free(order[i], i % 4 == 2);
+		settle_deferred();
+		check_contents();
+		for (std::size_t i = 1; i < order.size(); i += 2)
+			free(order[i], i % 6 == 1);
+		settle_deferred();
+		/* Reuse of the spares, then everything back. */
+		for (unsigned c = 0; c < 3; c++) {
+			alloc(c, 128, 64, 0);
+			alloc(c, 2 << 20, 1, 0);
+		}
+		for (auto &[a, l] : std::map<std::uintptr_t, live_alloc>(live_))
+			free(a, false);
+		shrink_all();
+	}
+
+	/* Disarms, destroys the caches and checks the machine is as at boot. */
+	void finish()
+	{
+		m_.backend.injector().disarm();
+		for (auto &c : caches_) {
+			CHECK(c->stats().chunks == 0);
+			c.reset();
+		}
+		CHECK(m_.pages.nr_free_pages() == boot_free_);
+		CHECK(m_.backend.stats().aliases == boot_aliases_);
+		CHECK(ua_test::frames_out_of_direct_map(m_.backend) == 0);
+		CHECK(m_.pages.check_consistency() == "");
+		CHECK(ua_test::backend_consistency(m_.backend) == "");
+	}
+
+private:
+	/* Live allocations as the caches see them: every one found at its address and size. */
+	std::string live_state() const
+	{
+		std::string s;
+		for (auto &[a, l] : live_) {
+			auto f = caches_[l.cache]->find_allocation(reinterpret_cast<void *>(a));
+			if (!f.ok() || f.value.addr != a || f.value.size < l.size)
+				s += "lost " + std::to_string(a) + ";";
+		}
+		for (unsigned c = 0; c < 3; c++)
+			s += std::to_string(caches_[c]->stats().live_count) + ",";
+		return s;
+	}
+
+	/* Whole-machine checks after a failure: metadata, direct map and frames agree with what the caches hold. */
+	void check_machine()
+	{
+		std::uint64_t held = 0;
+		for (auto &c : caches_) {
+			CHECK(c->check_consistency() == "");
+			held += c->stats().chunks;
+		}
+		CHECK(ua_test::frames_out_of_direct_map(m_.backend) == held * pages_per_chunk);
+		CHECK(m_.pages.nr_pages() - m_.pages.nr_free_pages() >= held * pages_per_chunk);
+		CHECK(m_.backend.stats().aliases - boot_aliases_ <= held);
+		CHECK(m_.pages.check_consistency() == "");
+		CHECK(ua_test::backend_consistency(m_.backend) == "");
+	}
+
+	void check_contents()
+	{
+		if constexpr (backend::dereferenceable) {
+			for (auto &[a, l] : live_) {
+				auto *p = reinterpret_cast<const unsigned char *>(a);
+				/* ua_zero or a secret: zero; text: trap bytes; after a write: the byte. */
+				if (l.byte)
+					CHECK(p[0] == l.byte);
+			}
+		}
+	}
+
+	/*
+	 * Runs op; a failure must be a clear error reported only when a fault
+	 * was injected, must change no live allocation, and the retry (the
+	 * injector fails one operation) must succeed.
+	 */
+	template <class Op>
+	auto step(const char *what, Op op)
+	{
+		std::string before = live_state();
+		auto r = op();
+		error e = get_err(r);
+		if (e != error::ok) {
+			INFO(what << ": " << describe(e) << " after fault in " << fault_op_name(m_.backend.injector().failed_op()));
+			REQUIRE(m_.backend.injector().fired());
+			REQUIRE((e == error::backend_failure || e == error::no_memory));
+			CHECK(live_state() == before);
+			check_machine();
+			failures++;
+			r = op();
+			REQUIRE(get_err(r) == error::ok);
+		}
+		return r;
+	}
+	static error get_err(error e) { return e; }
+	template <class T>
+	static error get_err(const result<T> &r) { return r.err; }
+
+	void alloc(unsigned c, std::size_t size, std::size_t align, ua_flags flags)
+	{
+		auto r = step("alloc", [&] { return caches_[c]->alloc(size, align, flags); });
+		auto a = reinterpret_cast<std::uintptr_t>(r.value);
+		REQUIRE(!live_.count(a));
+		live_[a] = {c, size, 0};
+		if constexpr (backend::dereferenceable) {
+			if (flags & ua_zero)
+				CHECK(static_cast<unsigned char *>(r.value)[size - 1] == 0);
+		}
+	}
+
+	void write(std::uintptr_t a, unsigned char b)
+	{
+		live_alloc &l = live_[a];
+		std::vector<unsigned char> buf(std::min<std::size_t>(l.size, 256), b);
+		step("write", [&] { return caches_[l.cache]->write(reinterpret_cast<void *>(a), buf.data(), buf.size()); });
+		l.byte = b;
+	}
+
+	void free(std::uintptr_t a, bool deferred)
+	{
+		cache_t &c = *caches_[live_[a].cache];
+		step(deferred ? "free_deferred" : "free", [&] {
+			return deferred ? c.free_deferred(reinterpret_cast<void *>(a)) : c.free(reinterpret_cast<void *>(a));
+		});
+		live_.erase(a);
+		/* A second free of the same pointer is refused, whatever happened inside. */
+		if (!deferred)
+			CHECK(c.free(reinterpret_cast<void *>(a)) != error::ok);
+	}
+
+	/* Deferred frees complete after a grace period, retried by the cache if a backend step failed. */
+	void settle_deferred()
+	{
+		for (int i = 0; i < 100; i++) {
+			rcu::barrier();
+			bool pending = false;
+			for (auto &c : caches_)
+				pending |= c->stats().deferred_pending != 0;
+			if (!pending)
+				break;
+		}
+		for (auto &c : caches_)
+			REQUIRE(c->stats().deferred_pending == 0);
+		CHECK(live_state().find("lost") == std::string::npos);
+	}
+
+	/* Gives every spare back; a shrink that failed part way keeps the chunk and is retried. */
+	void shrink_all()
+	{
+		for (auto &c : caches_) {
+			for (int i = 0; i < 4 && c->stats().chunks; i++) {
+				c->shrink();
+				if (c->stats().chunks)
+					check_machine();
+			}
+			CHECK(c->stats().chunks == 0);
+		}
+	}
+
+	typename Env::machine_type &m_;
+	std::uint64_t boot_free_;
+	std::uint64_t boot_aliases_;
+	std::unique_ptr<cache_t> caches_[3];
+	std::map<std::uintptr_t, live_alloc> live_;
+};
+
+/* Counts the scenario's operations, then fails each one in turn. */
+template <class Env>
+void fail_every_operation()
+{
+	std::uint64_t total = 0;
+	{
+		auto m = Env::make();
+		m->backend.injector().arm(0);
+		scenario<Env> s(*m);
+		s.run();
+		total = m->backend.injector().count();
+		CHECK(s.failures == 0);
+		s.finish();
+	}
+	MESSAGE(std::string(Env::backend::name) << ": the scenario makes " << total << " machine operations; each is failed once");
+	REQUIRE(total > 50);
+	unsigned by_kind[unsigned(fault_op::nr_ops)] = {};
+	for (std::uint64_t n = 1; n <= total; n++) {
+		auto m = Env::make();
+		m->backend.injector().arm(n);
+		scenario<Env> s(*m);
+		{
+			INFO("failing operation " << n << " of " << total);
+			s.run();
+			REQUIRE(m->backend.injector().fired());
+			by_kind[unsigned(m->backend.injector().failed_op())]++;
+			s.finish();
+		}
+	}
+	/* Every kind of operation the scenario makes was failed somewhere. */
+	for (fault_op op : {fault_op::dm_change, fault_op::flush, fault_op::alias_map, fault_op::alias_unmap,
+			    fault_op::alias_secure, fault_op::write, fault_op::fill, fault_op::page_alloc}) {
+		INFO(fault_op_name(op));
+		CHECK(by_kind[unsigned(op)] > 0);
+	}
+}
+
+}  // namespace
+
+static_assert(mapping_backend<fault_backend<sim_direct_map>>);
+static_assert(mapping_backend<fault_backend<linux_backend>>);
+
+TEST_CASE("fault injection: the injector fails exactly the nth operation, once")
+{
+	fault_injector inj;
+	inj.arm(3, fault_bit(fault_op::fill));
+	CHECK(!inj.should_fail(fault_op::write)); /* not in the mask: not counted */
+	CHECK(!inj.should_fail(fault_op::fill));
+	CHECK(!inj.should_fail(fault_op::fill));
+	CHECK(inj.should_fail(fault_op::fill));
+	CHECK(inj.fired());
+	CHECK(inj.failed_op() == fault_op::fill);
+	CHECK(!inj.should_fail(fault_op::fill));
+	CHECK(inj.count() == 4);
+
+	auto m = ua_test::sim_fault_env::make();
+	m->backend.injector().arm(1, fault_bit(fault_op::page_alloc));
+	auto r = m->pages.alloc_pages(9, gfp_normal_only);
+	CHECK(r.err == error::no_memory);
+	CHECK(m->pages.alloc_pages(9, gfp_normal_only).ok());
+	m->backend.injector().arm(1, fault_bit(fault_op::dm_change), -EIO);
+	CHECK(m->backend.set_direct_map_invalid({0, 512}) == -EIO);
+	CHECK(m->backend.direct_map_state(0) == dm_state::rw); /* failed without touching the direct map */
+	CHECK(m->backend.set_direct_map_invalid({0, 512}) == 0);
+	CHECK(m->backend.direct_map_state(0) == dm_state::invalid);
+}
+
+TEST_CASE("fault injection: every operation of the scenario failed in turn (simulated backend)")
+{
+	fail_every_operation<ua_test::sim_fault_env>();
+}
+
+TEST_CASE("fault injection: every operation of the scenario failed in turn (real backend)")
+{
+	{
+		auto m = ua_test::real_fault_env::make();
+		REQUIRE(m->backend.inner().ok());
+	}
+	fail_every_operation<ua_test::real_fault_env>();
+}

@@ -1,0 +1,77 @@
+// Machines with fault injection and whole-machine checks shared by the
+// reliability tests (fault injection, stress, security properties).
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <unmapped_alloc/mapping/fault_backend.h>
+#include <unmapped_alloc/unmapped_alloc.h>
+
+namespace ua_test {
+
+/* A machine over fault_backend<Inner> whose page allocator fails through the same injector. */
+template <class Inner, std::uint64_t Pages>
+struct fault_env {
+	using backend = ua::fault_backend<Inner>;
+	using machine_type = ua::machine<backend>;
+	static constexpr std::uint64_t pages = Pages;
+	static std::unique_ptr<machine_type> make()
+	{
+		auto m = std::make_unique<machine_type>(Pages);
+		m->pages.set_fault_hook(&backend::page_alloc_hook, &m->backend.injector());
+		return m;
+	}
+};
+using sim_fault_env = fault_env<ua::sim_direct_map, std::uint64_t{1} << 18>; /* 1 GiB */
+using real_fault_env = fault_env<ua::linux_backend, 16384>;                    /* 64 MiB */
+
+/* Frames not read-write in the direct map. */
+template <class Backend>
+std::uint64_t frames_out_of_direct_map(const Backend &b)
+{
+	std::uint64_t n = 0;
+	for (ua::pfn_t p = 0; p < b.nr_pages(); p++)
+		n += b.direct_map_state(p) != ua::dm_state::rw;
+	return n;
+}
+
+/* The backend's own consistency walk where it has one (the simulation). */
+template <class Backend>
+std::string backend_consistency(const Backend &b)
+{
+	if constexpr (requires { b.check_consistency(); })
+		return b.check_consistency();
+	else if constexpr (requires { b.inner().check_consistency(); })
+		return b.inner().check_consistency();
+	else
+		return {};
+}
+
+/* Runs fn in a forked child; the signal that killed it, 0 on a normal exit (status in *code), -1 on error. */
+template <class Fn>
+int child_signal(Fn &&fn, int *code = nullptr)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		fn();
+		_exit(0);
+	}
+	int status = 0;
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFEXITED(status) && code)
+		*code = WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+}  // namespace ua_test
