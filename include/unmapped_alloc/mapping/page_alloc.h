@@ -337,6 +337,19 @@ public:
 	/* Expensive walk of every level (check.h): "" or the first violation. */
 	std::string check_consistency() const;
 
+	/*
+	 * Fault injection, as the kernel's should_fail_alloc_page()
+	 * (mm/fail_page_alloc.c): when set, a valid alloc_pages() request asks
+	 * fn(ctx, order) first and fails with no_memory, changing nothing, when
+	 * it answers true. For tests (mapping/fault_backend.h); nullptr clears it.
+	 */
+	using fault_hook = bool (*)(void *ctx, unsigned order) noexcept;
+	void set_fault_hook(fault_hook fn, void *ctx) noexcept
+	{
+		fault_hook_ = fn;
+		fault_ctx_ = ctx;
+	}
+
 private:
 	using region_state = detail::pa::region_state;
 	using pageblock_rec = detail::pa::pageblock_rec;
@@ -351,6 +364,8 @@ private:
 	std::vector<pageblock_rec> recs_;
 	std::vector<std::uint32_t> spare_recs_;
 	std::array<free_area_stats, nr_zones> free_;
+	fault_hook fault_hook_ = nullptr;
+	void *fault_ctx_ = nullptr;
 
 	zone_type zone_of_region(std::uint64_t r) const noexcept
 	{
@@ -687,6 +702,8 @@ inline result<pfn_t> page_allocator::alloc_pages(unsigned order, gfp_t gfp, pfn_
 		return result<pfn_t>::failure(error::bad_flags);
 	if (hint != no_hint && hint >= nr_pages_)
 		return result<pfn_t>::failure(error::foreign_pointer);
+	if (fault_hook_ && fault_hook_(fault_ctx_, order))
+		return result<pfn_t>::failure(error::no_memory);
 
 	/* Zones are contiguous region ranges: normal [0, mr), movable [mr, nr_regions). */
 	struct { std::uint64_t r0, r1; } pass[2];
