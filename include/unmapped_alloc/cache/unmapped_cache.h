@@ -150,7 +150,10 @@ public:
 	~unmapped_cache()
 	{
 		shrinker_registry::global().unregister_shrinker(&shrinker_);
-		rcu::barrier();
+		/* A deferred free whose backend step failed queues itself again: wait for those too. */
+		do
+			rcu::barrier();
+		while (pending_.load(std::memory_order_acquire));
 		std::lock_guard<std::mutex> g(chunk_lock_);
 		for (chunk_rec *rec : recs_) {
 			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
@@ -196,7 +199,15 @@ public:
 			chunk_rec *rec = table_.lookup(r.value);
 			std::size_t n = align_up(size, cfg_.granule);
 			if (src_.fill(rec->run, r.value - rec->run.alias, 0, n) != error::ok) {
-				UA_CHECK(s.a.free(r.value).ok(), "unmapped_cache: cannot undo an allocation");
+				auto f = s.a.free(r.value);
+				UA_CHECK(f.ok(), "unmapped_cache: cannot undo an allocation");
+				if (f.value.empty_chunk) {
+					/* The chunk was added for this request: do not leave it empty in the arena. */
+					UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok,
+						 "unmapped_cache: cannot remove an empty chunk");
+					rec->shard.store(no_shard, std::memory_order_release);
+					park_or_release(rec);
+				}
 				return result<void *>::failure(error::backend_failure);
 			}
 		}
@@ -340,6 +351,15 @@ public:
 		std::size_t freed = 0;
 		{
 			std::lock_guard<std::mutex> g(chunk_lock_);
+			while (nr && !unreleased_.empty()) {
+				chunk_rec *rec = unreleased_.back();
+				unreleased_.pop_back();
+				nr--;
+				if (release_rec_locked(rec) == error::ok)
+					freed++;
+				else
+					unreleased_.push_back(rec); /* room: it was just taken out */
+			}
 			while (nr-- && !spares_.empty()) {
 				victims.push_back(spares_.back());
 				spares_.pop_back();
@@ -375,7 +395,9 @@ public:
 			}
 		}
 		st.spare_chunks = spares_.size();
-		st.chunks += spares_.size();
+		for (chunk_rec *rec : unreleased_)
+			st.spare_chunks += rec->run.nr_chunks;
+		st.chunks += st.spare_chunks;
 		st.peak_chunks = peak_chunks_;
 		st.metadata_bytes += sizeof(*this) + table_.memory_bytes() +
 				     (recs_.capacity() + free_recs_.capacity()) * sizeof(void *) +
@@ -440,6 +462,7 @@ private:
 		try {
 			recs_.reserve(recs_.size() + 1);
 			spares_.reserve(cfg_.spare_chunks + 1);
+			unreleased_.reserve(recs_.size() + 1);
 			/* Every record may come back to free_recs_ without allocating. */
 			free_recs_.reserve(recs_.size() + free_recs_.size() + 1);
 			if (free_recs_.empty())
@@ -589,7 +612,23 @@ private:
 			return error::interior_pointer;
 		if (large_deferred_.count(addr))
 			return error::not_live;
-		return release_rec_locked(rec);
+		release_large_locked(rec);
+		return error::ok;
+	}
+
+	/*
+	 * Gives a freed large run back (chunk_lock_ held). If the backend fails,
+	 * the run is still held, possibly at a new alias (chunk_source::release),
+	 * so it cannot stay the caller's allocation: it is no longer live and
+	 * waits in unreleased_ for shrink() to give it back, as vfree() never
+	 * fails to its caller.
+	 */
+	void release_large_locked(chunk_rec *rec) noexcept
+	{
+		if (release_rec_locked(rec) == error::ok)
+			return;
+		rec->large.store(false, std::memory_order_release);
+		unreleased_.push_back(rec); /* room reserved in new_run() */
 	}
 
 	error release_large(chunk_rec *rec) noexcept
@@ -603,34 +642,43 @@ private:
 	{
 		rcu::detail::annotate_grace_period();
 		auto *d = reinterpret_cast<deferred_free *>(head);
-		d->cache->complete_deferred(d->addr);
+		if (!d->cache->complete_deferred(d->addr)) {
+			rcu::call(&d->head, &deferred_free_cb); /* the fill failed: try again after another grace period */
+			return;
+		}
 		delete d;
 	}
 
-	void complete_deferred(std::uintptr_t addr) noexcept
+	/* False when the free's backend step failed and nothing changed: the caller retries later. */
+	bool complete_deferred(std::uintptr_t addr) noexcept
 	{
 		chunk_rec *rec = table_.lookup(addr);
 		UA_CHECK(rec, "unmapped_cache: deferred free of a vanished chunk");
 		if (rec->large.load(std::memory_order_acquire)) {
-			{
-				std::lock_guard<std::mutex> g(chunk_lock_);
-				large_deferred_.erase(addr);
-			}
-			UA_CHECK(release_large(rec) == error::ok, "unmapped_cache: deferred free failed");
+			std::lock_guard<std::mutex> g(chunk_lock_);
+			large_deferred_.erase(addr);
+			release_large_locked(rec);
 		} else {
 			shard &s = *shards_[rec->shard.load(std::memory_order_acquire)];
 			std::unique_lock<std::mutex> g(s.lock);
-			s.deferred.erase(addr);
-			UA_CHECK(free_locked(s, g, rec, addr) == error::ok, "unmapped_cache: deferred free failed");
+			auto node = s.deferred.extract(addr);
+			error e = free_locked(s, g, rec, addr);
+			if (e != error::ok) {
+				/* Nothing changed and the lock is still held: queue it again, without allocating. */
+				UA_CHECK(e == error::backend_failure, "unmapped_cache: deferred free failed");
+				s.deferred.insert(std::move(node));
+				return false;
+			}
 		}
-		pending_.fetch_sub(1, std::memory_order_relaxed);
+		pending_.fetch_sub(1, std::memory_order_release);
+		return true;
 	}
 
 	static std::size_t shrinker_count(shrinker *sh, shrink_control *)
 	{
 		auto *c = static_cast<unmapped_cache *>(sh->private_data);
 		std::lock_guard<std::mutex> g(c->chunk_lock_);
-		return c->spares_.size();
+		return c->spares_.size() + c->unreleased_.size();
 	}
 	static std::size_t shrinker_scan(shrinker *sh, shrink_control *sc)
 	{
@@ -648,6 +696,7 @@ private:
 	std::vector<chunk_rec *> recs_;              /* chunk_lock_: records in use */
 	std::vector<chunk_rec *> free_recs_;         /* chunk_lock_: records to reuse (type-stable) */
 	std::vector<chunk_rec *> spares_;            /* chunk_lock_ */
+	std::vector<chunk_rec *> unreleased_;        /* chunk_lock_: freed large runs whose release failed */
 	std::unordered_set<std::uintptr_t> large_deferred_; /* chunk_lock_ */
 	std::size_t held_chunks_ = 0, peak_chunks_ = 0;     /* chunk_lock_ */
 	std::atomic<std::size_t> pending_{0};
