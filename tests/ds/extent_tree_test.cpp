@@ -35,10 +35,13 @@ TEST_CASE("extent_tree: best fit by size, then lowest address")
 		t.erase(*t.begin());
 }
 
-TEST_CASE("extent_tree: random inserts and erases walk in (size, address) order")
+namespace {
+
+/* Against a std::set of (size, address); indexed_units small enough that some sizes bypass the size index. */
+void random_walk_check(unsigned unit_shift, std::size_t indexed_units)
 {
-	std::mt19937_64 rng(5);
-	ua::extent_tree t;
+	std::mt19937_64 rng(5 + indexed_units);
+	ua::extent_tree t(unit_shift, indexed_units);
 	std::deque<free_extent> nodes;
 	std::vector<free_extent *> in;
 	std::set<std::pair<std::size_t, std::uintptr_t>> ref;
@@ -91,4 +94,13 @@ TEST_CASE("extent_tree: random inserts and erases walk in (size, address) order"
 	while (!t.empty())
 		t.erase(*t.begin());
 	CHECK(t.distinct_sizes() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("extent_tree: random inserts and erases walk in (size, address) order")
+{
+	random_walk_check(4, 4096); /* every size indexed */
+	random_walk_check(6, 16);   /* sizes above 1 KiB only in the tree */
+	random_walk_check(6, 0);    /* no index */
 }

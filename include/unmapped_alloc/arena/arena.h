@@ -103,7 +103,9 @@ class arena {
 		boost::intrusive::member_hook<arena_chunk, boost::intrusive::list_member_hook<>, &arena_chunk::link>>;
 
 public:
-	explicit arena(arena_config cfg = {}) : cfg_(cfg), index_(unsigned(std::countr_zero(cfg.granule)))
+	explicit arena(arena_config cfg = {})
+		: cfg_(cfg), tree_(unsigned(std::countr_zero(cfg.granule)), size_index_units(cfg.granule)),
+		  index_(unsigned(std::countr_zero(cfg.granule)))
 	{
 		UA_CHECK(cfg.valid(), "arena_config: granule must be a power of two in [16, 4096]");
 		granule_shift_ = unsigned(std::countr_zero(cfg.granule));
@@ -331,6 +333,13 @@ public:
 	std::string check_consistency() const;
 
 private:
+	/* Sizes the tree's size index covers: up to 4096 units (256 KiB at 64 B), every size at 4 KiB. */
+	static std::size_t size_index_units(std::size_t granule) noexcept
+	{
+		std::size_t units = granule ? chunk_size / granule : 0;
+		return units < 4096 ? units : 4096;
+	}
+
 	/*
 	 * Reserve before change: room for the free-extent bound (one extent per
 	 * live allocation and chunk) after one more allocation or chunk, in the

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -86,6 +87,15 @@ struct arena_chunk {
 	std::size_t allocation_end(std::size_t start) const noexcept
 	{
 		std::size_t n = used.size();
+		/* Most allocations end in the word they start in or the next: look there for either boundary first. */
+		std::size_t from = start + 1, w = from >> 6;
+		if (from < n) {
+			std::uint64_t m = (starts.word(w) | ~used.word(w)) & (~std::uint64_t{0} << (from & 63));
+			if (m) {
+				std::size_t e = w * 64 + std::size_t(std::countr_zero(m));
+				return e > n ? n : e;
+			}
+		}
 		std::size_t s = starts.find_next_set(start + 1), z = used.find_next_zero(start + 1);
 		std::size_t e = s < z ? s : z;
 		return e > n ? n : e;

@@ -53,6 +53,7 @@ public:
 		nbits_ = nbits;
 		nwords_ = nw;
 		nsum_ = ns;
+		last_mask_ = nbits % 64 ? (std::uint64_t{1} << (nbits % 64)) - 1 : ~std::uint64_t{0};
 		return true;
 	}
 
@@ -67,8 +68,23 @@ public:
 
 	void set_range(std::size_t start, std::size_t len) noexcept { update_range(start, len, true); }
 	void clear_range(std::size_t start, std::size_t len) noexcept { update_range(start, len, false); }
-	void set(std::size_t i) noexcept { update_range(i, 1, true); }
-	void clear(std::size_t i) noexcept { update_range(i, 1, false); }
+	void set(std::size_t i) noexcept
+	{
+		UA_DEBUG_ASSERT(i < nbits_);
+		update_word(i >> 6, std::uint64_t{1} << (i & 63), true);
+	}
+	void clear(std::size_t i) noexcept
+	{
+		UA_DEBUG_ASSERT(i < nbits_);
+		update_word(i >> 6, std::uint64_t{1} << (i & 63), false);
+	}
+
+	/* Word w (bits 64w .. 64w + 63) as stored; bits past the end are 0. */
+	std::uint64_t word(std::size_t w) const noexcept
+	{
+		UA_DEBUG_ASSERT(w < nwords_);
+		return ld(words_[w]);
+	}
 
 	/* First set bit at index >= from, or npos. */
 	std::size_t find_next_set(std::size_t from) const noexcept { return find_next(from, false); }
@@ -126,8 +142,7 @@ private:
 	/* Bits of word w that lie inside the bitmap (the last word may be partial). */
 	std::uint64_t word_mask(std::size_t w) const noexcept
 	{
-		std::size_t rem = nbits_ - w * 64;
-		return rem >= 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << rem) - 1);
+		return w + 1 == nwords_ ? last_mask_ : ~std::uint64_t{0};
 	}
 
 	/* Word w changed from old: keep the two summaries in step (touched only on a state change). */
@@ -244,6 +259,7 @@ private:
 
 	std::unique_ptr<std::uint64_t[]> words_;
 	std::size_t nbits_ = 0, nwords_ = 0, nsum_ = 0;
+	std::uint64_t last_mask_ = ~std::uint64_t{0}; /* valid bits of the last word */
 };
 
 }  // namespace ua

@@ -23,6 +23,15 @@
  * ~13 cache-missing levels, the arena's largest cost. The smallest extent of
  * a size is its bucket's leftmost node: no second descent to find it.
  *
+ * Size index. Below a limit (4096 units: 256 KiB at the 64-byte granule,
+ * every size at 4 KiB), size nodes are also reachable from an array indexed
+ * by the size in units, and a bitmap (ds/bitmap.h) marks the sizes present.
+ * lower_bound(size) is then a bitmap search and an array load, and a new size
+ * node is linked before its successor (found the same way) without a descent.
+ * It is an index of the size tree, not a second structure: the tree still
+ * holds every size node in order and answers for sizes above the limit. The
+ * answers are exactly the tree's.
+ *
  * Descents are our own, over Boost's nodes: the child to follow is chosen
  * with a mask blend rather than a branch. A search key's path through a
  * best-fit tree is close to random, so a branchy descent mispredicts about
@@ -40,10 +49,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include <boost/intrusive/set.hpp>
 
 #include "../check.h"
+#include "bitmap.h"
 #include "node_pool.h"
 
 namespace ua {
@@ -177,7 +188,17 @@ public:
 	};
 	using const_iterator = iterator;
 
-	extent_tree() = default;
+	/*
+	 * unit_shift: log2 of the unit every extent size is a multiple of (the
+	 * arena's granule); indexed_units: sizes up to this many units go through
+	 * the size index. Aborts if the index cannot be allocated (construction
+	 * is not an allocation path).
+	 */
+	explicit extent_tree(unsigned unit_shift = 4, std::size_t indexed_units = 4096)
+		: unit_shift_(unit_shift), limit_(indexed_units), present_(indexed_units + 1),
+		  slots_(new extent_bucket *[indexed_units + 1]())
+	{
+	}
 	extent_tree(const extent_tree &) = delete;
 	extent_tree &operator=(const extent_tree &) = delete;
 	~extent_tree()
@@ -200,14 +221,23 @@ public:
 	/* Inserts e under its current (size, addr); the pair must not be in the tree. */
 	void insert(free_extent &e) noexcept
 	{
-		extent_bucket *b = by_size::lower_bound(sizes_, e.size);
-		if (!b || b->size != e.size) {
+		std::size_t u = e.size >> unit_shift_;
+		extent_bucket *b = u <= limit_ ? slots_[u] : by_size::lower_bound(sizes_, e.size);
+		if (b && b->size == e.size) {
+			by_addr::insert(b->extents, e, e.addr);
+		} else {
 			b = buckets_.create(e.size);
 			UA_CHECK(b, "extent_tree: size node missing (reserve first)");
-			by_size::insert(sizes_, *b, e.size);
+			std::size_t next = u < limit_ ? present_.find_next_set(u + 1) : bitmap::npos;
+			if (next != bitmap::npos)
+				sizes_.insert_before(sizes_.iterator_to(*slots_[next]), *b); /* its successor: no descent */
+			else
+				by_size::insert(sizes_, *b, e.size);
+			if (u <= limit_) {
+				slots_[u] = b;
+				present_.set(u);
+			}
 			b->extents.push_back(e);
-		} else {
-			by_addr::insert(b->extents, e, e.addr);
 		}
 		e.bucket = b;
 		count_++;
@@ -220,6 +250,11 @@ public:
 		e.bucket = nullptr;
 		count_--;
 		if (b->extents.empty()) {
+			std::size_t u = b->size >> unit_shift_;
+			if (u <= limit_) {
+				slots_[u] = nullptr;
+				present_.clear(u);
+			}
 			sizes_.erase(sizes_.iterator_to(*b));
 			buckets_.destroy(b);
 		}
@@ -228,8 +263,7 @@ public:
 	/* The extent with exactly this size and address, or nullptr. */
 	free_extent *find(std::size_t size, std::uintptr_t addr) const noexcept
 	{
-		auto &sizes = const_cast<sizes_t &>(sizes_);
-		extent_bucket *b = by_size::lower_bound(sizes, size);
+		extent_bucket *b = bucket_at_least(size);
 		if (!b || b->size != size)
 			return nullptr;
 		free_extent *e = by_addr::lower_bound(b->extents, addr);
@@ -239,14 +273,14 @@ public:
 	/* First extent of size >= size (lowest address among the smallest such size). */
 	iterator lower_bound(std::size_t size) const noexcept
 	{
-		extent_bucket *b = by_size::lower_bound(const_cast<sizes_t &>(sizes_), size);
+		extent_bucket *b = bucket_at_least(size);
 		return iterator(this, b ? &*b->extents.begin() : nullptr);
 	}
 
 	/* The lowest-address extent of the smallest size >= size, or nullptr (lower_bound without an iterator). */
 	free_extent *first_of_size_at_least(std::size_t size) const noexcept
 	{
-		extent_bucket *b = by_size::lower_bound(const_cast<sizes_t &>(sizes_), size);
+		extent_bucket *b = bucket_at_least(size);
 		return b ? &*b->extents.begin() : nullptr;
 	}
 
@@ -274,12 +308,32 @@ public:
 	bool empty() const noexcept { return count_ == 0; }
 	/* Distinct sizes among the free extents (size nodes in use). */
 	std::size_t distinct_sizes() const noexcept { return buckets_.in_use(); }
-	std::size_t memory_bytes() const noexcept { return buckets_.memory_bytes(); }
+	std::size_t memory_bytes() const noexcept
+	{
+		return buckets_.memory_bytes() + present_.memory_bytes() + (limit_ + 1) * sizeof(extent_bucket *);
+	}
 
 	/* Size of the largest free extent, 0 when empty. */
 	std::size_t largest() const noexcept { return sizes_.empty() ? 0 : sizes_.rbegin()->size; }
 
 private:
+	/* The size node of the smallest size >= size: the index below the limit, the tree above it. */
+	extent_bucket *bucket_at_least(std::size_t size) const noexcept
+	{
+		std::size_t u = (size + (std::size_t{1} << unit_shift_) - 1) >> unit_shift_;
+		if (u <= limit_) {
+			std::size_t n = present_.find_next_set(u);
+			if (n != bitmap::npos)
+				return slots_[n];
+			size = (limit_ + 1) << unit_shift_;
+		}
+		return by_size::lower_bound(const_cast<sizes_t &>(sizes_), size);
+	}
+
+	unsigned unit_shift_;
+	std::size_t limit_;
+	bitmap present_;                          /* sizes (in units, <= limit_) that have a size node */
+	std::unique_ptr<extent_bucket *[]> slots_; /* their size nodes */
 	sizes_t sizes_;
 	node_pool<extent_bucket> buckets_;
 	std::size_t count_ = 0;
