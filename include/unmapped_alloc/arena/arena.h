@@ -374,14 +374,17 @@ private:
 			free_extent *best = tree_.first_of_size_at_least(need);
 			if (!best)
 				return nullptr;
+			if (extent_tree::last_of_its_size(*best))
+				return best; /* a single candidate: nothing to compare */
 			std::size_t window = cfg_.fullness_window, best_live = best->chunk->live_bytes;
 			extent_tree::bucket_walk w(*best);
 			for (free_extent *x = w.next(); x && --window; x = w.next()) {
+				/* Which chunk is fuller is data, not pattern: select without a branch. */
 				std::size_t live = x->chunk->live_bytes;
-				if (live > best_live) {
-					best = x;
-					best_live = live;
-				}
+				std::uintptr_t m = std::uintptr_t{0} - std::uintptr_t(live > best_live);
+				best = reinterpret_cast<free_extent *>((reinterpret_cast<std::uintptr_t>(x) & m) |
+								       (reinterpret_cast<std::uintptr_t>(best) & ~m));
+				best_live = (live & m) | (best_live & ~m);
 			}
 			return best;
 		}

@@ -66,17 +66,17 @@ public:
 		return (ld(words_[i >> 6]) >> (i & 63)) & 1;
 	}
 
-	void set_range(std::size_t start, std::size_t len) noexcept { update_range(start, len, true); }
-	void clear_range(std::size_t start, std::size_t len) noexcept { update_range(start, len, false); }
+	void set_range(std::size_t start, std::size_t len) noexcept { update_range<true>(start, len); }
+	void clear_range(std::size_t start, std::size_t len) noexcept { update_range<false>(start, len); }
 	void set(std::size_t i) noexcept
 	{
 		UA_DEBUG_ASSERT(i < nbits_);
-		update_word(i >> 6, std::uint64_t{1} << (i & 63), true);
+		update_word<true>(i >> 6, std::uint64_t{1} << (i & 63));
 	}
 	void clear(std::size_t i) noexcept
 	{
 		UA_DEBUG_ASSERT(i < nbits_);
-		update_word(i >> 6, std::uint64_t{1} << (i & 63), false);
+		update_word<false>(i >> 6, std::uint64_t{1} << (i & 63));
 	}
 
 	/* Word w (bits 64w .. 64w + 63) as stored; bits past the end are 0. */
@@ -145,25 +145,33 @@ private:
 		return w + 1 == nwords_ ? last_mask_ : ~std::uint64_t{0};
 	}
 
-	/* Word w changed from old: keep the two summaries in step (touched only on a state change). */
-	void refresh_summary(std::size_t w, std::uint64_t old, std::uint64_t now) noexcept
+	/*
+	 * Sets (V) or clears the bits m of word w and keeps the summaries in
+	 * step: setting can only make a word non-empty or full, clearing only
+	 * empty or not full, so each case needs two tests and no table.
+	 */
+	template <bool V>
+	void update_word(std::size_t w, std::uint64_t m) noexcept
 	{
-		std::uint64_t full_mask = word_mask(w);
-		std::uint64_t bit = std::uint64_t{1} << (w & 63);
-		if ((old != 0) != (now != 0))
-			st(any_base()[w >> 6], ld(any_base()[w >> 6]) ^ bit);
-		if ((old == full_mask) != (now == full_mask))
-			st(full_base()[w >> 6], ld(full_base()[w >> 6]) ^ bit);
-	}
-
-	void update_word(std::size_t w, std::uint64_t m, bool value) noexcept
-	{
-		std::uint64_t old = ld(words_[w]), now = value ? (old | m) : (old & ~m);
+		std::uint64_t old = ld(words_[w]), now = V ? (old | m) : (old & ~m);
 		st(words_[w], now);
-		refresh_summary(w, old, now);
+		std::uint64_t bit = std::uint64_t{1} << (w & 63), full_mask = word_mask(w);
+		std::uint64_t &any = any_base()[w >> 6], &full = full_base()[w >> 6];
+		if constexpr (V) {
+			if (!old)
+				st(any, ld(any) | bit);
+			if (now == full_mask && old != full_mask)
+				st(full, ld(full) | bit);
+		} else {
+			if (old && !now)
+				st(any, ld(any) & ~bit);
+			if (old == full_mask && now != full_mask)
+				st(full, ld(full) & ~bit);
+		}
 	}
 
-	void update_range(std::size_t start, std::size_t len, bool value) noexcept
+	template <bool V>
+	void update_range(std::size_t start, std::size_t len) noexcept
 	{
 		UA_DEBUG_ASSERT(start + len <= nbits_);
 		if (!len)
@@ -172,19 +180,18 @@ private:
 		std::uint64_t first_mask = ~std::uint64_t{0} << (start & 63);
 		std::uint64_t last_mask = ~std::uint64_t{0} >> (63 - ((start + len - 1) & 63));
 		if (w == last) {
-			update_word(w, first_mask & last_mask, value);
+			update_word<V>(w, first_mask & last_mask);
 			return;
 		}
-		update_word(w, first_mask, value);
+		update_word<V>(w, first_mask);
 		if (last > w + 1) {
 			/* Whole words: store them, then flip their summary bits as a range (no per-word test). */
-			std::uint64_t fill = value ? ~std::uint64_t{0} : 0;
 			for (std::size_t i = w + 1; i < last; i++)
-				st(words_[i], fill);
-			update_summary_range(any_base(), w + 1, last, value);
-			update_summary_range(full_base(), w + 1, last, value);
+				st(words_[i], V ? ~std::uint64_t{0} : 0);
+			update_summary_range(any_base(), w + 1, last, V);
+			update_summary_range(full_base(), w + 1, last, V);
 		}
-		update_word(last, last_mask, value);
+		update_word<V>(last, last_mask);
 	}
 
 	/* Sets or clears summary bits [from, to) (whole words of the bitmap, none of them the partial last). */

@@ -284,6 +284,9 @@ public:
 		return b ? &*b->extents.begin() : nullptr;
 	}
 
+	/* True when no extent of the same size has a higher address than e (e is in a tree). */
+	static bool last_of_its_size(const free_extent &e) noexcept { return &*e.bucket->extents.rbegin() == &e; }
+
 	/* The extents after `from` in its bucket (same size, rising address); next() is nullptr at the end. */
 	class bucket_walk {
 	public:
