@@ -9,6 +9,10 @@
 #   downstream  install into a temporary prefix; use the library as a meson
 #               subproject, through pkg-config and through CMake find_package
 #   asan-ubsan  clang-14, -fsanitize=address,undefined, no recovery: meson test
+#   stress      the long stress run (tests/reliability/stress_test) on the
+#               g++ build
+#   fuzz        clang-14 libFuzzer + ASan + UBSan: tests/fuzz/cache_fuzz for
+#               UA_FUZZ_SECONDS (60) from the seed corpus
 #   tsan        clang-14, -fsanitize=thread: meson test, with address-space
 #               randomisation off (setarch -R), which TSan's fixed shadow
 #               layout needs on kernels with many mmap random bits
@@ -117,6 +121,53 @@ downstream_stage()
 
 meson_stage gcc g++ "" --buildtype=debugoptimized -Db_ndebug=false
 downstream_stage
+
+# stress: the long version of tests/reliability/stress_test (2 threads x 10 M
+# mixed operations with lock-free lookups, then a 100 M-operation churn), on
+# the g++ build; the suites above run its reduced version.
+stress_stage()
+{
+	local t0 bin=$ua_repo/build/gcc/tests/reliability/stress_test f=0
+	t0=$(date +%s)
+	ua_log "stage stress: UA_STRESS_OPS=${UA_STRESS_OPS_FULL:-10000000}"
+	UA_STRESS_OPS=${UA_STRESS_OPS_FULL:-10000000} "$bin" || f=1
+	passed=$((passed + 1 - f))
+	failed=$((failed + f))
+	note_stage stress "$([ "$f" -eq 0 ] && echo ok || echo FAILED)" "2 x 10 M ops + 100 M churn" $(($(date +%s) - t0))
+}
+
+# fuzz: the libFuzzer target tests/fuzz/cache_fuzz.cpp under ASan+UBSan for
+# UA_FUZZ_SECONDS (60), starting from the seed corpus in tests/fuzz/corpus
+# (new inputs go to build/fuzz/corpus, never into the tree).
+fuzz_stage()
+{
+	local t0 dir=$ua_repo/build/fuzz f=0
+	t0=$(date +%s)
+	ua_log "stage fuzz: ${UA_FUZZ_SECONDS:-60} s"
+	mkdir -p "$dir/corpus"
+	# shellcheck disable=SC2046 # pkg-config prints several flags
+	if clang++-14 -std=c++20 -O1 -g -Wall -Wextra -Wpedantic -Werror \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-I"$ua_repo/include" "$ua_repo/tests/fuzz/cache_fuzz.cpp" \
+		$(pkg-config --cflags --libs liburcu-bp) -pthread -o "$dir/cache_fuzz"; then
+		(cd "$dir" && ./cache_fuzz -max_total_time="${UA_FUZZ_SECONDS:-60}" -print_final_stats=1 \
+			corpus "$ua_repo/tests/fuzz/corpus") || f=1
+	else
+		f=1
+	fi
+	passed=$((passed + 1 - f))
+	failed=$((failed + f))
+	note_stage fuzz "$([ "$f" -eq 0 ] && echo ok || echo FAILED)" "cache_fuzz ${UA_FUZZ_SECONDS:-60} s" \
+		$(($(date +%s) - t0))
+}
+
+if [ "$quick" = 1 ]; then
+	note_stage stress skipped "UA_QUICK=1" 0
+	note_stage fuzz skipped "UA_QUICK=1" 0
+else
+	stress_stage
+	fuzz_stage
+fi
 
 if [ "$quick" = 1 ]; then
 	note_stage asan-ubsan skipped "UA_QUICK=1" 0
