@@ -7,8 +7,9 @@
  * executable). Its chunks come from its owner through add_chunk() and go back
  * through remove_chunk(); the arena never calls up. An allocation:
  *
- *   1. looks up the best fit in one tree of free extents keyed by
- *      (size, address) across all chunks (ds/extent_tree.h);
+ *   1. looks up the best fit in one tree of free extents ordered by
+ *      (size, address) across all chunks (ds/extent_tree.h: sizes, each
+ *      with its address-ordered bucket, and a size index below 4096 units);
  *   2. among the few extents of that best size, prefers the one whose chunk
  *      is fullest, then the lowest address, so lightly used chunks drain and
  *      can be given back (up to `fullness_window` candidates are compared);
@@ -19,7 +20,8 @@
  * free(ptr) finds the chunk in O(1) (ds/chunk_table.h), checks that ptr is the
  * start of a live allocation, finds its end from the bitmaps, and coalesces
  * with the free extents on both sides, found in O(1): the bitmaps give their
- * start addresses and ds/extent_index.h maps a start address to its node. Extents never cross a chunk boundary.
+ * start addresses and ds/extent_index.h maps a start address to its node.
+ * Extents never cross a chunk boundary. docs/design.md has the whole picture.
  * When an allocation fails with error::no_space the owner adds a chunk and
  * retries (as execmem_cache_alloc() populates and retries); when free()
  * reports that a chunk became empty, the owner may remove it.
