@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# main.sh - the main job: build the arena benchmark in release mode and run it.
+# main.sh - the main job: build ua-replay in release mode and run the default
+# comparison, the library's cache against every kernel design and jemalloc on
+# real workloads, writing report/ (summary.md, results.json, SVG plots).
 #
-#   scripts/main.sh [arena_bench arguments...]      e.g. scripts/main.sh --json out.json
+#   scripts/main.sh [ua-replay arguments...]      e.g. scripts/main.sh --allocator unmapped --allocator naive
 #
 # Installs missing Debian packages first (apt-get, as root or through sudo)
 # and, as root, sets shmem_enabled to "advise" if it is "never" (see lib.sh).
-# The build lives in build/release; arguments are passed to arena_bench
-# unchanged and relative paths are taken from the caller's directory.
+# The build lives in build/release. The module and bpftool listings in
+# ../shared/workloads/real/ (third-party data kept outside the repository)
+# are replayed when that directory exists; otherwise only the built-in
+# generators run. Extra arguments go to `ua-replay --default` unchanged.
+# The arena benchmark stays its own binary: build/release/bench/arena_bench.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -17,14 +22,24 @@ ua_setup_shmem
 build=$ua_repo/build/release
 CXX=g++ ua_meson_setup "$build" --buildtype=release || ua_die "meson setup of $build failed"
 
-# bench/meson.build defines the benchmark; refuse clearly rather than run
+# bench/meson.build defines the program; refuse clearly rather than run
 # something else while it does not exist.
 targets=$(ninja -C "$build" -t targets all) || ua_die "cannot list the targets of $build"
-if ! grep -q '^bench/arena_bench:' <<<"$targets"; then
-	ua_die "the arena benchmark is not defined yet: bench/meson.build has no executable 'arena_bench'"
+if ! grep -q '^bench/ua-replay:' <<<"$targets"; then
+	ua_die "the replay tool is not defined: bench/meson.build has no executable 'ua-replay'"
 fi
 
-ua_log "building bench/arena_bench (buildtype=release)"
-ninja -C "$build" bench/arena_bench
-ua_log "running arena_bench $*"
-exec "$build/bench/arena_bench" "$@"
+ua_log "building bench/ua-replay (buildtype=release)"
+ninja -C "$build" bench/ua-replay
+
+args=(--default --report "$ua_repo/report")
+listings=$ua_repo/../shared/workloads/real
+if [ -d "$listings" ]; then
+	args+=(--listings "$(cd "$listings" && pwd)")
+else
+	ua_log "no $listings: replaying the built-in generators only"
+fi
+ua_log "running ua-replay ${args[*]} $*"
+start=$(date +%s)
+"$build/bench/ua-replay" "${args[@]}" "$@"
+ua_log "report written to $ua_repo/report/ in $(($(date +%s) - start)) s (summary.md, results.json, *.svg)"

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/*
+ * replay/workload_cases.h - turning --workload specs into op sequences.
+ *
+ * Each spec becomes one workload_case: its op sequence (bench/workload/),
+ * a short name for tables and file names, and the memory kind that picks the
+ * cache configuration and the peers' settings (unmapped_peer.h):
+ *
+ *   bpf-churn[:SEED]  generate_bpf_churn(server preset, SEED)      bpf_text
+ *   bpftool:FILE      bpf_listing_workload(read_bpftool(FILE), pack) bpf_text
+ *   sockex1:N         generate_sockex1(N instances, pack sizes)      bpf_text
+ *   trace:FILE        read_trace(FILE)                               bpf_text
+ *   modules:FILE      generate_module_churn(read_modules(FILE))      module_text
+ *   secretmem[:SEED]  generate_secretmem_churn(SEED)                 secret
+ *
+ * The replay frees what is still live itself (after measuring), so the
+ * generators run without their own drain. `ops` (when non-zero) replaces the
+ * churn length of bpf-churn and secretmem. A file that cannot be read or
+ * parsed gives the reader's message, "FILE:LINE: what is wrong".
+ */
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "options.h"
+#include "unmapped_peer.h"
+#include "workload/workload.h"
+
+namespace ua::replay {
+
+struct workload_case {
+	std::string name;     /* e.g. bpf-churn:1, modules:lsmod_x */
+	std::string kind;     /* the spec's kind */
+	memory_kind mem = memory_kind::bpf_text;
+	workload::workload w;
+	workload::workload_stats st; /* measure(w) */
+};
+
+inline std::string file_stem(const std::string &path)
+{
+	std::string s = std::filesystem::path(path).filename().string();
+	if (auto dot = s.rfind('.'); dot != std::string::npos && dot > 0)
+		s.resize(dot);
+	return s;
+}
+
+inline workload::parse_result<workload_case> load_case(const workload_spec &s, std::size_t ops)
+{
+	using R = workload::parse_result<workload_case>;
+	workload_case c;
+	c.kind = s.kind;
+	if (s.kind == "bpf-churn") {
+		auto p = workload::bpf_churn_params::server();
+		p.seed = s.number;
+		if (ops)
+			p.ops = ops;
+		c.w = workload::generate_bpf_churn(p);
+		c.name = "bpf-churn:" + std::to_string(s.number);
+	} else if (s.kind == "secretmem") {
+		workload::secretmem_params p;
+		p.seed = s.number;
+		if (ops)
+			p.ops = ops;
+		c.w = workload::generate_secretmem_churn(p);
+		c.name = "secretmem:" + std::to_string(s.number);
+		c.mem = memory_kind::secret;
+	} else if (s.kind == "sockex1") {
+		workload::sockex1_params p;
+		p.instances = std::size_t(s.number);
+		c.w = workload::generate_sockex1(p);
+		c.name = "sockex1:" + std::to_string(s.number);
+	} else if (s.kind == "modules") {
+		auto l = workload::read_modules(s.arg);
+		if (!l)
+			return R::failure(l.error);
+		c.w = workload::generate_module_churn(l.value, {});
+		c.name = "modules:" + file_stem(s.arg);
+		c.mem = memory_kind::module_text;
+	} else if (s.kind == "bpftool") {
+		auto l = workload::read_bpftool(s.arg);
+		if (!l)
+			return R::failure(l.error);
+		c.name = "bpftool:" + file_stem(s.arg);
+		c.w = workload::bpf_listing_workload(l.value, workload::bpf_alloc_model::pack, c.name);
+		if (c.w.ops.empty())
+			return R::failure(s.arg + ": no JIT-ed program to replay");
+	} else if (s.kind == "trace") {
+		auto t = workload::read_trace(s.arg);
+		if (!t)
+			return R::failure(t.error);
+		c.w = std::move(t.value);
+		c.name = "trace:" + file_stem(s.arg);
+		if (c.w.ops.empty())
+			return R::failure(s.arg + ": the trace has no operation");
+	} else {
+		return R::failure("unknown workload kind " + s.kind);
+	}
+	if (std::string why = workload::validate(c.w); !why.empty())
+		return R::failure(c.name + ": " + why);
+	c.st = workload::measure(c.w);
+	return R{std::move(c), {}};
+}
+
+/* The listings of a directory the default plan replays, sorted by name: modules first, then bpftool. */
+inline std::vector<workload_spec> listing_specs(const std::string &dir)
+{
+	std::vector<std::string> mods, progs;
+	std::error_code ec;
+	for (const auto &e : std::filesystem::directory_iterator(dir, ec)) {
+		if (!e.is_regular_file(ec))
+			continue;
+		std::string f = e.path().filename().string();
+		if (f.rfind("lsmod_", 0) == 0 || f.rfind("proc_modules_", 0) == 0)
+			mods.push_back(e.path().string());
+		else if (f.rfind("bpftool_", 0) == 0)
+			progs.push_back(e.path().string());
+	}
+	std::sort(mods.begin(), mods.end());
+	std::sort(progs.begin(), progs.end());
+	std::vector<workload_spec> out;
+	for (auto &m : mods)
+		out.push_back({"modules", m, 0});
+	for (auto &p : progs)
+		out.push_back({"bpftool", p, 0});
+	return out;
+}
+
+}  // namespace ua::replay
