@@ -65,13 +65,13 @@ note_stage()
 	report+=("$(printf '%-11s %-7s %-38s %5ss' "$1" "$2" "$3" "$4")")
 }
 
-# meson_stage NAME CXX WRAPPER [meson options...]: configure build/NAME with
-# compiler CXX, build everything, run the whole suite (under WRAPPER if not
-# empty), print failing tests' logs.
+# meson_stage NAME CXX TARGET WRAPPER [meson options...]: configure
+# build/NAME with compiler CXX, build TARGET (empty: everything), run the
+# whole suite (under WRAPPER if not empty), print failing tests' logs.
 meson_stage()
 {
-	local name=$1 cxx=$2 wrapper=$3 dir=$ua_repo/build/$1 t0 rc=0
-	shift 3
+	local name=$1 cxx=$2 target=$3 wrapper=$4 dir=$ua_repo/build/$1 t0 rc=0
+	shift 4
 	t0=$(date +%s)
 	ua_log "stage $name: configure ($cxx $*)"
 	rm -f "$dir/meson-logs/testlog.json"
@@ -80,8 +80,9 @@ meson_stage()
 		note_stage "$name" FAILED "meson setup failed" $(($(date +%s) - t0))
 		return 1
 	fi
-	ua_log "stage $name: build"
-	if ! ninja -C "$dir"; then
+	ua_log "stage $name: build ${target:-everything}"
+	# shellcheck disable=SC2086 # an empty target means ninja's default
+	if ! ninja -C "$dir" $target; then
 		failed=$((failed + 1))
 		note_stage "$name" FAILED "build failed" $(($(date +%s) - t0))
 		return 1
@@ -119,7 +120,9 @@ downstream_stage()
 		$(($(date +%s) - t0))
 }
 
-meson_stage gcc g++ "" --buildtype=debugoptimized -Db_ndebug=false
+# The g++ build compiles everything (benchmarks and examples too); the
+# sanitizer builds compile what the tests need (meson-test-prereq).
+meson_stage gcc g++ "" "" --buildtype=debugoptimized -Db_ndebug=false
 downstream_stage
 
 # stress: the long version of tests/reliability/stress_test (2 threads x 10 M
@@ -173,7 +176,7 @@ if [ "$quick" = 1 ]; then
 	note_stage asan-ubsan skipped "UA_QUICK=1" 0
 	note_stage tsan skipped "UA_QUICK=1" 0
 else
-	meson_stage asan-ubsan clang++-14 "" --buildtype=debugoptimized -Db_ndebug=false \
+	meson_stage asan-ubsan clang++-14 meson-test-prereq "" --buildtype=debugoptimized -Db_ndebug=false \
 		-Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fno-sanitize-recover=all
 	no_aslr=""
 	if setarch -R true 2>/dev/null; then
@@ -181,7 +184,7 @@ else
 	else
 		ua_warn "setarch -R unavailable: TSan runs with address-space randomisation on"
 	fi
-	meson_stage tsan clang++-14 "$no_aslr" --buildtype=debugoptimized -Db_ndebug=false \
+	meson_stage tsan clang++-14 meson-test-prereq "$no_aslr" --buildtype=debugoptimized -Db_ndebug=false \
 		-Db_sanitize=thread -Db_lundef=false
 fi
 
