@@ -33,8 +33,8 @@
  *                       over an intact direct map: a second real backend of
  *                       the same size that nothing ever changed. Passes over
  *                       the two alternate, after one untimed pass each that
- *                       faults in what a split left unmapped; best pass of
- *                       each (compare_reads()).
+ *                       faults in what a split left unmapped; the ratio is
+ *                       the median over the pairs of passes (compare_reads()).
  * An allocation that fails is counted (failed_allocs, with the first error)
  * and its free skipped; the run goes on.
  *
@@ -177,21 +177,37 @@ inline double read_pass(const std::byte *base, const std::vector<std::uint64_t> 
 /*
  * The same reads over two views, interleaved so that load from elsewhere on
  * the machine hits both alike: one untimed pass each first (it faults in
- * what a split left unmapped), then `rounds` alternating timed passes; the
- * best pass of each.
+ * what a split left unmapped), then `rounds` pairs of timed passes. The
+ * ratio is the median of the pairs' ratios (each pair ran back to back,
+ * under the same conditions); the ns figures are the best pass of each.
  */
-inline std::pair<double, double> compare_reads(const std::byte *a, const std::byte *ref,
-						const std::vector<std::uint64_t> &offs, int rounds)
+struct read_comparison {
+	double ns = 0, ref_ns = 0, ratio = 0;
+};
+
+inline read_comparison compare_reads(const std::byte *a, const std::byte *ref, const std::vector<std::uint64_t> &offs,
+				     int rounds)
 {
 	(void)read_pass(a, offs);
 	(void)read_pass(ref, offs);
-	double best_a = 0, best_ref = 0;
+	read_comparison c;
+	std::vector<double> ratios;
 	for (int i = 0; i < rounds; i++) {
-		double x = read_pass(a, offs), y = read_pass(ref, offs);
-		best_a = (best_a == 0 || x < best_a) ? x : best_a;
-		best_ref = (best_ref == 0 || y < best_ref) ? y : best_ref;
+		const bool ref_first = i % 2; /* neither side always runs second */
+		double y = ref_first ? read_pass(ref, offs) : 0;
+		double x = read_pass(a, offs);
+		if (!ref_first)
+			y = read_pass(ref, offs);
+		c.ns = (c.ns == 0 || x < c.ns) ? x : c.ns;
+		c.ref_ns = (c.ref_ns == 0 || y < c.ref_ns) ? y : c.ref_ns;
+		if (y > 0)
+			ratios.push_back(x / y);
 	}
-	return {best_a, best_ref};
+	if (!ratios.empty()) {
+		std::nth_element(ratios.begin(), ratios.begin() + long(ratios.size() / 2), ratios.end());
+		c.ratio = ratios[ratios.size() / 2];
+	}
+	return c;
 }
 
 /*
@@ -314,12 +330,12 @@ void replay_ops(machine<B> &m, Peer &peer, const workload_case &wc, const machin
 			auto rs = detail::make_read_set(m.nr_pages(), ms.reads, ms.seed);
 			auto offs = detail::readable(m.backend, rs);
 			r.reads_after = offs.size();
-			auto [after, intact] = detail::compare_reads(reinterpret_cast<const std::byte *>(m.backend.direct_map_address(0)),
-								    reinterpret_cast<const std::byte *>(ref->direct_map_address(0)),
-								    offs, ms.read_rounds);
-			r.read_ns_after = after;
-			r.read_ns_intact = intact;
-			r.read_ns_ratio = intact > 0 ? after / intact : 0;
+			auto c = detail::compare_reads(reinterpret_cast<const std::byte *>(m.backend.direct_map_address(0)),
+						       reinterpret_cast<const std::byte *>(ref->direct_map_address(0)), offs,
+						       ms.read_rounds);
+			r.read_ns_after = c.ns;
+			r.read_ns_intact = c.ref_ns;
+			r.read_ns_ratio = c.ratio;
 		}
 	}
 
