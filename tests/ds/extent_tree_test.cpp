@@ -66,6 +66,10 @@ void random_walk_check(unsigned unit_shift, std::size_t indexed_units)
 			REQUIRE(t.find(e->size, e->addr) == nullptr);
 		}
 		REQUIRE(t.size() == ref.size());
+		if (ua::extent_bucket *b = t.first_bucket_at_least(64 * (1 + rng() % 41))) {
+			REQUIRE(b->front_n >= 1);
+			REQUIRE(b->front[0] == &*b->extents.begin());
+		}
 		std::size_t want = 64 * (1 + rng() % 41);
 		auto lb = ref.lower_bound({want, 0});
 		auto it = t.lower_bound(want);
@@ -88,6 +92,7 @@ void random_walk_check(unsigned unit_shift, std::size_t indexed_units)
 			}
 			REQUIRE(r == ref.end());
 			REQUIRE(t.distinct_sizes() == sizes.size());
+			REQUIRE(t.fronts_consistent());
 			REQUIRE(t.largest() == (ref.empty() ? 0 : ref.rbegin()->first));
 		}
 	}

@@ -368,27 +368,25 @@ private:
 	/* Best fit, fullest chunk among equals, then lowest address. */
 	free_extent *find_fit(std::size_t need, std::size_t a) noexcept
 	{
-		if (a <= cfg_.granule) {
+		if (a <= cfg_.granule && cfg_.fullness_window <= extent_bucket::front_cap) {
 			/*
 			 * Every extent of the best size fits: compare the first window of
-			 * its bucket (address order) on chunk fullness, inside the bucket.
+			 * its bucket (address order), read from the bucket's front array.
 			 */
-			free_extent *best = tree_.first_of_size_at_least(need);
-			if (!best)
+			extent_bucket *b = tree_.first_bucket_at_least(need);
+			if (!b)
 				return nullptr;
-			if (extent_tree::last_of_its_size(*best))
-				return best; /* a single candidate: nothing to compare */
-			std::size_t window = cfg_.fullness_window, best_live = best->chunk->live_bytes;
-			extent_tree::bucket_walk w(*best);
-			for (free_extent *x = w.next(); x && --window; x = w.next()) {
+			unsigned n = b->front_n < cfg_.fullness_window ? b->front_n : unsigned(cfg_.fullness_window);
+			unsigned best = 0;
+			std::size_t best_live = b->front_chunk[0]->live_bytes;
+			for (unsigned i = 1; i < n; i++) {
 				/* Which chunk is fuller is data, not pattern: select without a branch. */
-				std::size_t live = x->chunk->live_bytes;
-				std::uintptr_t m = std::uintptr_t{0} - std::uintptr_t(live > best_live);
-				best = reinterpret_cast<free_extent *>((reinterpret_cast<std::uintptr_t>(x) & m) |
-								       (reinterpret_cast<std::uintptr_t>(best) & ~m));
-				best_live = (live & m) | (best_live & ~m);
+				std::size_t live = b->front_chunk[i]->live_bytes;
+				bool better = live > best_live;
+				best = better ? i : best;
+				best_live = better ? live : best_live;
 			}
-			return best;
+			return b->front[best];
 		}
 		auto it = tree_.lower_bound(need), end = tree_.end();
 		std::size_t scanned = 0;

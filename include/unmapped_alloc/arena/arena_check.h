@@ -61,6 +61,8 @@ inline std::string arena::check_consistency() const
 	}
 	if (runs != tree_.size())
 		return "tree holds " + std::to_string(tree_.size()) + " extents but chunks have " + std::to_string(runs) + " free runs";
+	if (!tree_.fronts_consistent())
+		return "a size node's front array disagrees with its lowest-address extents";
 	if (index_.size() != tree_.size())
 		return "index holds " + std::to_string(index_.size()) + " extents, tree " + std::to_string(tree_.size());
 	if (live != live_bytes_ || count != live_count_)

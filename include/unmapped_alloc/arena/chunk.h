@@ -16,7 +16,10 @@
  * the chunk's free extents, each of which has one node in the arena's tree.
  *
  * The metadata lives in ordinary memory owned by the arena, never inside the
- * chunk (which may be unmapped or executable).
+ * chunk (which may be unmapped or executable). Both bitmaps share one block,
+ * interleaved word by word (used[w], starts[w], used[w + 1], ...), because
+ * free() and alloc() read and write both for the same units: one cache line
+ * then serves both (256 units of each). Their summaries follow.
  *
  * Lockless readers. `seq` is a sequence counter as the kernel's seqcount_t
  * (include/linux/seqlock.h): the writer (under the owner's lock) makes it odd
@@ -30,6 +33,8 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 
 #include <boost/intrusive/list_hook.hpp>
 
@@ -74,11 +79,19 @@ struct arena_chunk {
 		return seq.load(std::memory_order_relaxed) != s;
 	}
 
+	std::unique_ptr<std::uint64_t[]> meta; /* both bitmaps, interleaved, then their summaries */
+
 	/* Allocates both bitmaps; false on allocation failure. */
 	bool init(std::uintptr_t chunk_base, std::size_t units) noexcept
 	{
+		std::size_t nw = bitmap::words_for(units), ns = bitmap::summary_words(units);
+		meta.reset(new (std::nothrow) std::uint64_t[2 * nw + 2 * ns]());
+		if (!meta)
+			return false;
 		base = chunk_base;
-		return used.init(units) && starts.init(units);
+		used.attach(units, meta.get(), 1, meta.get() + 2 * nw);
+		starts.attach(units, meta.get() + 1, 1, meta.get() + 2 * nw + ns);
+		return true;
 	}
 
 	std::size_t memory_bytes() const noexcept { return sizeof(*this) + used.memory_bytes() + starts.memory_bytes(); }

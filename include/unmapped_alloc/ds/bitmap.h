@@ -49,13 +49,30 @@ public:
 		std::unique_ptr<std::uint64_t[]> w(new (std::nothrow) std::uint64_t[nw + 2 * ns]());
 		if (!w)
 			return false;
-		words_ = std::move(w);
-		nbits_ = nbits;
-		nwords_ = nw;
-		nsum_ = ns;
-		last_mask_ = nbits % 64 ? (std::uint64_t{1} << (nbits % 64)) - 1 : ~std::uint64_t{0};
+		own_ = std::move(w);
+		attach(nbits, own_.get(), 0, own_.get() + nw);
 		return true;
 	}
+
+	/*
+	 * Storage the caller owns, for bitmaps that share cache lines: word w is
+	 * words[w << stride_shift] (stride_shift 1 interleaves two bitmaps word
+	 * by word, so one line holds both for the same units) and the two
+	 * summaries take summary_words(nbits) words at sums. All of it must be
+	 * zero and outlive the bitmap.
+	 */
+	void attach(std::size_t nbits, std::uint64_t *words, unsigned stride_shift, std::uint64_t *sums) noexcept
+	{
+		words_ = words;
+		sums_ = sums;
+		shift_ = stride_shift;
+		nbits_ = nbits;
+		nwords_ = words_for(nbits);
+		nsum_ = words_for(nwords_);
+		last_mask_ = nbits % 64 ? (std::uint64_t{1} << (nbits % 64)) - 1 : ~std::uint64_t{0};
+	}
+	static constexpr std::size_t words_for(std::size_t bits) noexcept { return (bits + 63) / 64; }
+	static constexpr std::size_t summary_words(std::size_t bits) noexcept { return 2 * words_for(words_for(bits)); }
 
 	std::size_t size() const noexcept { return nbits_; }
 	std::size_t memory_bytes() const noexcept { return (nwords_ + 2 * nsum_) * sizeof(std::uint64_t); }
@@ -63,7 +80,7 @@ public:
 	bool test(std::size_t i) const noexcept
 	{
 		UA_DEBUG_ASSERT(i < nbits_);
-		return (ld(words_[i >> 6]) >> (i & 63)) & 1;
+		return (ld(at(i >> 6)) >> (i & 63)) & 1;
 	}
 
 	void set_range(std::size_t start, std::size_t len) noexcept { update_range<true>(start, len); }
@@ -83,7 +100,7 @@ public:
 	std::uint64_t word(std::size_t w) const noexcept
 	{
 		UA_DEBUG_ASSERT(w < nwords_);
-		return ld(words_[w]);
+		return ld(at(w));
 	}
 
 	/* First set bit at index >= from, or npos. */
@@ -106,7 +123,7 @@ public:
 	{
 		std::size_t c = 0;
 		for (std::size_t w = 0; w < nwords_; w++)
-			c += std::size_t(std::popcount(ld(words_[w])));
+			c += std::size_t(std::popcount(ld(at(w))));
 		return c;
 	}
 
@@ -114,7 +131,7 @@ public:
 	bool summaries_consistent() const noexcept
 	{
 		for (std::size_t w = 0; w < nwords_; w++) {
-			std::uint64_t v = ld(words_[w]);
+			std::uint64_t v = ld(at(w));
 			bool any = v != 0, full = v == word_mask(w);
 			if (sum_bit(any_base(), w) != any || sum_bit(full_base(), w) != full)
 				return false;
@@ -123,10 +140,9 @@ public:
 	}
 
 private:
-	static constexpr std::size_t words_for(std::size_t bits) noexcept { return (bits + 63) / 64; }
-
-	std::uint64_t *any_base() const noexcept { return words_.get() + nwords_; }
-	std::uint64_t *full_base() const noexcept { return words_.get() + nwords_ + nsum_; }
+	std::uint64_t &at(std::size_t w) const noexcept { return words_[w << shift_]; }
+	std::uint64_t *any_base() const noexcept { return sums_; }
+	std::uint64_t *full_base() const noexcept { return sums_ + nsum_; }
 	static bool sum_bit(const std::uint64_t *s, std::size_t w) noexcept { return (ld(s[w >> 6]) >> (w & 63)) & 1; }
 
 	/* Relaxed atomic word access: plain loads and stores on x86, race-free for lockless readers. */
@@ -153,8 +169,8 @@ private:
 	template <bool V>
 	void update_word(std::size_t w, std::uint64_t m) noexcept
 	{
-		std::uint64_t old = ld(words_[w]), now = V ? (old | m) : (old & ~m);
-		st(words_[w], now);
+		std::uint64_t old = ld(at(w)), now = V ? (old | m) : (old & ~m);
+		st(at(w), now);
 		std::uint64_t bit = std::uint64_t{1} << (w & 63), full_mask = word_mask(w);
 		std::uint64_t &any = any_base()[w >> 6], &full = full_base()[w >> 6];
 		if constexpr (V) {
@@ -187,7 +203,7 @@ private:
 		if (last > w + 1) {
 			/* Whole words: store them, then flip their summary bits as a range (no per-word test). */
 			for (std::size_t i = w + 1; i < last; i++)
-				st(words_[i], V ? ~std::uint64_t{0} : 0);
+				st(at(i), V ? ~std::uint64_t{0} : 0);
 			update_summary_range(any_base(), w + 1, last, V);
 			update_summary_range(full_base(), w + 1, last, V);
 		}
@@ -209,7 +225,7 @@ private:
 	/* The word as seen by a search: inverted (and masked) when looking for zeros. */
 	std::uint64_t view(std::size_t w, bool zeros) const noexcept
 	{
-		std::uint64_t v = ld(words_[w]);
+		std::uint64_t v = ld(at(w));
 		return zeros ? (~v & word_mask(w)) : v;
 	}
 
@@ -264,7 +280,9 @@ private:
 		return npos;
 	}
 
-	std::unique_ptr<std::uint64_t[]> words_;
+	std::unique_ptr<std::uint64_t[]> own_; /* storage from init(); attach() leaves it empty */
+	std::uint64_t *words_ = nullptr, *sums_ = nullptr;
+	unsigned shift_ = 0;
 	std::size_t nbits_ = 0, nwords_ = 0, nsum_ = 0;
 	std::uint64_t last_mask_ = ~std::uint64_t{0}; /* valid bits of the last word */
 };

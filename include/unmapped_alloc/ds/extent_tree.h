@@ -87,10 +87,23 @@ using extent_set = boost::intrusive::set<
 }  // namespace detail
 
 /* A size node: the extents of one size, in address order. */
+/*
+ * A size node: the extents of one size, in address order. `front` repeats
+ * the first min(n, front_cap) of them (lowest addresses first) with their
+ * chunks: the arena compares exactly those on chunk fullness, and reading
+ * them from arrays costs a few cache lines, where walking the bucket's tree
+ * cost a dependent miss per node plus one per node's chunk pointer.
+ */
 struct extent_bucket {
+	static constexpr unsigned front_cap = 8;
+
 	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
 	std::size_t size = 0;
 	detail::extent_set extents;
+	unsigned front_n = 0;
+	free_extent *front[front_cap];
+	arena_chunk *front_chunk[front_cap];
+	std::uintptr_t front_addr[front_cap]; /* kept here so that updates read no extent node */
 
 	explicit extent_bucket(std::size_t s) noexcept : size(s) {}
 };
@@ -225,6 +238,7 @@ public:
 		extent_bucket *b = u <= limit_ ? slots_[u] : by_size::lower_bound(sizes_, e.size);
 		if (b && b->size == e.size) {
 			by_addr::insert(b->extents, e, e.addr);
+			front_insert(*b, e);
 		} else {
 			b = buckets_.create(e.size);
 			UA_CHECK(b, "extent_tree: size node missing (reserve first)");
@@ -238,6 +252,10 @@ public:
 				present_.set(u);
 			}
 			b->extents.push_back(e);
+			b->front[0] = &e;
+			b->front_chunk[0] = e.chunk;
+			b->front_addr[0] = e.addr;
+			b->front_n = 1;
 		}
 		e.bucket = b;
 		count_++;
@@ -246,6 +264,8 @@ public:
 	void erase(free_extent &e) noexcept
 	{
 		extent_bucket *b = e.bucket;
+		if (b->front_n && e.addr <= b->front_addr[b->front_n - 1])
+			front_erase(*b, e); /* before the unlink: the refill walks from e's neighbours */
 		b->extents.erase(b->extents.iterator_to(e));
 		e.bucket = nullptr;
 		count_--;
@@ -284,22 +304,6 @@ public:
 		return b ? &*b->extents.begin() : nullptr;
 	}
 
-	/* True when no extent of the same size has a higher address than e (e is in a tree). */
-	static bool last_of_its_size(const free_extent &e) noexcept { return &*e.bucket->extents.rbegin() == &e; }
-
-	/* The extents after `from` in its bucket (same size, rising address); next() is nullptr at the end. */
-	class bucket_walk {
-	public:
-		explicit bucket_walk(free_extent &from) noexcept
-			: it_(from.bucket->extents.iterator_to(from)), end_(from.bucket->extents.end())
-		{
-		}
-		free_extent *next() noexcept { return ++it_ == end_ ? nullptr : &*it_; }
-
-	private:
-		detail::extent_set::iterator it_, end_;
-	};
-
 	iterator begin() const noexcept
 	{
 		auto &sizes = const_cast<sizes_t &>(sizes_);
@@ -319,7 +323,71 @@ public:
 	/* Size of the largest free extent, 0 when empty. */
 	std::size_t largest() const noexcept { return sizes_.empty() ? 0 : sizes_.rbegin()->size; }
 
+	/* The size node of the smallest size >= size, or nullptr. */
+	extent_bucket *first_bucket_at_least(std::size_t size) const noexcept { return bucket_at_least(size); }
+
+	/* Expensive: every bucket's front array repeats its lowest-address extents. */
+	bool fronts_consistent() const noexcept
+	{
+		for (const extent_bucket &b : sizes_) {
+			unsigned i = 0;
+			for (auto it = b.extents.begin(); it != b.extents.end() && i < extent_bucket::front_cap; ++it, ++i)
+				if (i >= b.front_n || b.front[i] != &*it || b.front_chunk[i] != it->chunk || b.front_addr[i] != it->addr)
+					return false;
+			if (i != b.front_n)
+				return false;
+		}
+		return true;
+	}
+
 private:
+	/* e was just linked into b: it joins the front if it is among the lowest addresses. */
+	static void front_insert(extent_bucket &b, free_extent &e) noexcept
+	{
+		unsigned n = b.front_n;
+		if (n == extent_bucket::front_cap) {
+			if (e.addr > b.front_addr[n - 1])
+				return;
+			n--; /* the highest drops out (it stays in the tree) */
+		}
+		unsigned i = n;
+		for (; i > 0 && b.front_addr[i - 1] > e.addr; i--) {
+			b.front[i] = b.front[i - 1];
+			b.front_chunk[i] = b.front_chunk[i - 1];
+			b.front_addr[i] = b.front_addr[i - 1];
+		}
+		b.front[i] = &e;
+		b.front_chunk[i] = e.chunk;
+		b.front_addr[i] = e.addr;
+		b.front_n = n + 1;
+	}
+
+	/* e (still linked) leaves b's front; the next extent after the front, if any, moves in. */
+	static void front_erase(extent_bucket &b, free_extent &e) noexcept
+	{
+		unsigned n = b.front_n, i = 0;
+		while (b.front_addr[i] != e.addr)
+			i++;
+		free_extent *refill = nullptr;
+		if (n == extent_bucket::front_cap) {
+			auto it = ++b.extents.iterator_to(*b.front[n - 1]);
+			if (it != b.extents.end())
+				refill = &*it;
+		}
+		for (; i + 1 < n; i++) {
+			b.front[i] = b.front[i + 1];
+			b.front_chunk[i] = b.front_chunk[i + 1];
+			b.front_addr[i] = b.front_addr[i + 1];
+		}
+		if (refill) {
+			b.front[n - 1] = refill;
+			b.front_chunk[n - 1] = refill->chunk;
+			b.front_addr[n - 1] = refill->addr;
+		} else {
+			b.front_n = n - 1;
+		}
+	}
+
 	/* The size node of the smallest size >= size: the index below the limit, the tree above it. */
 	extent_bucket *bucket_at_least(std::size_t size) const noexcept
 	{
