@@ -56,6 +56,7 @@
  */
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -350,7 +351,24 @@ private:
 	bool reserve_nodes(std::size_t extra) noexcept
 	{
 		std::size_t bound = live_count_ + chunks_.size() + extra + 1;
-		return pool_.reserve(reserve_target(extra) + 1) && tree_.reserve(bound) && index_.reserve(bound);
+		std::size_t sizes = max_distinct_sizes((chunks_.size() + extra) * units_);
+		return pool_.reserve(reserve_target(extra) + 1) && tree_.reserve(sizes < bound ? sizes : bound) &&
+		       index_.reserve(bound);
+	}
+
+	/*
+	 * Distinct free sizes need distinct size nodes, and k distinct sizes
+	 * take at least 1 + 2 + ... + k = k(k + 1)/2 units: the largest such k
+	 * for `units` units (~sqrt(2 units): 443 for three 64 B-granule chunks,
+	 * ~10,700 for 1,740). Far below the extent bound, which would reserve a
+	 * size node per live allocation.
+	 */
+	static std::size_t max_distinct_sizes(std::size_t units) noexcept
+	{
+		std::size_t k = std::size_t(std::sqrt(2.0 * double(units))) + 1;
+		while (k && k * (k + 1) / 2 > units)
+			k--;
+		return k;
 	}
 
 	/* Nodes the tree may need beyond what it holds: one per live allocation and chunk, plus extra. */
@@ -365,117 +383,12 @@ private:
 		return align_up(x.addr, a) + need <= x.end();
 	}
 
-	/* Best fit, fullest chunk among equals, then lowest address. */
-	free_extent *find_fit(std::size_t need, std::size_t a) noexcept
-	{
-		if (a <= cfg_.granule && cfg_.fullness_window <= extent_bucket::front_cap) {
-			/*
-			 * Every extent of the best size fits: compare the first window of
-			 * its bucket (address order), read from the bucket's front array.
-			 */
-			extent_bucket *b = tree_.first_bucket_at_least(need);
-			if (!b)
-				return nullptr;
-			unsigned n = b->front_n < cfg_.fullness_window ? b->front_n : unsigned(cfg_.fullness_window);
-			unsigned best = 0;
-			std::size_t best_live = b->front_chunk[0]->live_bytes;
-			for (unsigned i = 1; i < n; i++) {
-				/* Which chunk is fuller is data, not pattern: select without a branch. */
-				std::size_t live = b->front_chunk[i]->live_bytes;
-				bool better = live > best_live;
-				best = better ? i : best;
-				best_live = better ? live : best_live;
-			}
-			return b->front[best];
-		}
-		auto it = tree_.lower_bound(need), end = tree_.end();
-		std::size_t scanned = 0;
-		while (it != end && !fits(*it, need, a)) {
-			if (++scanned == cfg_.align_scan_limit) {
-				/*
-				 * Any extent of at least need + a - granule holds an aligned
-				 * start, and so does a whole free chunk (chunk aligned).
-				 */
-				std::size_t sure = need + a - cfg_.granule;
-				it = tree_.lower_bound(sure < chunk_size ? sure : chunk_size);
-				break;
-			}
-			++it;
-		}
-		if (it == end)
-			return nullptr;
-		free_extent *best = &*it;
-		std::size_t window = cfg_.fullness_window;
-		for (++it; --window && it != end && it->size == best->size; ++it) {
-			if (it->chunk->live_bytes > best->chunk->live_bytes && fits(*it, need, a))
-				best = &*it;
-		}
-		return best;
-	}
-
+	/* Best fit, fullest chunk among equals, then lowest address (arena_fit.h). */
+	free_extent *find_fit(std::size_t need, std::size_t a) noexcept;
 	/* Takes [start, start + need) out of free extent x; remainders go back to the tree. */
-	void carve(free_extent &x, std::uintptr_t start, std::size_t need) noexcept
-	{
-		arena_chunk *c = x.chunk;
-		std::uintptr_t lead_addr = x.addr, tail_addr = start + need, end = x.end();
-		unlink_extent(x);
-		free_extent *node = &x;
-		if (start > lead_addr) {
-			node->size = start - lead_addr;
-			link_extent(*node);
-			node = nullptr;
-		}
-		if (end > tail_addr) {
-			if (!node)
-				node = pool_.create(tail_addr, end - tail_addr, c);
-			UA_CHECK(node, "reserved node missing");
-			node->addr = tail_addr;
-			node->size = end - tail_addr;
-			link_extent(*node);
-			node = nullptr;
-		}
-		if (node)
-			pool_.destroy(node);
-		std::size_t u = (start - c->base) >> granule_shift_, n = need >> granule_shift_;
-		c->write_begin();
-		c->used.set_range(u, n);
-		c->starts.set(u);
-		c->write_end();
-		c->live_bytes += need;
-		c->live_count++;
-		live_bytes_ += need;
-		live_count_++;
-	}
-
+	void carve(free_extent &x, std::uintptr_t start, std::size_t need) noexcept;
 	/* Units [u, e) of c just became free: merge with free neighbours into one extent. */
-	void release_range(arena_chunk &c, std::size_t u, std::size_t e) noexcept
-	{
-		std::size_t lo = u, hi = e;
-		free_extent *left = nullptr, *right = nullptr;
-		if (u > 0 && !c.used.test(u - 1)) {
-			std::size_t p = c.used.find_prev_set(u - 1);
-			lo = p == bitmap::npos ? 0 : p + 1;
-			left = index_.find(c.base + (lo << granule_shift_));
-			UA_CHECK(left && left->end() == c.base + (u << granule_shift_), "free run left of a freed range has no node");
-			unlink_extent(*left);
-		}
-		if (e < units_ && !c.used.test(e)) {
-			right = index_.find(c.base + (e << granule_shift_));
-			UA_CHECK(right, "free run right of a freed range has no node");
-			hi = e + (right->size >> granule_shift_);
-			unlink_extent(*right);
-		}
-		free_extent *node = left ? left : right;
-		if (left && right)
-			pool_.destroy(right);
-		if (!node)
-			node = pool_.create(0, 0, &c);
-		UA_CHECK(node, "reserved node missing");
-		node->addr = c.base + (lo << granule_shift_);
-		node->size = (hi - lo) << granule_shift_;
-		node->chunk = &c;
-		link_extent(*node);
-	}
+	void release_range(arena_chunk &c, std::size_t u, std::size_t e) noexcept;
 
 	/* A free extent is in the tree (by size) and the index (by start) at once. */
 	void link_extent(free_extent &x) noexcept
@@ -504,3 +417,4 @@ private:
 }  // namespace ua
 
 #include "arena_check.h"
+#include "arena_fit.h"

@@ -32,16 +32,14 @@
  * holds every size node in order and answers for sizes above the limit. The
  * answers are exactly the tree's.
  *
- * Descents are our own, over Boost's nodes: the child to follow is chosen
- * with a mask blend rather than a branch. A search key's path through a
- * best-fit tree is close to random, so a branchy descent mispredicts about
- * every other level. Linking, unlinking and rebalancing stay Boost's
- * (insert_commit with the parent our descent found).
+ * Descents are our own (ds/tree_descend.h): the child to follow is chosen
+ * with a mask blend rather than a branch; linking, unlinking and rebalancing
+ * stay Boost's.
  *
  * Memory. Extent nodes belong to the caller (the arena's node_pool); size
- * nodes come from this tree's own pool. reserve(n) guarantees that n extents
- * can be in the tree without allocating (distinct sizes <= extents), so the
- * arena reserves before it changes anything and insert() never allocates.
+ * nodes come from this tree's own pool. reserve(n) guarantees that n distinct
+ * sizes can be in the tree without allocating, so the arena reserves before
+ * it changes anything and insert() never allocates.
  * Everything is ordinary memory, never managed memory. Not thread-safe: the
  * owner locks.
  */
@@ -56,6 +54,7 @@
 #include "../check.h"
 #include "bitmap.h"
 #include "node_pool.h"
+#include "tree_descend.h"
 
 namespace ua {
 
@@ -119,52 +118,6 @@ using bucket_set = boost::intrusive::set<
 	extent_bucket, boost::intrusive::member_hook<extent_bucket, decltype(extent_bucket::hook), &extent_bucket::hook>,
 	boost::intrusive::key_of_value<bucket_size_of>, boost::intrusive::constant_time_size<false>>;
 
-/* Branch-free descents over a Boost.Intrusive set whose hook is the value's first member. */
-template <class Set, class KeyOf>
-struct descend {
-	using node_traits = typename Set::node_traits;
-	using node_ptr = typename Set::node_ptr;
-
-	/* cond ? a : b as a mask blend: compilers turn a plain ?: in a loop back into a branch. */
-	static node_ptr pick(bool cond, node_ptr a, node_ptr b) noexcept
-	{
-		auto ia = reinterpret_cast<std::uintptr_t>(a), ib = reinterpret_cast<std::uintptr_t>(b);
-		std::uintptr_t m = std::uintptr_t{0} - std::uintptr_t(cond);
-		return reinterpret_cast<node_ptr>(ib ^ ((ia ^ ib) & m));
-	}
-	static std::uint64_t key_at(node_ptr n) noexcept { return KeyOf{}(*Set::value_traits::to_value_ptr(n)); }
-
-	/* The first value with key >= k, or nullptr. */
-	static typename Set::value_type *lower_bound(Set &s, std::uint64_t k) noexcept
-	{
-		node_ptr header = s.end().pointed_node(), y = header;
-		node_ptr x = node_traits::get_parent(header); /* the root */
-		while (x) {
-			bool less = key_at(x) < k;
-			y = pick(less, y, x);
-			x = pick(less, node_traits::get_right(x), node_traits::get_left(x));
-		}
-		return y == header ? nullptr : Set::value_traits::to_value_ptr(y);
-	}
-
-	/* Links v (whose key k is not in s) where a descent for k ends. */
-	static void insert(Set &s, typename Set::value_type &v, std::uint64_t k) noexcept
-	{
-		node_ptr header = s.end().pointed_node(), p = header;
-		node_ptr x = node_traits::get_parent(header);
-		bool left = true;
-		while (x) {
-			p = x;
-			left = k < key_at(x);
-			x = pick(left, node_traits::get_left(x), node_traits::get_right(x));
-		}
-		typename Set::insert_commit_data d;
-		d.link_left = left;
-		d.node = p;
-		s.insert_commit(v, d);
-	}
-};
-
 }  // namespace detail
 
 class extent_tree {
@@ -224,7 +177,11 @@ public:
 		}
 	}
 
-	/* Ensures n extents can be in the tree without allocating. False on failure (nothing changed). */
+	/*
+	 * Ensures n distinct sizes can be in the tree without allocating (the
+	 * caller bounds them: by the extents it may hold, and by the units free
+	 * sizes can add up to). False on failure (nothing changed).
+	 */
 	bool reserve(std::size_t n) noexcept
 	{
 		std::size_t have = buckets_.in_use() + buckets_.available();
