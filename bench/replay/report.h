@@ -122,6 +122,7 @@ inline std::string run_json(const run_result &r)
 		num("read_ns_intact", r.read_ns_intact);
 		num("read_ns_after", r.read_ns_after);
 		num("read_ns_ratio", r.read_ns_ratio);
+		num("read_ns_ratio_median", r.read_ns_ratio_median);
 		u64("reads_after", r.reads_after);
 		if (!r.after.unavailable_reason.empty())
 			str("unavailable_reason", r.after.unavailable_reason);
