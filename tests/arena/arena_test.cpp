@@ -162,3 +162,38 @@ TEST_CASE("arena: stats")
 	CHECK(s.fragmentation == doctest::Approx(1.0 - double(chunk_size - 64 * 30) / double(chunk_size - 64 * 20)));
 	CHECK(s.metadata_bytes > 2 * 4096); /* two 32768-bit bitmaps per chunk */
 }
+
+TEST_CASE("arena: frees beyond the start index's room fall back to the tree")
+{
+	/*
+	 * The start index grows only in alloc(): 2,000 frees in a row leave most
+	 * of the new extents out of it, and the frees after that must find those
+	 * neighbours through the tree.
+	 */
+	ua::arena a;
+	fake_chunks src;
+	std::vector<std::uintptr_t> p;
+	for (int i = 0; i < 4000; i++) {
+		auto r = alloc_grow(a, src, 64);
+		REQUIRE(r.ok());
+		p.push_back(r.value);
+	}
+	for (std::size_t i = 0; i < p.size(); i += 2) {
+		REQUIRE(a.free(p[i]).ok());
+		if (i % 64 == 0)
+			REQUIRE(a.check_consistency() == "");
+	}
+	CHECK(a.stats().free_extents >= 2000);
+	for (std::size_t i = 1; i < p.size(); i += 2) {
+		auto f = a.free(p[i]);
+		REQUIRE(f.ok());
+		CHECK(f.value.bytes == 64);
+		if (i % 64 == 1)
+			REQUIRE(a.check_consistency() == "");
+	}
+	CHECK(a.live_count() == 0);
+	CHECK(a.stats().free_extents == a.stats().chunks);
+	CHECK(a.check_consistency() == "");
+	REQUIRE(a.remove_chunk(a.lookup_chunk(p[0])) == error::ok);
+	CHECK(a.check_consistency() == "");
+}

@@ -20,7 +20,7 @@ inline std::string arena::check_consistency() const
 		std::snprintf(buf, sizeof buf, "%#lx", static_cast<unsigned long>(where));
 		return what + " at " + buf;
 	};
-	std::size_t runs = 0, live = 0, count = 0;
+	std::size_t runs = 0, live = 0, count = 0, indexed = 0;
 	for (const arena_chunk &c : chunks_) {
 		if (table_.lookup(c.base) != &c)
 			return fail("chunk missing from the lookup table", c.base);
@@ -51,8 +51,9 @@ inline std::string arena::check_consistency() const
 				return fail("free run without a tree node", c.base + (p << granule_shift_));
 			if (x->chunk != &c)
 				return fail("tree node points at the wrong chunk", x->addr);
-			if (index_.find(x->addr) != x)
-				return fail("free extent missing from the start-address index", x->addr);
+			if (index_.find(x->addr) != (x->indexed ? x : nullptr))
+				return fail("free extent disagrees with the start-address index", x->addr);
+			indexed += x->indexed;
 			runs++;
 			p = q;
 		}
@@ -63,8 +64,8 @@ inline std::string arena::check_consistency() const
 		return "tree holds " + std::to_string(tree_.size()) + " extents but chunks have " + std::to_string(runs) + " free runs";
 	if (!tree_.fronts_consistent())
 		return "a size node's front array disagrees with its lowest-address extents";
-	if (index_.size() != tree_.size())
-		return "index holds " + std::to_string(index_.size()) + " extents, tree " + std::to_string(tree_.size());
+	if (index_.size() != indexed)
+		return "index holds " + std::to_string(index_.size()) + " extents, " + std::to_string(indexed) + " are marked";
 	if (live != live_bytes_ || count != live_count_)
 		return "arena live totals disagree with its chunks";
 	if (pool_.in_use() != tree_.size())

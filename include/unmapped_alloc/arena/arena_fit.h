@@ -104,12 +104,18 @@ inline void arena::release_range(arena_chunk &c, std::size_t u, std::size_t e) n
 	if (u > 0 && !c.used.test(u - 1)) {
 		std::size_t p = c.used.find_prev_set(u - 1);
 		lo = p == bitmap::npos ? 0 : p + 1;
-		left = index_.find(c.base + (lo << granule_shift_));
+		left = find_extent(c.base + (lo << granule_shift_), (u - lo) << granule_shift_);
 		UA_CHECK(left && left->end() == c.base + (u << granule_shift_), "free run left of a freed range has no node");
 		unlink_extent(*left);
 	}
 	if (e < units_ && !c.used.test(e)) {
 		right = index_.find(c.base + (e << granule_shift_));
+		if (!right) {
+			/* Not indexed (see link_extent): its end is the next used unit. */
+			std::size_t q = c.used.find_next_set(e);
+			q = q == bitmap::npos || q > units_ ? units_ : q;
+			right = tree_.find((q - e) << granule_shift_, c.base + (e << granule_shift_));
+		}
 		UA_CHECK(right, "free run right of a freed range has no node");
 		hi = e + (right->size >> granule_shift_);
 		unlink_extent(*right);

@@ -11,19 +11,20 @@
  * at or below 1/2, backward-shift deletion (no tombstones).
  *
  * reserve(n) grows the table up front so that n entries fit without
- * rehashing; the arena reserves for its free-extent bound before it changes
- * anything, so insertions on the free path never allocate. Storage is
+ * rehashing; has_room(n) says whether n more fit now. insert() never
+ * allocates. The arena sizes the table by the extents it holds, not by their
+ * bound, and leaves an extent out when the table is full (arena/arena.h,
+ * link_extent): the index accelerates, the tree stays the truth. Storage is
  * ordinary heap memory. Not thread-safe: the owner locks.
  *
- * Locality. The table is sized for the bound (~2 slots per live allocation:
- * 2 MiB at 100 K live) while it holds far fewer extents, so a hash that
- * scatters every address would make each probe a cache miss. The slot is
- * instead a hash of the chunk plus the extent's unit offset inside it: one
- * chunk's extents occupy one window of the table in address order, and the
- * extents a free() touches (both neighbours, the merged result) sit within a
- * few cache lines of each other. Starts of distinct extents are at least two
- * units apart, so one chunk never collides with itself; windows of different
- * chunks may overlap, and the load bound of 1/2 keeps those probe runs short.
+ * Locality. The slot is a hash of the chunk plus the extent's unit offset
+ * inside it, not a hash of the whole address: one chunk's extents occupy one
+ * window of the table in address order, and the extents a free() touches
+ * (both neighbours, the merged result) sit within a few cache lines of each
+ * other. Starts of distinct extents are at least two units apart, so one
+ * chunk never collides with itself; windows of different chunks overlap
+ * (the table is smaller than a chunk's units once it holds few extents), and
+ * the load bound of 1/2 keeps those probe runs short.
  */
 #pragma once
 
@@ -67,6 +68,9 @@ public:
 				place(old[i]);
 		return true;
 	}
+
+	/* True when n more entries fit at load <= 1/2. */
+	bool has_room(std::size_t n) const noexcept { return 2 * (count_ + n) <= cap_; }
 
 	/* Adds e (keyed by e->addr); the caller has reserved room. */
 	void insert(free_extent *e) noexcept

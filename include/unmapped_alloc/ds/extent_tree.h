@@ -67,6 +67,7 @@ struct free_extent {
 	std::size_t size = 0;
 	arena_chunk *chunk = nullptr;
 	extent_bucket *bucket = nullptr; /* the size node holding it, while in a tree */
+	bool indexed = false;            /* also in the owner's start-address index */
 
 	free_extent(std::uintptr_t a, std::size_t s, arena_chunk *c) noexcept : addr(a), size(s), chunk(c) {}
 	std::uintptr_t end() const noexcept { return addr + size; }
