@@ -68,7 +68,7 @@ void random_walk_check(unsigned unit_shift, std::size_t indexed_units)
 		REQUIRE(t.size() == ref.size());
 		if (ua::extent_bucket *b = t.first_bucket_at_least(64 * (1 + rng() % 41))) {
 			REQUIRE(b->front_n >= 1);
-			REQUIRE(b->front[0] == &*b->extents.begin());
+			REQUIRE(b->front[0].node == &*b->extents.begin());
 		}
 		std::size_t want = 64 * (1 + rng() % 41);
 		auto lb = ref.lower_bound({want, 0});

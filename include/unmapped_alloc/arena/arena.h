@@ -353,7 +353,12 @@ private:
 	bool reserve_nodes(std::size_t extra) noexcept
 	{
 		std::size_t bound = live_count_ + chunks_.size() + extra + 1;
-		std::size_t sizes = max_distinct_sizes((chunks_.size() + extra) * units_);
+		std::size_t n = chunks_.size() + extra;
+		if (n != sizes_bound_chunks_) { /* a square root per chunk count, not per allocation */
+			sizes_bound_ = max_distinct_sizes(n * units_);
+			sizes_bound_chunks_ = n;
+		}
+		std::size_t sizes = sizes_bound_;
 		if (!pool_.reserve(reserve_target(extra) + 1) || !tree_.reserve(sizes < bound ? sizes : bound))
 			return false;
 		if (!index_.has_room(2 * tree_.size() + 2))
@@ -434,6 +439,7 @@ private:
 	chunk_list chunks_;
 	chunk_list retired_; /* removed, awaiting reclaim_retired() */
 	std::size_t live_bytes_ = 0, live_count_ = 0;
+	std::size_t sizes_bound_ = 0, sizes_bound_chunks_ = ~std::size_t{0}; /* max_distinct_sizes, cached */
 };
 
 }  // namespace ua

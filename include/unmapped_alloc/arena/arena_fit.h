@@ -27,15 +27,15 @@ inline free_extent *arena::find_fit(std::size_t need, std::size_t a) noexcept
 			return nullptr;
 		unsigned n = b->front_n < cfg_.fullness_window ? b->front_n : unsigned(cfg_.fullness_window);
 		unsigned best = 0;
-		std::size_t best_live = b->front_chunk[0]->live_bytes;
+		std::size_t best_live = b->front[0].chunk->live_bytes;
 		for (unsigned i = 1; i < n; i++) {
 			/* Which chunk is fuller is data, not pattern: select without a branch. */
-			std::size_t live = b->front_chunk[i]->live_bytes;
+			std::size_t live = b->front[i].chunk->live_bytes;
 			bool better = live > best_live;
 			best = better ? i : best;
 			best_live = better ? live : best_live;
 		}
-		return b->front[best];
+		return b->front[best].node;
 	}
 	auto it = tree_.lower_bound(need), end = tree_.end();
 	std::size_t scanned = 0;

@@ -94,16 +94,19 @@ using extent_set = boost::intrusive::set<
  * them from arrays costs a few cache lines, where walking the bucket's tree
  * cost a dependent miss per node plus one per node's chunk pointer.
  */
-struct extent_bucket {
+struct alignas(64) extent_bucket { /* line-aligned: header in one line, front entries after */
 	static constexpr unsigned front_cap = 8;
 
 	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
 	std::size_t size = 0;
 	detail::extent_set extents;
 	unsigned front_n = 0;
-	free_extent *front[front_cap];
-	arena_chunk *front_chunk[front_cap];
-	std::uintptr_t front_addr[front_cap]; /* kept here so that updates read no extent node */
+	/* Address and chunk kept here so that updates and comparisons read no extent node. */
+	struct front_entry {
+		std::uintptr_t addr;
+		arena_chunk *chunk;
+		free_extent *node;
+	} front[front_cap];
 
 	explicit extent_bucket(std::size_t s) noexcept : size(s) {}
 };
@@ -210,9 +213,9 @@ public:
 				present_.set(u);
 			}
 			b->extents.push_back(e);
-			b->front[0] = &e;
-			b->front_chunk[0] = e.chunk;
-			b->front_addr[0] = e.addr;
+			b->front[0].node = &e;
+			b->front[0].chunk = e.chunk;
+			b->front[0].addr = e.addr;
 			b->front_n = 1;
 		}
 		e.bucket = b;
@@ -222,7 +225,7 @@ public:
 	void erase(free_extent &e) noexcept
 	{
 		extent_bucket *b = e.bucket;
-		if (b->front_n && e.addr <= b->front_addr[b->front_n - 1])
+		if (b->front_n && e.addr <= b->front[b->front_n - 1].addr)
 			front_erase(*b, e); /* before the unlink: the refill walks from e's neighbours */
 		b->extents.erase(b->extents.iterator_to(e));
 		e.bucket = nullptr;
@@ -290,7 +293,8 @@ public:
 		for (const extent_bucket &b : sizes_) {
 			unsigned i = 0;
 			for (auto it = b.extents.begin(); it != b.extents.end() && i < extent_bucket::front_cap; ++it, ++i)
-				if (i >= b.front_n || b.front[i] != &*it || b.front_chunk[i] != it->chunk || b.front_addr[i] != it->addr)
+				if (i >= b.front_n || b.front[i].node != &*it || b.front[i].chunk != it->chunk ||
+				    b.front[i].addr != it->addr)
 					return false;
 			if (i != b.front_n)
 				return false;
@@ -304,19 +308,19 @@ private:
 	{
 		unsigned n = b.front_n;
 		if (n == extent_bucket::front_cap) {
-			if (e.addr > b.front_addr[n - 1])
+			if (e.addr > b.front[n - 1].addr)
 				return;
 			n--; /* the highest drops out (it stays in the tree) */
 		}
 		unsigned i = n;
-		for (; i > 0 && b.front_addr[i - 1] > e.addr; i--) {
-			b.front[i] = b.front[i - 1];
-			b.front_chunk[i] = b.front_chunk[i - 1];
-			b.front_addr[i] = b.front_addr[i - 1];
+		for (; i > 0 && b.front[i - 1].addr > e.addr; i--) {
+			b.front[i].node = b.front[i - 1].node;
+			b.front[i].chunk = b.front[i - 1].chunk;
+			b.front[i].addr = b.front[i - 1].addr;
 		}
-		b.front[i] = &e;
-		b.front_chunk[i] = e.chunk;
-		b.front_addr[i] = e.addr;
+		b.front[i].node = &e;
+		b.front[i].chunk = e.chunk;
+		b.front[i].addr = e.addr;
 		b.front_n = n + 1;
 	}
 
@@ -324,23 +328,23 @@ private:
 	static void front_erase(extent_bucket &b, free_extent &e) noexcept
 	{
 		unsigned n = b.front_n, i = 0;
-		while (b.front_addr[i] != e.addr)
+		while (b.front[i].addr != e.addr)
 			i++;
 		free_extent *refill = nullptr;
 		if (n == extent_bucket::front_cap) {
-			auto it = ++b.extents.iterator_to(*b.front[n - 1]);
+			auto it = ++b.extents.iterator_to(*b.front[n - 1].node);
 			if (it != b.extents.end())
 				refill = &*it;
 		}
 		for (; i + 1 < n; i++) {
-			b.front[i] = b.front[i + 1];
-			b.front_chunk[i] = b.front_chunk[i + 1];
-			b.front_addr[i] = b.front_addr[i + 1];
+			b.front[i].node = b.front[i + 1].node;
+			b.front[i].chunk = b.front[i + 1].chunk;
+			b.front[i].addr = b.front[i + 1].addr;
 		}
 		if (refill) {
-			b.front[n - 1] = refill;
-			b.front_chunk[n - 1] = refill->chunk;
-			b.front_addr[n - 1] = refill->addr;
+			b.front[n - 1].node = refill;
+			b.front[n - 1].chunk = refill->chunk;
+			b.front[n - 1].addr = refill->addr;
 		} else {
 			b.front_n = n - 1;
 		}
