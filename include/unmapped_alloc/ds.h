@@ -8,3 +8,4 @@
 #include "ds/extent_tree.h"
 #include "ds/node_pool.h"
 #include "ds/extent_index.h"
+#include "ds/striped_counter.h"

@@ -216,6 +216,18 @@ public:
 	/* Frees the allocation starting at addr; addr == 0 is a no-op. */
 	result<free_info> free(std::uintptr_t addr) noexcept
 	{
+		return free(addr, [](std::uintptr_t, std::size_t) noexcept { return error::ok; });
+	}
+
+	/*
+	 * free() with a step of the owner's between the checks and the change:
+	 * once addr is known to start a live allocation of `bytes` bytes,
+	 * prepare(addr, bytes) runs (the cache fills the range there); if it
+	 * returns an error, free returns it and nothing changed.
+	 */
+	template <class Prepare>
+	result<free_info> free(std::uintptr_t addr, Prepare &&prepare) noexcept
+	{
 		if (addr == 0)
 			return {};
 		arena_chunk *c = table_.lookup(addr);
@@ -226,6 +238,8 @@ public:
 			return result<free_info>::failure(c->used.test(u) ? error::interior_pointer : error::not_live);
 		std::size_t e = c->allocation_end(u);
 		std::size_t bytes = (e - u) << granule_shift_;
+		if (error pe = prepare(addr, bytes); pe != error::ok)
+			return result<free_info>::failure(pe);
 		c->write_begin();
 		c->used.clear_range(u, e - u);
 		c->starts.clear(u);

@@ -547,15 +547,11 @@ private:
 	/* Frees addr in shard s whose lock g holds; fills the range first so failure changes nothing. */
 	error free_locked(shard &s, std::unique_lock<std::mutex> &g, chunk_rec *rec, std::uintptr_t addr) noexcept
 	{
-		auto l = s.a.lookup(addr);
-		if (!l.ok())
-			return l.err;
-		if (l.value.addr != addr)
-			return error::interior_pointer;
-		if (src_.fill(rec->run, addr - rec->run.alias, cfg_.fill_byte(), l.value.size) != error::ok)
-			return error::backend_failure;
-		auto f = s.a.free(addr);
-		UA_CHECK(f.ok(), "unmapped_cache: arena refused a checked free");
+		auto f = s.a.free(addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
+			return src_.fill(rec->run, a - rec->run.alias, cfg_.fill_byte(), bytes);
+		});
+		if (!f.ok())
+			return f.err;
 		if (!f.value.empty_chunk)
 			return error::ok;
 		/* The chunk is empty: take it out of the arena, keep it as a spare or give it back. */

@@ -66,6 +66,7 @@
 #include <vector>
 
 #include "../check.h"
+#include "../ds/striped_counter.h"
 #include "backend.h"
 #include "smaps.h"
 
@@ -252,7 +253,7 @@ private:
 	std::uint64_t tlb_flushes_ = 0;
 	std::uint64_t prot_changes_ = 0;
 	std::uint64_t collapses_2m_ = 0;
-	std::atomic<std::uint64_t> bytes_written_{0}; /* write/fill may run concurrently (backend.h) */
+	striped_counter bytes_written_; /* write/fill may run concurrently (backend.h) */
 };
 
 inline std::string linux_backend::shmem_enabled_setting() noexcept
@@ -352,7 +353,7 @@ inline void linux_backend::steal(linux_backend &o) noexcept
 	tlb_flushes_ = o.tlb_flushes_;
 	prot_changes_ = o.prot_changes_;
 	collapses_2m_ = o.collapses_2m_;
-	bytes_written_.store(o.bytes_written_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+	bytes_written_.reset(o.bytes_written_.sum());
 }
 
 inline int linux_backend::read_view_pmd_kb(std::uint64_t *kb) const noexcept
@@ -539,7 +540,7 @@ inline int linux_backend::pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, 
 			}
 		}
 	}
-	bytes_written_.fetch_add(n, std::memory_order_relaxed);
+	bytes_written_.add(n);
 	return 0;
 }
 
@@ -601,7 +602,7 @@ inline backend_stats linux_backend::stats() const
 	s.prot_changes = prot_changes_;
 	s.collapses_2m = collapses_2m_;
 	s.aliases = aliases_.size();
-	s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
+	s.bytes_written = bytes_written_.sum();
 	s.splits_1g = s.collapses_1g = 0; /* shmem is never PUD-mapped: nothing to split */
 
 	std::uint64_t view_kb = (nr_pages_ << page_shift) >> 10;

@@ -43,6 +43,7 @@
 #include <set>
 #include <string>
 
+#include "../ds/striped_counter.h"
 #include "backend.h"
 #include "sim_module_area.h"
 #include "sim_page_tables.h"
@@ -175,7 +176,7 @@ public:
 	{
 		if (!bytes_inside(pfn, off, n) || (src == nullptr && n != 0))
 			return -EINVAL;
-		bytes_written_.fetch_add(n, std::memory_order_relaxed);
+		bytes_written_.add(n);
 		return 0;
 	}
 
@@ -185,7 +186,7 @@ public:
 		(void)byte;
 		if (!bytes_inside(pfn, off, n))
 			return -EINVAL;
-		bytes_written_.fetch_add(n, std::memory_order_relaxed);
+		bytes_written_.add(n);
 		return 0;
 	}
 
@@ -216,7 +217,7 @@ public:
 		s.prot_changes = prot_changes_;
 		s.pgtable_pages = c.pmd_tables + c.pte_tables;
 		s.aliases = area_.live();
-		s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
+		s.bytes_written = bytes_written_.sum();
 		return s;
 	}
 
@@ -265,7 +266,7 @@ private:
 	std::uint64_t explicit_flushes_ = 0;
 	std::uint64_t collapse_flushes_ = 0;
 	std::uint64_t prot_changes_ = 0;
-	std::atomic<std::uint64_t> bytes_written_{0}; /* write/fill may run concurrently (backend.h) */
+	striped_counter bytes_written_; /* write/fill may run concurrently (backend.h) */
 	std::uint64_t frames_released_ = 0;
 };
 
