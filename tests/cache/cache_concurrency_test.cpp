@@ -44,7 +44,8 @@ TEST_CASE_TEMPLATE("cache concurrency: two allocating threads, deferred frees an
 	};
 	auto reader = [&] {
 		std::mt19937_64 rng(99);
-		while (!stop.load(std::memory_order_acquire)) {
+		/* Until the workers stop, and at least 1000 lookups however the threads were scheduled. */
+		while (!stop.load(std::memory_order_acquire) || lookups.load(std::memory_order_relaxed) < 1000) {
 			std::uintptr_t a = published[rng() % 64].load(std::memory_order_acquire);
 			if (!a)
 				continue;

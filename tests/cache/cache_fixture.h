@@ -11,6 +11,36 @@
 
 namespace ua_test {
 
+/*
+ * True in sanitizer builds. Their runtimes intercept some calls whose effect a
+ * test would check (mlock() is a no-op under ASan and TSan), and map memory of
+ * their own.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
+
+/* ThreadSanitizer builds: fork() there does not honour MADV_DONTFORK (measured with clang 14). */
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool tsan = true;
+#else
+inline constexpr bool tsan = false;
+#endif
+#else
+inline constexpr bool tsan = false;
+#endif
+#else
+inline constexpr bool sanitized = false;
+#endif
+
 /* A simulated 4 GiB machine. */
 struct sim_machine {
 	using backend = ua::sim_direct_map;

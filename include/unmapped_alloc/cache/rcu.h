@@ -18,7 +18,8 @@
  * Under ThreadSanitizer the grace period is invisible (liburcu is not
  * instrumented), so the wrappers add the happens-before edges it implies:
  * every read-side unlock releases a global sync object that synchronize()
- * and every call_rcu callback acquire.
+ * and every call_rcu callback acquire, and call() releases the rcu_head
+ * that the callback acquires (the hand-off through liburcu's queue).
  */
 #pragma once
 
@@ -79,8 +80,28 @@ inline void synchronize() noexcept
 	detail::annotate_grace_period();
 }
 
-/* Runs fn(head) after a grace period, on liburcu's call_rcu thread. */
-inline void call(rcu_head *head, void (*fn)(rcu_head *)) noexcept { urcu_bp_call_rcu(head, fn); }
+/*
+ * Runs fn(head) after a grace period, on liburcu's call_rcu thread. fn must
+ * begin with callback_begin(head).
+ */
+inline void call(rcu_head *head, void (*fn)(rcu_head *)) noexcept
+{
+#ifdef UA_TSAN
+	__tsan_release(head); /* what was written to the object before the hand-off */
+#endif
+	urcu_bp_call_rcu(head, fn);
+}
+
+/* First statement of every call() callback: the grace period and the hand-off are over. */
+inline void callback_begin(rcu_head *head) noexcept
+{
+#ifdef UA_TSAN
+	__tsan_acquire(head);
+#else
+	(void)head;
+#endif
+	detail::annotate_grace_period();
+}
 
 /* Waits until every callback queued with call() has run. */
 inline void barrier() noexcept

@@ -636,7 +636,7 @@ private:
 	/* call_rcu callback: the grace period is over, free for real. */
 	static void deferred_free_cb(rcu_head *head)
 	{
-		rcu::detail::annotate_grace_period();
+		rcu::callback_begin(head);
 		auto *d = reinterpret_cast<deferred_free *>(head);
 		if (!d->cache->complete_deferred(d->addr)) {
 			rcu::call(&d->head, &deferred_free_cb); /* the fill failed: try again after another grace period */
