@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <deque>
 #include <random>
 #include <set>
@@ -68,7 +69,10 @@ void random_walk_check(unsigned unit_shift, std::size_t indexed_units)
 		REQUIRE(t.size() == ref.size());
 		if (ua::extent_bucket *b = t.first_bucket_at_least(64 * (1 + rng() % 41))) {
 			REQUIRE(b->front_n >= 1);
-			REQUIRE(b->front[0].node == &*b->extents.begin());
+			auto lo = ref.lower_bound({b->size, 0});
+			REQUIRE(lo != ref.end());
+			REQUIRE(b->front[0].addr == lo->second);
+			REQUIRE(b->front[0].node->size == b->size);
 		}
 		std::size_t want = 64 * (1 + rng() % 41);
 		auto lb = ref.lower_bound({want, 0});
@@ -108,4 +112,57 @@ TEST_CASE("extent_tree: random inserts and erases walk in (size, address) order"
 	random_walk_check(4, 4096); /* every size indexed */
 	random_walk_check(6, 16);   /* sizes above 1 KiB only in the tree */
 	random_walk_check(6, 0);    /* no index */
+}
+
+TEST_CASE("extent_tree: one size through front and rest, in every insertion order")
+{
+	/* Ascending, descending and shuffled addresses: spills into the rest tree and refills from it. */
+	for (int order = 0; order < 3; order++) {
+		ua::extent_tree t(6, 64);
+		std::mt19937_64 rng(11 + order);
+		std::vector<free_extent> v;
+		v.reserve(100);
+		for (int i = 0; i < 100; i++)
+			v.emplace_back(0x400000 + 0x1000 * std::uintptr_t(order == 1 ? 99 - i : i), 128, nullptr);
+		if (order == 2)
+			std::shuffle(v.begin(), v.end(), rng);
+		std::set<std::uintptr_t> ref;
+		auto check = [&] {
+			REQUIRE(t.fronts_consistent());
+			REQUIRE(t.size() == ref.size());
+			auto r = ref.begin();
+			for (auto i = t.begin(); i != t.end(); ++i, ++r) {
+				REQUIRE(r != ref.end());
+				REQUIRE(i->addr == *r);
+			}
+			REQUIRE(r == ref.end());
+			for (auto &e : v)
+				REQUIRE((t.find(128, e.addr) == &e) == (ref.count(e.addr) == 1));
+		};
+		REQUIRE(t.reserve(1));
+		for (auto &e : v) {
+			t.insert(e);
+			ref.insert(e.addr);
+			check();
+		}
+		std::vector<free_extent *> order_out;
+		for (auto &e : v)
+			order_out.push_back(&e);
+		std::shuffle(order_out.begin(), order_out.end(), rng);
+		for (std::size_t k = 0; k < order_out.size(); k++) {
+			t.erase(*order_out[k]);
+			ref.erase(order_out[k]->addr);
+			check();
+			if (k % 3 == 0 && k + 1 < order_out.size()) { /* erase then re-insert: front and rest both churn */
+				free_extent *e = order_out[k];
+				t.insert(*e);
+				ref.insert(e->addr);
+				check();
+				t.erase(*e);
+				ref.erase(e->addr);
+			}
+		}
+		CHECK(t.empty());
+		CHECK(t.distinct_sizes() == 0);
+	}
 }

@@ -67,24 +67,27 @@ inline void arena::carve(free_extent &x, std::uintptr_t start, std::size_t need)
 {
 	arena_chunk *c = x.chunk;
 	std::uintptr_t lead_addr = x.addr, tail_addr = start + need, end = x.end();
-	unlink_extent(x);
-	free_extent *node = &x;
+	tree_.erase(x);
 	if (start > lead_addr) {
-		node->size = start - lead_addr;
-		link_extent(*node);
-		node = nullptr;
+		/* x keeps its start, so its index entry stays; only its size (its place in the tree) changes. */
+		x.size = start - lead_addr;
+		tree_.insert(x);
+		if (end > tail_addr) {
+			free_extent *t = pool_.create(tail_addr, end - tail_addr, c);
+			UA_CHECK(t, "reserved node missing");
+			link_extent(*t);
+		}
+	} else {
+		if (x.indexed)
+			index_.erase(x.addr);
+		if (end > tail_addr) {
+			x.addr = tail_addr;
+			x.size = end - tail_addr;
+			link_extent(x);
+		} else {
+			pool_.destroy(&x);
+		}
 	}
-	if (end > tail_addr) {
-		if (!node)
-			node = pool_.create(tail_addr, end - tail_addr, c);
-		UA_CHECK(node, "reserved node missing");
-		node->addr = tail_addr;
-		node->size = end - tail_addr;
-		link_extent(*node);
-		node = nullptr;
-	}
-	if (node)
-		pool_.destroy(node);
 	std::size_t u = (start - c->base) >> granule_shift_, n = need >> granule_shift_;
 	c->write_begin();
 	c->used.set_range(u, n);
@@ -106,7 +109,7 @@ inline void arena::release_range(arena_chunk &c, std::size_t u, std::size_t e) n
 		lo = p == bitmap::npos ? 0 : p + 1;
 		left = find_extent(c.base + (lo << granule_shift_), (u - lo) << granule_shift_);
 		UA_CHECK(left && left->end() == c.base + (u << granule_shift_), "free run left of a freed range has no node");
-		unlink_extent(*left);
+		tree_.erase(*left); /* it keeps its start: its index entry stays */
 	}
 	if (e < units_ && !c.used.test(e)) {
 		right = index_.find(c.base + (e << granule_shift_));
@@ -120,11 +123,14 @@ inline void arena::release_range(arena_chunk &c, std::size_t u, std::size_t e) n
 		hi = e + (right->size >> granule_shift_);
 		unlink_extent(*right);
 	}
-	free_extent *node = left ? left : right;
-	if (left && right)
-		pool_.destroy(right);
-	if (!node)
-		node = pool_.create(0, 0, &c);
+	if (left) {
+		if (right)
+			pool_.destroy(right);
+		left->size = (hi - lo) << granule_shift_;
+		tree_.insert(*left);
+		return;
+	}
+	free_extent *node = right ? right : pool_.create(0, 0, &c);
 	UA_CHECK(node, "reserved node missing");
 	node->addr = c.base + (lo << granule_shift_);
 	node->size = (hi - lo) << granule_shift_;

@@ -86,29 +86,51 @@ using extent_set = boost::intrusive::set<
 
 }  // namespace detail
 
-/* A size node: the extents of one size, in address order. */
 /*
- * A size node: the extents of one size, in address order. `front` repeats
- * the first min(n, front_cap) of them (lowest addresses first) with their
- * chunks: the arena compares exactly those on chunk fullness, and reading
- * them from arrays costs a few cache lines, where walking the bucket's tree
- * cost a dependent miss per node plus one per node's chunk pointer.
+ * A size node: the extents of one size, in address order. The lowest
+ * min(n, front_cap) of them live in `front`, a sorted array (with their
+ * addresses and chunks, so that comparisons read no extent node); only the
+ * rest, all above front's last address, are linked in the `rest` tree. The
+ * arena compares the front on chunk fullness, and most sizes never hold more
+ * than front_cap extents, so most relinks are a shift inside one array
+ * instead of a descent and a rebalance of a tree (see the file comment).
  */
 struct alignas(64) extent_bucket { /* line-aligned: header in one line, front entries after */
 	static constexpr unsigned front_cap = 8;
 
 	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
 	std::size_t size = 0;
-	detail::extent_set extents;
-	unsigned front_n = 0;
-	/* Address and chunk kept here so that updates and comparisons read no extent node. */
+	detail::extent_set rest; /* extents above front[front_cap - 1]; empty unless front is full */
+	unsigned front_n = 0;    /* >= 1 while the node is in a tree */
+	/* Entries from front_n on are `none`: their address sorts after every real one. */
 	struct front_entry {
 		std::uintptr_t addr;
 		arena_chunk *chunk;
 		free_extent *node;
 	} front[front_cap];
+	static constexpr front_entry none{~std::uintptr_t{0}, nullptr, nullptr};
 
-	explicit extent_bucket(std::size_t s) noexcept : size(s) {}
+	explicit extent_bucket(std::size_t s) noexcept : size(s)
+	{
+		for (front_entry &f : front)
+			f = none;
+	}
+
+	/* e belongs to this bucket: is it one of the front entries? (A front that is not full holds them all.) */
+	bool in_front(const free_extent &e) const noexcept { return e.addr <= front[front_cap - 1].addr; }
+	/*
+	 * How many front entries lie below addr: e's index when e is in the
+	 * front, where it goes when it joins. A fixed count over the whole array
+	 * (`none` entries never count): where the address falls is data, and a
+	 * loop that stops there mispredicted its exit about once per call.
+	 */
+	unsigned front_rank(std::uintptr_t addr) const noexcept
+	{
+		unsigned r = 0;
+		for (const front_entry &f : front)
+			r += f.addr < addr;
+		return r;
+	}
 };
 
 namespace detail {
@@ -140,13 +162,22 @@ public:
 		iterator &operator++() noexcept
 		{
 			extent_bucket *b = e_->bucket;
-			auto it = ++b->extents.iterator_to(*e_);
-			if (it != b->extents.end()) {
+			if (b->in_front(*e_)) {
+				unsigned i = b->front_rank(e_->addr) + 1;
+				if (i < b->front_n) {
+					e_ = b->front[i].node;
+					return *this;
+				}
+				if (!b->rest.empty()) {
+					e_ = &*b->rest.begin();
+					return *this;
+				}
+			} else if (auto it = ++b->rest.iterator_to(*e_); it != b->rest.end()) {
 				e_ = &*it;
 				return *this;
 			}
 			auto sit = ++t_->sizes_.iterator_to(*b);
-			e_ = sit == t_->sizes_.end() ? nullptr : &*sit->extents.begin();
+			e_ = sit == t_->sizes_.end() ? nullptr : sit->front[0].node;
 			return *this;
 		}
 
@@ -175,7 +206,7 @@ public:
 	{
 		while (!sizes_.empty()) {
 			extent_bucket *b = &*sizes_.begin();
-			b->extents.clear();
+			b->rest.clear();
 			sizes_.erase(sizes_.iterator_to(*b));
 			buckets_.destroy(b);
 		}
@@ -198,7 +229,6 @@ public:
 		std::size_t u = e.size >> unit_shift_;
 		extent_bucket *b = u <= limit_ ? slots_[u] : by_size::lower_bound(sizes_, e.size);
 		if (b && b->size == e.size) {
-			by_addr::insert(b->extents, e, e.addr);
 			front_insert(*b, e);
 		} else {
 			b = buckets_.create(e.size);
@@ -212,10 +242,7 @@ public:
 				slots_[u] = b;
 				present_.set(u);
 			}
-			b->extents.push_back(e);
-			b->front[0].node = &e;
-			b->front[0].chunk = e.chunk;
-			b->front[0].addr = e.addr;
+			b->front[0] = {e.addr, e.chunk, &e};
 			b->front_n = 1;
 		}
 		e.bucket = b;
@@ -225,12 +252,13 @@ public:
 	void erase(free_extent &e) noexcept
 	{
 		extent_bucket *b = e.bucket;
-		if (b->front_n && e.addr <= b->front[b->front_n - 1].addr)
-			front_erase(*b, e); /* before the unlink: the refill walks from e's neighbours */
-		b->extents.erase(b->extents.iterator_to(e));
+		if (b->in_front(e))
+			front_erase(*b, e);
+		else
+			b->rest.erase(b->rest.iterator_to(e));
 		e.bucket = nullptr;
 		count_--;
-		if (b->extents.empty()) {
+		if (!b->front_n) {
 			std::size_t u = b->size >> unit_shift_;
 			if (u <= limit_) {
 				slots_[u] = nullptr;
@@ -247,7 +275,11 @@ public:
 		extent_bucket *b = bucket_at_least(size);
 		if (!b || b->size != size)
 			return nullptr;
-		free_extent *e = by_addr::lower_bound(b->extents, addr);
+		if (addr <= b->front[extent_bucket::front_cap - 1].addr) {
+			unsigned r = b->front_rank(addr);
+			return b->front[r].addr == addr ? b->front[r].node : nullptr;
+		}
+		free_extent *e = by_addr::lower_bound(b->rest, addr);
 		return e && e->addr == addr ? e : nullptr;
 	}
 
@@ -255,20 +287,20 @@ public:
 	iterator lower_bound(std::size_t size) const noexcept
 	{
 		extent_bucket *b = bucket_at_least(size);
-		return iterator(this, b ? &*b->extents.begin() : nullptr);
+		return iterator(this, b ? b->front[0].node : nullptr);
 	}
 
 	/* The lowest-address extent of the smallest size >= size, or nullptr (lower_bound without an iterator). */
 	free_extent *first_of_size_at_least(std::size_t size) const noexcept
 	{
 		extent_bucket *b = bucket_at_least(size);
-		return b ? &*b->extents.begin() : nullptr;
+		return b ? b->front[0].node : nullptr;
 	}
 
 	iterator begin() const noexcept
 	{
 		auto &sizes = const_cast<sizes_t &>(sizes_);
-		return sizes.empty() ? end() : iterator(this, &*sizes.begin()->extents.begin());
+		return sizes.empty() ? end() : iterator(this, sizes.begin()->front[0].node);
 	}
 	iterator end() const noexcept { return iterator(this, nullptr); }
 
@@ -287,67 +319,89 @@ public:
 	/* The size node of the smallest size >= size, or nullptr. */
 	extent_bucket *first_bucket_at_least(std::size_t size) const noexcept { return bucket_at_least(size); }
 
-	/* Expensive: every bucket's front array repeats its lowest-address extents. */
+	/*
+	 * Expensive: every size node's front is sorted, full before its rest
+	 * tree holds anything, below every address there, and names nodes of
+	 * this size and bucket with their addresses and chunks.
+	 */
 	bool fronts_consistent() const noexcept
 	{
 		for (const extent_bucket &b : sizes_) {
-			unsigned i = 0;
-			for (auto it = b.extents.begin(); it != b.extents.end() && i < extent_bucket::front_cap; ++it, ++i)
-				if (i >= b.front_n || b.front[i].node != &*it || b.front[i].chunk != it->chunk ||
-				    b.front[i].addr != it->addr)
-					return false;
-			if (i != b.front_n)
+			if (b.front_n < 1 || b.front_n > extent_bucket::front_cap)
 				return false;
+			for (unsigned i = b.front_n; i < extent_bucket::front_cap; i++)
+				if (b.front[i].addr != extent_bucket::none.addr)
+					return false;
+			for (unsigned i = 0; i < b.front_n; i++) {
+				const auto &f = b.front[i];
+				if (!f.node || f.node->addr != f.addr || f.node->chunk != f.chunk || f.node->size != b.size ||
+				    f.node->bucket != &b || (i && b.front[i - 1].addr >= f.addr))
+					return false;
+			}
+			if (!b.rest.empty() && (b.front_n != extent_bucket::front_cap ||
+						b.rest.begin()->addr <= b.front[b.front_n - 1].addr))
+				return false;
+			for (const free_extent &e : b.rest)
+				if (e.size != b.size || e.bucket != &b)
+					return false;
 		}
 		return true;
 	}
 
 private:
-	/* e was just linked into b: it joins the front if it is among the lowest addresses. */
+	/*
+	 * e joins b: into the front if it is among the lowest addresses (a full
+	 * front's highest entry then moves to the rest tree, as its new first
+	 * node: no descent), else into the rest tree.
+	 */
 	static void front_insert(extent_bucket &b, free_extent &e) noexcept
 	{
+		constexpr unsigned cap = extent_bucket::front_cap;
 		unsigned n = b.front_n;
-		if (n == extent_bucket::front_cap) {
-			if (e.addr > b.front[n - 1].addr)
+		if (n == cap) {
+			if (e.addr > b.front[cap - 1].addr) {
+				by_addr::insert(b.rest, e, e.addr);
 				return;
-			n--; /* the highest drops out (it stays in the tree) */
+			}
+			b.rest.push_front(*b.front[cap - 1].node);
+			b.front[cap - 1] = extent_bucket::none;
+			n--;
 		}
-		unsigned i = n;
-		for (; i > 0 && b.front[i - 1].addr > e.addr; i--) {
-			b.front[i].node = b.front[i - 1].node;
-			b.front[i].chunk = b.front[i - 1].chunk;
-			b.front[i].addr = b.front[i - 1].addr;
-		}
-		b.front[i].node = &e;
-		b.front[i].chunk = e.chunk;
-		b.front[i].addr = e.addr;
+		/* Shift the entries at and above e's rank up by one; every slot is a select, no branch on the rank. */
+		unsigned r = b.front_rank(e.addr);
+		for (unsigned j = cap - 1; j > 0; j--)
+			select_entry(b.front[j], b.front[j - 1], j > r);
+		b.front[r] = {e.addr, e.chunk, &e};
 		b.front_n = n + 1;
 	}
 
-	/* e (still linked) leaves b's front; the next extent after the front, if any, moves in. */
+	/* e leaves b's front; the first node of the rest tree, if any, moves in. */
 	static void front_erase(extent_bucket &b, free_extent &e) noexcept
 	{
-		unsigned n = b.front_n, i = 0;
-		while (b.front[i].addr != e.addr)
-			i++;
-		free_extent *refill = nullptr;
-		if (n == extent_bucket::front_cap) {
-			auto it = ++b.extents.iterator_to(*b.front[n - 1].node);
-			if (it != b.extents.end())
-				refill = &*it;
+		constexpr unsigned cap = extent_bucket::front_cap;
+		unsigned r = b.front_rank(e.addr);
+		for (unsigned j = 0; j + 1 < cap; j++)
+			select_entry(b.front[j], b.front[j + 1], j >= r);
+		if (b.rest.empty()) {
+			b.front[cap - 1] = extent_bucket::none;
+			b.front_n--;
+			return;
 		}
-		for (; i + 1 < n; i++) {
-			b.front[i].node = b.front[i + 1].node;
-			b.front[i].chunk = b.front[i + 1].chunk;
-			b.front[i].addr = b.front[i + 1].addr;
-		}
-		if (refill) {
-			b.front[n - 1].node = refill;
-			b.front[n - 1].chunk = refill->chunk;
-			b.front[n - 1].addr = refill->addr;
-		} else {
-			b.front_n = n - 1;
-		}
+		free_extent &f = *b.rest.begin();
+		b.rest.erase(b.rest.begin());
+		b.front[cap - 1] = {f.addr, f.chunk, &f};
+	}
+
+	/* d = cond ? s : d as mask blends (a plain ?: here compiles to a branch per slot). */
+	static void select_entry(extent_bucket::front_entry &d, const extent_bucket::front_entry &s, bool cond) noexcept
+	{
+		std::uintptr_t m = std::uintptr_t{0} - std::uintptr_t(cond);
+		auto blend = [m](std::uintptr_t x, std::uintptr_t y) { return x ^ ((x ^ y) & m); };
+		d.addr = blend(d.addr, s.addr);
+		d.chunk = reinterpret_cast<arena_chunk *>(
+			blend(reinterpret_cast<std::uintptr_t>(d.chunk), reinterpret_cast<std::uintptr_t>(s.chunk)));
+		d.node = reinterpret_cast<free_extent *>(
+			blend(reinterpret_cast<std::uintptr_t>(d.node), reinterpret_cast<std::uintptr_t>(s.node)));
 	}
 
 	/* The size node of the smallest size >= size: the index below the limit, the tree above it. */
