@@ -8,20 +8,25 @@
  * address order. The owner keeps the fullness tie-break (see arena/arena.h):
  * it inspects the few extents of the best size.
  *
- * Shape. The tree is two-level, both levels Boost.Intrusive red-black trees
- * (nodes are ours; the tree never allocates behind our back):
+ * Shape. The tree is two-level (nodes are ours; the tree never allocates
+ * behind our back):
  *
- *   sizes    one extent_bucket per distinct free-extent size, keyed by size;
- *   bucket   the extents of that size, keyed by address.
+ *   sizes    one extent_bucket per distinct free-extent size, keyed by size,
+ *            in a Boost.Intrusive red-black tree;
+ *   bucket   the extents of that size in address order: the lowest
+ *            front_cap (8) in a sorted array inside the size node, the
+ *            others, all at higher addresses, in a Boost.Intrusive
+ *            red-black tree keyed by address (`rest`).
  *
- * The in-order walk of sizes, and inside each size its bucket, is exactly the
- * (size, address) order of a single tree keyed by the pair; the split only
- * lets extents of equal size share one size node. Free extents vastly
- * outnumber their distinct sizes (on the BPF mix at 100 K live allocations,
- * ~5,000 extents of ~460 sizes), so the size level is a small tree that stays
- * in L1/L2 while a flat tree of all extents made every descent a walk of
- * ~13 cache-missing levels, the arena's largest cost. The smallest extent of
- * a size is its bucket's leftmost node: no second descent to find it.
+ * The in-order walk of sizes, and inside each size its front then its rest,
+ * is exactly the (size, address) order of a single tree keyed by the pair;
+ * the split only lets extents of equal size share one size node. Free
+ * extents vastly outnumber their distinct sizes (on the BPF mix at 100 K
+ * live allocations, ~5,000 extents of ~400 sizes), so the size level is a
+ * small tree that stays in L1/L2 while a flat tree of all extents made every
+ * descent a walk of ~13 cache-missing levels, the arena's largest cost.
+ *
+ * ds/extent_bucket.h has the bucket and why its front is an array.
  *
  * Size index. Below a limit (4096 units: 256 KiB at the 64-byte granule,
  * every size at 4 KiB), size nodes are also reachable from an array indexed
@@ -53,85 +58,11 @@
 
 #include "../check.h"
 #include "bitmap.h"
+#include "extent_bucket.h"
 #include "node_pool.h"
 #include "tree_descend.h"
 
 namespace ua {
-
-struct arena_chunk;
-struct extent_bucket;
-
-struct free_extent {
-	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
-	std::uintptr_t addr = 0;
-	std::size_t size = 0;
-	arena_chunk *chunk = nullptr;
-	extent_bucket *bucket = nullptr; /* the size node holding it, while in a tree */
-	bool indexed = false;            /* also in the owner's start-address index */
-
-	free_extent(std::uintptr_t a, std::size_t s, arena_chunk *c) noexcept : addr(a), size(s), chunk(c) {}
-	std::uintptr_t end() const noexcept { return addr + size; }
-};
-
-namespace detail {
-
-struct extent_addr_of {
-	using type = std::uintptr_t;
-	type operator()(const free_extent &e) const noexcept { return e.addr; }
-};
-
-using extent_set = boost::intrusive::set<
-	free_extent, boost::intrusive::member_hook<free_extent, decltype(free_extent::hook), &free_extent::hook>,
-	boost::intrusive::key_of_value<extent_addr_of>, boost::intrusive::constant_time_size<false>>;
-
-}  // namespace detail
-
-/*
- * A size node: the extents of one size, in address order. The lowest
- * min(n, front_cap) of them live in `front`, a sorted array (with their
- * addresses and chunks, so that comparisons read no extent node); only the
- * rest, all above front's last address, are linked in the `rest` tree. The
- * arena compares the front on chunk fullness, and most sizes never hold more
- * than front_cap extents, so most relinks are a shift inside one array
- * instead of a descent and a rebalance of a tree (see the file comment).
- */
-struct alignas(64) extent_bucket { /* line-aligned: header in one line, front entries after */
-	static constexpr unsigned front_cap = 8;
-
-	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
-	std::size_t size = 0;
-	detail::extent_set rest; /* extents above front[front_cap - 1]; empty unless front is full */
-	unsigned front_n = 0;    /* >= 1 while the node is in a tree */
-	/* Entries from front_n on are `none`: their address sorts after every real one. */
-	struct front_entry {
-		std::uintptr_t addr;
-		arena_chunk *chunk;
-		free_extent *node;
-	} front[front_cap];
-	static constexpr front_entry none{~std::uintptr_t{0}, nullptr, nullptr};
-
-	explicit extent_bucket(std::size_t s) noexcept : size(s)
-	{
-		for (front_entry &f : front)
-			f = none;
-	}
-
-	/* e belongs to this bucket: is it one of the front entries? (A front that is not full holds them all.) */
-	bool in_front(const free_extent &e) const noexcept { return e.addr <= front[front_cap - 1].addr; }
-	/*
-	 * How many front entries lie below addr: e's index when e is in the
-	 * front, where it goes when it joins. A fixed count over the whole array
-	 * (`none` entries never count): where the address falls is data, and a
-	 * loop that stops there mispredicted its exit about once per call.
-	 */
-	unsigned front_rank(std::uintptr_t addr) const noexcept
-	{
-		unsigned r = 0;
-		for (const front_entry &f : front)
-			r += f.addr < addr;
-		return r;
-	}
-};
 
 namespace detail {
 
@@ -149,7 +80,6 @@ using bucket_set = boost::intrusive::set<
 class extent_tree {
 	using sizes_t = detail::bucket_set;
 	using by_size = detail::descend<sizes_t, detail::bucket_size_of>;
-	using by_addr = detail::descend<detail::extent_set, detail::extent_addr_of>;
 
 public:
 	/* Walks extents in (size, address) order. */
@@ -162,22 +92,12 @@ public:
 		iterator &operator++() noexcept
 		{
 			extent_bucket *b = e_->bucket;
-			if (b->in_front(*e_)) {
-				unsigned i = b->front_rank(e_->addr) + 1;
-				if (i < b->front_n) {
-					e_ = b->front[i].node;
-					return *this;
-				}
-				if (!b->rest.empty()) {
-					e_ = &*b->rest.begin();
-					return *this;
-				}
-			} else if (auto it = ++b->rest.iterator_to(*e_); it != b->rest.end()) {
-				e_ = &*it;
+			if (free_extent *n = b->next(*e_)) {
+				e_ = n;
 				return *this;
 			}
 			auto sit = ++t_->sizes_.iterator_to(*b);
-			e_ = sit == t_->sizes_.end() ? nullptr : sit->front[0].node;
+			e_ = sit == t_->sizes_.end() ? nullptr : sit->first();
 			return *this;
 		}
 
@@ -229,7 +149,7 @@ public:
 		std::size_t u = e.size >> unit_shift_;
 		extent_bucket *b = u <= limit_ ? slots_[u] : by_size::lower_bound(sizes_, e.size);
 		if (b && b->size == e.size) {
-			front_insert(*b, e);
+			b->insert(e);
 		} else {
 			b = buckets_.create(e.size);
 			UA_CHECK(b, "extent_tree: size node missing (reserve first)");
@@ -242,7 +162,7 @@ public:
 				slots_[u] = b;
 				present_.set(u);
 			}
-			b->front[0] = {e.addr, e.chunk, &e};
+			b->front[0] = {e.addr, e.chunk, &e}; /* a new bucket: its first entry, nothing to shift */
 			b->front_n = 1;
 		}
 		e.bucket = b;
@@ -252,13 +172,10 @@ public:
 	void erase(free_extent &e) noexcept
 	{
 		extent_bucket *b = e.bucket;
-		if (b->in_front(e))
-			front_erase(*b, e);
-		else
-			b->rest.erase(b->rest.iterator_to(e));
+		b->erase(e);
 		e.bucket = nullptr;
 		count_--;
-		if (!b->front_n) {
+		if (!b->front_n) { /* empty */
 			std::size_t u = b->size >> unit_shift_;
 			if (u <= limit_) {
 				slots_[u] = nullptr;
@@ -275,32 +192,27 @@ public:
 		extent_bucket *b = bucket_at_least(size);
 		if (!b || b->size != size)
 			return nullptr;
-		if (addr <= b->front[extent_bucket::front_cap - 1].addr) {
-			unsigned r = b->front_rank(addr);
-			return b->front[r].addr == addr ? b->front[r].node : nullptr;
-		}
-		free_extent *e = by_addr::lower_bound(b->rest, addr);
-		return e && e->addr == addr ? e : nullptr;
+		return b->find(addr);
 	}
 
 	/* First extent of size >= size (lowest address among the smallest such size). */
 	iterator lower_bound(std::size_t size) const noexcept
 	{
 		extent_bucket *b = bucket_at_least(size);
-		return iterator(this, b ? b->front[0].node : nullptr);
+		return iterator(this, b ? b->first() : nullptr);
 	}
 
 	/* The lowest-address extent of the smallest size >= size, or nullptr (lower_bound without an iterator). */
 	free_extent *first_of_size_at_least(std::size_t size) const noexcept
 	{
 		extent_bucket *b = bucket_at_least(size);
-		return b ? b->front[0].node : nullptr;
+		return b ? b->first() : nullptr;
 	}
 
 	iterator begin() const noexcept
 	{
 		auto &sizes = const_cast<sizes_t &>(sizes_);
-		return sizes.empty() ? end() : iterator(this, sizes.begin()->front[0].node);
+		return sizes.empty() ? end() : iterator(this, sizes.begin()->first());
 	}
 	iterator end() const noexcept { return iterator(this, nullptr); }
 
@@ -319,91 +231,16 @@ public:
 	/* The size node of the smallest size >= size, or nullptr. */
 	extent_bucket *first_bucket_at_least(std::size_t size) const noexcept { return bucket_at_least(size); }
 
-	/*
-	 * Expensive: every size node's front is sorted, full before its rest
-	 * tree holds anything, below every address there, and names nodes of
-	 * this size and bucket with their addresses and chunks.
-	 */
+	/* Expensive: every size node is consistent (extent_bucket::consistent). */
 	bool fronts_consistent() const noexcept
 	{
-		for (const extent_bucket &b : sizes_) {
-			if (b.front_n < 1 || b.front_n > extent_bucket::front_cap)
+		for (const extent_bucket &b : sizes_)
+			if (!b.consistent())
 				return false;
-			for (unsigned i = b.front_n; i < extent_bucket::front_cap; i++)
-				if (b.front[i].addr != extent_bucket::none.addr)
-					return false;
-			for (unsigned i = 0; i < b.front_n; i++) {
-				const auto &f = b.front[i];
-				if (!f.node || f.node->addr != f.addr || f.node->chunk != f.chunk || f.node->size != b.size ||
-				    f.node->bucket != &b || (i && b.front[i - 1].addr >= f.addr))
-					return false;
-			}
-			if (!b.rest.empty() && (b.front_n != extent_bucket::front_cap ||
-						b.rest.begin()->addr <= b.front[b.front_n - 1].addr))
-				return false;
-			for (const free_extent &e : b.rest)
-				if (e.size != b.size || e.bucket != &b)
-					return false;
-		}
 		return true;
 	}
 
 private:
-	/*
-	 * e joins b: into the front if it is among the lowest addresses (a full
-	 * front's highest entry then moves to the rest tree, as its new first
-	 * node: no descent), else into the rest tree.
-	 */
-	static void front_insert(extent_bucket &b, free_extent &e) noexcept
-	{
-		constexpr unsigned cap = extent_bucket::front_cap;
-		unsigned n = b.front_n;
-		if (n == cap) {
-			if (e.addr > b.front[cap - 1].addr) {
-				by_addr::insert(b.rest, e, e.addr);
-				return;
-			}
-			b.rest.push_front(*b.front[cap - 1].node);
-			b.front[cap - 1] = extent_bucket::none;
-			n--;
-		}
-		/* Shift the entries at and above e's rank up by one; every slot is a select, no branch on the rank. */
-		unsigned r = b.front_rank(e.addr);
-		for (unsigned j = cap - 1; j > 0; j--)
-			select_entry(b.front[j], b.front[j - 1], j > r);
-		b.front[r] = {e.addr, e.chunk, &e};
-		b.front_n = n + 1;
-	}
-
-	/* e leaves b's front; the first node of the rest tree, if any, moves in. */
-	static void front_erase(extent_bucket &b, free_extent &e) noexcept
-	{
-		constexpr unsigned cap = extent_bucket::front_cap;
-		unsigned r = b.front_rank(e.addr);
-		for (unsigned j = 0; j + 1 < cap; j++)
-			select_entry(b.front[j], b.front[j + 1], j >= r);
-		if (b.rest.empty()) {
-			b.front[cap - 1] = extent_bucket::none;
-			b.front_n--;
-			return;
-		}
-		free_extent &f = *b.rest.begin();
-		b.rest.erase(b.rest.begin());
-		b.front[cap - 1] = {f.addr, f.chunk, &f};
-	}
-
-	/* d = cond ? s : d as mask blends (a plain ?: here compiles to a branch per slot). */
-	static void select_entry(extent_bucket::front_entry &d, const extent_bucket::front_entry &s, bool cond) noexcept
-	{
-		std::uintptr_t m = std::uintptr_t{0} - std::uintptr_t(cond);
-		auto blend = [m](std::uintptr_t x, std::uintptr_t y) { return x ^ ((x ^ y) & m); };
-		d.addr = blend(d.addr, s.addr);
-		d.chunk = reinterpret_cast<arena_chunk *>(
-			blend(reinterpret_cast<std::uintptr_t>(d.chunk), reinterpret_cast<std::uintptr_t>(s.chunk)));
-		d.node = reinterpret_cast<free_extent *>(
-			blend(reinterpret_cast<std::uintptr_t>(d.node), reinterpret_cast<std::uintptr_t>(s.node)));
-	}
-
 	/* The size node of the smallest size >= size: the index below the limit, the tree above it. */
 	extent_bucket *bucket_at_least(std::size_t size) const noexcept
 	{
