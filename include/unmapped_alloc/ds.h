@@ -5,6 +5,7 @@
 #include "ds/bitmap.h"
 #include "ds/chunk_table.h"
 #include "ds/tree_descend.h"
+#include "ds/extent_bucket.h"
 #include "ds/extent_tree.h"
 #include "ds/node_pool.h"
 #include "ds/extent_index.h"
