@@ -14,6 +14,7 @@
 #include <unmapped_alloc/mapping/smaps.h>
 
 #include "cache_fixture.h"
+#include "child.h"
 #include "workload/bpf_size_mix.h"
 
 using namespace ua;
@@ -21,25 +22,7 @@ using real = ua::linux_backend;
 
 namespace {
 
-/* Runs fn in a forked child; returns the signal that killed it, 0 on a normal exit, -1 on error. */
-template <class Fn>
-int child_signal(Fn &&fn)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		/* The test runner's crash handlers must not catch the child's expected fault. */
-		signal(SIGSEGV, SIG_DFL);
-		signal(SIGBUS, SIG_DFL);
-		fn();
-		_exit(0);
-	}
-	int status = 0;
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-}
+using ua_test::child_signal;
 
 /* The VmFlags line of the VMA containing addr in /proc/self/smaps ("" if none). */
 std::string vm_flags(const void *addr)

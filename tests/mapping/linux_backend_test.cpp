@@ -11,6 +11,8 @@
  */
 #include <doctest/doctest.h>
 
+#include "child.h"
+
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -33,26 +35,9 @@ constexpr std::uint64_t test_pages = 4 * pages_per_chunk; /* 8 MiB: four 2 MiB p
 constexpr std::uint64_t view_kb = (test_pages << page_shift) >> 10;
 constexpr std::uint64_t pmd_kb = pmd_size >> 10;
 
-/* Runs fn in a child; returns the raw wait status. fn returns the exit code. */
-template <class Fn>
-int run_in_child(Fn fn)
-{
-	std::fflush(nullptr);
-	pid_t pid = ::fork();
-	if (pid == 0) {
-		/* Sanitizers install SIGSEGV handlers: let the fault kill the child. */
-		struct sigaction sa {};
-		sa.sa_handler = SIG_DFL;
-		::sigaction(SIGSEGV, &sa, nullptr);
-		::_exit(fn());
-	}
-	int status = 0;
-	::waitpid(pid, &status, 0);
-	return status;
-}
-
-bool died_of_sigsegv(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV; }
-bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+using ua_test::died_of_sigsegv;
+using ua_test::exited_with;
+using ua_test::run_in_child;
 
 int child_read(const std::byte *p, std::byte expect)
 {

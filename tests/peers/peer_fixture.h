@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include "child.h"
+
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -109,22 +111,7 @@ struct machine_size<flaky_sim> {
 	static constexpr std::uint64_t pages = std::uint64_t{1} << 18; /* 1 GiB */
 };
 
-/* Runs fn in a child; returns the wait status. fn returns the exit code. */
-template <class Fn>
-int run_in_child(Fn fn)
-{
-	std::fflush(nullptr);
-	pid_t pid = ::fork();
-	if (pid == 0) {
-		struct sigaction sa {};
-		sa.sa_handler = SIG_DFL;
-		::sigaction(SIGSEGV, &sa, nullptr);
-		::_exit(fn());
-	}
-	int status = 0;
-	::waitpid(pid, &status, 0);
-	return status;
-}
+using ua_test::run_in_child;
 
 /*
  * Threads allocating and freeing through one peer at once (the peer's mutex

@@ -2,6 +2,8 @@
 // reliability tests (fault injection, stress, security properties).
 #pragma once
 
+#include "child.h"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,25 +55,5 @@ std::string backend_consistency(const Backend &b)
 		return {};
 }
 
-/* Runs fn in a forked child; the signal that killed it, 0 on a normal exit (status in *code), -1 on error. */
-template <class Fn>
-int child_signal(Fn &&fn, int *code = nullptr)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		signal(SIGSEGV, SIG_DFL);
-		signal(SIGBUS, SIG_DFL);
-		fn();
-		_exit(0);
-	}
-	int status = 0;
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFEXITED(status) && code)
-		*code = WEXITSTATUS(status);
-	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-}
 
 }  // namespace ua_test
