@@ -10,3 +10,4 @@
 #include "ds/node_pool.h"
 #include "ds/extent_index.h"
 #include "ds/striped_counter.h"
+#include "ds/thread_number.h"

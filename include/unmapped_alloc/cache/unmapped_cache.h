@@ -65,6 +65,7 @@
 #include "../arena.h"
 #include "../check.h"
 #include "../ds/chunk_table.h"
+#include "../ds/thread_number.h"
 #include "../error.h"
 #include "../mapping/machine.h"
 #include "cache_config.h"
@@ -86,15 +87,6 @@ struct cache_stats {
 	std::size_t deferred_pending = 0;
 	chunk_source_stats source;    /* direct-map changes, flushes, runs acquired/released */
 };
-
-namespace detail {
-inline std::atomic<unsigned> next_thread_number{0};
-inline unsigned thread_number() noexcept
-{
-	thread_local unsigned n = next_thread_number.fetch_add(1, std::memory_order_relaxed);
-	return n;
-}
-}  // namespace detail
 
 template <mapping_backend Backend>
 class unmapped_cache {

@@ -15,16 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace ua {
+#include "thread_number.h"
 
-namespace detail {
-inline std::atomic<unsigned> next_counter_slot{0};
-inline unsigned counter_slot() noexcept
-{
-	thread_local unsigned slot = next_counter_slot.fetch_add(1, std::memory_order_relaxed);
-	return slot;
-}
-}  // namespace detail
+namespace ua {
 
 class striped_counter {
 public:
@@ -32,7 +25,7 @@ public:
 
 	void add(std::uint64_t n) noexcept
 	{
-		slots_[detail::counter_slot() % nr_slots].v.fetch_add(n, std::memory_order_relaxed);
+		slots_[detail::thread_number() % nr_slots].v.fetch_add(n, std::memory_order_relaxed);
 	}
 	std::uint64_t sum() const noexcept
 	{
