@@ -64,7 +64,9 @@ inline std::string fmt(const char *f, double a, double b)
 inline std::string kb_label(double kb)
 {
 	char buf[32];
-	if (kb >= 1048576)
+	if (kb >= 1073741824)
+		std::snprintf(buf, sizeof buf, "%g TiB", kb / 1073741824);
+	else if (kb >= 1048576)
 		std::snprintf(buf, sizeof buf, "%g GiB", kb / 1048576);
 	else if (kb >= 1024)
 		std::snprintf(buf, sizeof buf, "%g MiB", kb / 1024);
@@ -99,16 +101,17 @@ inline std::string text(double x, double y, const std::string &t, const char *an
 inline std::string directmap_plot(const std::string &title, const std::vector<const run_result *> &runs)
 {
 	const double W = 760, ph = 120, gap = 40, left = 80;
-	const double H = 50 + double(runs.size()) * (ph + gap);
+	const double H = 70 + double(runs.size()) * (ph + gap);
 	std::string s = fmt("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W, H);
 	s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-	s += text(10, 20, title + " - DirectMap (kB, log scale) through the workload; last point: after drain", "start", 13);
+	s += text(10, 20, title, "start", 13);
+	s += text(10, 38, "DirectMap through the workload (log scale); the last point is after the drain", "start", 11);
 	const char *cols[3] = {"#d7301f", "#1f78b4", "#33a02c"};
-	const char *names[3] = {"4K", "2M", "1G"};
+	const char *names[3] = {"4k", "2M", "1G"};
 	for (int k = 0; k < 3; k++)
-		s += "<rect x=\"" + std::to_string(int(W - 220 + k * 70)) + "\" y=\"28\" width=\"10\" height=\"10\" fill=\"" +
-		     cols[k] + "\"/>" + text(W - 206 + k * 70, 37, std::string("DirectMap") + names[k], "start", 10);
-	double y = 50;
+		s += "<rect x=\"" + std::to_string(int(W - 300 + k * 100)) + "\" y=\"45\" width=\"10\" height=\"10\" fill=\"" +
+		     cols[k] + "\"/>" + text(W - 286 + k * 100, 54, std::string("DirectMap") + names[k], "start", 10);
+	double y = 70;
 	for (const run_result *r : runs) {
 		double xmax = 1, vmax = 1;
 		for (const auto &p : r->samples) {
@@ -121,8 +124,9 @@ inline std::string directmap_plot(const std::string &title, const std::vector<co
 		s += text(left, y + 8, r->allocator + (r->ran ? "" : " (not run: " + r->note + ")"), "start", 12);
 		s += fmt("<rect x=\"%.1f\" y=\"%.1f\"", pn.x0, pn.y0) + fmt(" width=\"%.1f\" height=\"%.1f\"", pn.w, pn.h) +
 		     " fill=\"none\" stroke=\"#999\"/>\n";
-		for (double d = 0; d <= lmax; d += std::max(1.0, std::floor(lmax / 4)))
-			s += text(left - 4, pn.py(d / lmax) + 4, kb_label(std::pow(10, d)), "end", 9);
+		/* Ticks at 1 KiB, 1 MiB, 1 GiB, 1 TiB (values are kB). */
+		for (double kb = 1; std::log10(kb) <= lmax + 1e-9; kb *= 1024)
+			s += text(left - 4, pn.py(std::log10(kb) / lmax) + 4, kb_label(kb), "end", 9);
 		s += text(pn.x0 + pn.w, pn.y0 + pn.h + 12, "op " + std::to_string(std::size_t(xmax)), "end", 9);
 		for (int k = 0; k < 3; k++) {
 			std::vector<std::pair<double, double>> pts;
@@ -141,7 +145,7 @@ inline std::string directmap_plot(const std::string &title, const std::vector<co
 inline std::string chunks_plot(const std::string &title, const std::vector<const run_result *> &runs)
 {
 	const double W = 760, H = 360, left = 60;
-	panel pn{left, 50, W - left - 150, H - 90, 1};
+	panel pn{left, 56, W - left - 150, H - 96, 1};
 	double vmax = 1;
 	const run_result *ref = nullptr;
 	for (const run_result *r : runs) {
@@ -155,7 +159,8 @@ inline std::string chunks_plot(const std::string &title, const std::vector<const
 	vmax = std::max(vmax, ref ? double(ref->lower_bound_chunks) : 1.0) * 1.1;
 	std::string s = fmt("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W, H);
 	s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-	s += text(10, 20, title + " - 2 MiB chunks held (dashed: ceil(live bytes / 2 MiB))", "start", 13);
+	s += text(10, 20, title, "start", 13);
+	s += text(10, 38, "2 MiB chunks held through the workload; dashed: the lower bound, ceil(live bytes / 2 MiB)", "start", 11);
 	s += fmt("<rect x=\"%.1f\" y=\"%.1f\"", pn.x0, pn.y0) + fmt(" width=\"%.1f\" height=\"%.1f\"", pn.w, pn.h) +
 	     " fill=\"none\" stroke=\"#999\"/>\n";
 	for (int t = 0; t <= 4; t++)
@@ -168,7 +173,9 @@ inline std::string chunks_plot(const std::string &title, const std::vector<const
 			pts.emplace_back(pn.px(double(p.op)),
 					 pn.py(double((p.live_bytes + chunk_size - 1) / chunk_size) / vmax));
 		s += polyline(pts, "#000", "stroke-dasharray=\"4 3\"");
-		s += text(pn.x0 + pn.w + 10, ly, "lower bound", "start", 10);
+		s += fmt("<line x1=\"%.1f\" y1=\"%.1f\"", pn.x0 + pn.w + 8, ly - 4) +
+		     fmt(" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>", pn.x0 + pn.w + 22, ly - 4);
+		s += text(pn.x0 + pn.w + 24, ly, "lower bound", "start", 10);
 		ly += 16;
 	}
 	for (const run_result *r : runs) {
