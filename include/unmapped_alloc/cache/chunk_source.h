@@ -152,7 +152,6 @@ public:
 		typename machine<Backend>::guard g(m_.lock);
 		return stats_;
 	}
-	machine<Backend> &mach() noexcept { return m_; }
 
 private:
 	/* The cache's direct-map action on r. Machine lock held. */
