@@ -31,6 +31,8 @@ inline std::string arena::check_consistency() const
 			return fail("chunk live_bytes disagrees with its bitmap", c.base);
 		if (starts != c.live_count)
 			return fail("chunk live_count disagrees with its start bits", c.base);
+		if (c.id >= ids_cap_ || fill_[c.id] != used_units)
+			return fail("chunk fill (by chunk number) disagrees with its bitmap", c.base);
 		for (std::size_t s = c.starts.find_next_set(0); s != bitmap::npos; s = c.starts.find_next_set(s + 1))
 			if (!c.used.test(s))
 				return fail("allocation start on a free unit", c.base + (s << granule_shift_));
@@ -49,7 +51,7 @@ inline std::string arena::check_consistency() const
 			free_extent *x = const_cast<extent_tree &>(tree_).find((q - p) << granule_shift_, c.base + (p << granule_shift_));
 			if (!x)
 				return fail("free run without a tree node", c.base + (p << granule_shift_));
-			if (x->chunk != &c)
+			if (x->chunk != &c || x->chunk_id != c.id)
 				return fail("tree node points at the wrong chunk", x->addr);
 			if (index_.find(x->addr) != (x->indexed ? x : nullptr))
 				return fail("free extent disagrees with the start-address index", x->addr);
@@ -66,6 +68,8 @@ inline std::string arena::check_consistency() const
 		return "a size node's front array disagrees with its lowest-address extents";
 	if (index_.size() != indexed)
 		return "index holds " + std::to_string(index_.size()) + " extents, " + std::to_string(indexed) + " are marked";
+	if (chunks_.size() + nr_free_ids_ != ids_cap_)
+		return "chunk numbers in use and free do not add up to those allocated";
 	if (live != live_bytes_ || count != live_count_)
 		return "arena live totals disagree with its chunks";
 	if (pool_.in_use() != tree_.size())

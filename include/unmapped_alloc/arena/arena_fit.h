@@ -27,10 +27,11 @@ inline free_extent *arena::find_fit(std::size_t need, std::size_t a) noexcept
 			return nullptr;
 		unsigned n = b->front_n < cfg_.fullness_window ? b->front_n : unsigned(cfg_.fullness_window);
 		unsigned best = 0;
-		std::size_t best_live = b->front[0].chunk->live_bytes;
+		const std::uint32_t *fill = fill_.get();
+		std::uint32_t best_live = fill[b->front[0].chunk_id];
 		for (unsigned i = 1; i < n; i++) {
 			/* Which chunk is fuller is data, not pattern: select without a branch. */
-			std::size_t live = b->front[i].chunk->live_bytes;
+			std::uint32_t live = fill[b->front[i].chunk_id];
 			bool better = live > best_live;
 			best = better ? i : best;
 			best_live = better ? live : best_live;
@@ -73,7 +74,7 @@ inline void arena::carve(free_extent &x, std::uintptr_t start, std::size_t need)
 		x.size = start - lead_addr;
 		tree_.insert(x);
 		if (end > tail_addr) {
-			free_extent *t = pool_.create(tail_addr, end - tail_addr, c);
+			free_extent *t = pool_.create(tail_addr, end - tail_addr, c, c->id);
 			UA_CHECK(t, "reserved node missing");
 			link_extent(*t);
 		}
@@ -95,6 +96,7 @@ inline void arena::carve(free_extent &x, std::uintptr_t start, std::size_t need)
 	c->write_end();
 	c->live_bytes += need;
 	c->live_count++;
+	fill_[c->id] += std::uint32_t(n);
 	live_bytes_ += need;
 	live_count_++;
 }
@@ -130,11 +132,12 @@ inline void arena::release_range(arena_chunk &c, std::size_t u, std::size_t e) n
 		tree_.insert(*left);
 		return;
 	}
-	free_extent *node = right ? right : pool_.create(0, 0, &c);
+	free_extent *node = right ? right : pool_.create(0, 0, &c, c.id);
 	UA_CHECK(node, "reserved node missing");
 	node->addr = c.base + (lo << granule_shift_);
 	node->size = (hi - lo) << granule_shift_;
 	node->chunk = &c;
+	node->chunk_id = c.id;
 	link_extent(*node);
 }
 

@@ -169,10 +169,15 @@ private:
 	template <bool V>
 	void update_word(std::size_t w, std::uint64_t m) noexcept
 	{
-		std::uint64_t old = ld(at(w)), now = V ? (old | m) : (old & ~m);
-		st(at(w), now);
-		std::uint64_t bit = std::uint64_t{1} << (w & 63), full_mask = word_mask(w);
-		std::uint64_t &any = any_base()[w >> 6], &full = full_base()[w >> 6];
+		/*
+		 * Members into locals first: the atomic stores below would make the
+		 * compiler reload them from *this after each one.
+		 */
+		std::uint64_t *word = &words_[w << shift_], *sums = sums_;
+		std::uint64_t full_mask = word_mask(w), bit = std::uint64_t{1} << (w & 63);
+		std::uint64_t &any = sums[w >> 6], &full = sums[nsum_ + (w >> 6)];
+		std::uint64_t old = ld(*word), now = V ? (old | m) : (old & ~m);
+		st(*word, now);
 		if constexpr (V) {
 			if (!old)
 				st(any, ld(any) | bit);
@@ -202,8 +207,10 @@ private:
 		update_word<V>(w, first_mask);
 		if (last > w + 1) {
 			/* Whole words: store them, then flip their summary bits as a range (no per-word test). */
+			std::uint64_t *words = words_;
+			unsigned sh = shift_;
 			for (std::size_t i = w + 1; i < last; i++)
-				st(at(i), V ? ~std::uint64_t{0} : 0);
+				st(words[i << sh], V ? ~std::uint64_t{0} : 0);
 			update_summary_range(any_base(), w + 1, last, V);
 			update_summary_range(full_base(), w + 1, last, V);
 		}

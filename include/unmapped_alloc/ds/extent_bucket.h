@@ -5,7 +5,7 @@
  * The best-fit tree (ds/extent_tree.h) keeps one bucket per distinct free
  * size. A bucket holds its extents in address order, split in two: the
  * lowest front_cap (8) in `front`, a sorted array inside the bucket that also
- * repeats each one's address and chunk, and the others, all at higher
+ * repeats each one's address and chunk number, and the others, all at higher
  * addresses, in `rest`, a Boost.Intrusive red-black tree keyed by address.
  * An extent is in the tree only while the front is full and the extent lies
  * above it.
@@ -51,9 +51,13 @@ struct free_extent {
 	std::size_t size = 0;
 	arena_chunk *chunk = nullptr;
 	extent_bucket *bucket = nullptr; /* the size node holding it, while in a tree */
+	std::uint32_t chunk_id = 0;      /* the owner's dense number for chunk (see front_entry) */
 	bool indexed = false;            /* also in the owner's start-address index */
 
-	free_extent(std::uintptr_t a, std::size_t s, arena_chunk *c) noexcept : addr(a), size(s), chunk(c) {}
+	free_extent(std::uintptr_t a, std::size_t s, arena_chunk *c, std::uint32_t id = 0) noexcept
+		: addr(a), size(s), chunk(c), chunk_id(id)
+	{
+	}
 	std::uintptr_t end() const noexcept { return addr + size; }
 };
 
@@ -77,13 +81,18 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 	std::size_t size = 0;
 	detail::extent_set rest; /* extents above front[front_cap - 1]; empty unless front is full */
 	unsigned front_n = 0;    /* >= 1 while the bucket is in a tree */
-	/* Sorted by address; entries from front_n on are `none`. */
+	/*
+	 * Sorted by address; entries from front_n on are `none`. chunk_id is the
+	 * owner's dense chunk number: the fullness tie-break reads each entry's
+	 * chunk fill from one small array indexed by it, not from the chunks'
+	 * own records, a cache line each.
+	 */
 	struct front_entry {
 		std::uintptr_t addr;
-		arena_chunk *chunk;
+		std::uint64_t chunk_id;
 		free_extent *node;
 	} front[front_cap];
-	static constexpr front_entry none{~std::uintptr_t{0}, nullptr, nullptr};
+	static constexpr front_entry none{~std::uintptr_t{0}, 0, nullptr};
 
 	explicit extent_bucket(std::size_t s) noexcept : size(s)
 	{
@@ -108,7 +117,7 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 		unsigned r = rank(e.addr);
 		for (unsigned j = front_cap - 1; j > 0; j--)
 			select(front[j], front[j - 1], j > r);
-		front[r] = {e.addr, e.chunk, &e};
+		front[r] = {e.addr, e.chunk_id, &e};
 		front_n = n + 1;
 	}
 
@@ -129,7 +138,7 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 		}
 		free_extent &f = *rest.begin();
 		rest.erase(rest.begin());
-		front[front_cap - 1] = {f.addr, f.chunk, &f};
+		front[front_cap - 1] = {f.addr, f.chunk_id, &f};
 	}
 
 	/* The extent at addr, or nullptr. */
@@ -174,7 +183,7 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 					return false;
 				continue;
 			}
-			if (!f.node || f.node->addr != f.addr || f.node->chunk != f.chunk || f.node->size != size ||
+			if (!f.node || f.node->addr != f.addr || f.node->chunk_id != f.chunk_id || f.node->size != size ||
 			    f.node->bucket != this || (i && front[i - 1].addr >= f.addr))
 				return false;
 		}
@@ -207,8 +216,7 @@ private:
 		std::uintptr_t m = std::uintptr_t{0} - std::uintptr_t(cond);
 		auto blend = [m](std::uintptr_t x, std::uintptr_t y) { return x ^ ((x ^ y) & m); };
 		d.addr = blend(d.addr, s.addr);
-		d.chunk = reinterpret_cast<arena_chunk *>(
-			blend(reinterpret_cast<std::uintptr_t>(d.chunk), reinterpret_cast<std::uintptr_t>(s.chunk)));
+		d.chunk_id = blend(d.chunk_id, s.chunk_id);
 		d.node = reinterpret_cast<free_extent *>(
 			blend(reinterpret_cast<std::uintptr_t>(d.node), reinterpret_cast<std::uintptr_t>(s.node)));
 	}

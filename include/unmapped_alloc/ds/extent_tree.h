@@ -162,7 +162,7 @@ public:
 				slots_[u] = b;
 				present_.set(u);
 			}
-			b->front[0] = {e.addr, e.chunk, &e}; /* a new bucket: its first entry, nothing to shift */
+			b->front[0] = {e.addr, e.chunk_id, &e}; /* a new bucket: its first entry, nothing to shift */
 			b->front_n = 1;
 		}
 		e.bucket = b;
