@@ -45,6 +45,44 @@ TEST_CASE("arena: sizes round to the granule and free needs no size")
 	CHECK(a.check_consistency() == "");
 }
 
+TEST_CASE("arena: a one-granule tail is absorbed until a one-granule request comes")
+{
+	ua::arena a;
+	fake_chunks src;
+	auto p0 = alloc_grow(a, src, 192); /* 3 units at the chunk base */
+	REQUIRE(p0.ok());
+	auto p1 = a.alloc(128);
+	REQUIRE(p1.ok());
+	CHECK(p1.value == p0.value + 192);
+	REQUIRE(a.free(p0.value).ok()); /* a 3-unit hole before p1 */
+	auto q = a.alloc(128);           /* best fit: the hole, leaving one unit */
+	REQUIRE(q.ok());
+	CHECK(q.value == p0.value);
+	auto l = a.lookup(q.value);
+	REQUIRE(l.ok());
+	CHECK(l.value.size == 192); /* the sliver went with it: no 64-byte request has come */
+	CHECK(a.live_bytes() == 192 + 128);
+	CHECK(a.stats().free_extents == 1);
+	CHECK(a.check_consistency() == "");
+
+	auto t = a.alloc(64); /* a one-granule request: slivers are worth keeping from now on */
+	REQUIRE(t.ok());
+	auto f = a.free(q.value);
+	REQUIRE(f.ok());
+	CHECK(f.value.bytes == 192);
+	auto q2 = a.alloc(128);
+	REQUIRE(q2.ok());
+	CHECK(q2.value == p0.value);
+	l = a.lookup(q2.value);
+	REQUIRE(l.ok());
+	CHECK(l.value.size == 128);
+	CHECK(a.stats().free_extents == 2); /* the one-unit sliver stays free */
+	auto t2 = a.alloc(64);              /* and best fit puts the next 64 bytes there */
+	REQUIRE(t2.ok());
+	CHECK(t2.value == p0.value + 128);
+	CHECK(a.check_consistency() == "");
+}
+
 TEST_CASE("arena: page granule for page-granular users")
 {
 	ua::arena a(ua::arena_config{.granule = 4096});

@@ -14,7 +14,12 @@
  *      is fullest, then the lowest address, so lightly used chunks drain and
  *      can be given back (up to `fullness_window` candidates are compared);
  *   3. carves the request at the requested alignment and puts the leading
- *      and trailing remainders back in the tree;
+ *      and trailing remainders back in the tree, except that a trailing
+ *      remainder of one granule goes with the allocation as long as no
+ *      one-granule request has come (dlmalloc's minimum chunk, made
+ *      adaptive): such a sliver could serve no request seen so far, and on
+ *      the BPF mix slivers were half of all free extents. lookup() and
+ *      free() then report the larger size, which live_bytes counts;
  *   4. marks the units in the chunk's `used` and `starts` bitmaps.
  *
  * free(ptr) finds the chunk in O(1) (ds/chunk_table.h), checks that ptr is the
@@ -213,6 +218,10 @@ public:
 		if (!reserve_nodes(1))
 			return result<std::uintptr_t>::failure(error::no_memory);
 		std::uintptr_t start = align_up(best->addr, a);
+		if (need == cfg_.granule)
+			one_granule_seen_ = true;
+		else if (start + need + cfg_.granule == best->end() && !one_granule_seen_)
+			need += cfg_.granule; /* the tail sliver could serve no request seen so far */
 		carve(*best, start, need);
 		return {start, error::ok};
 	}
@@ -505,6 +514,7 @@ private:
 	std::size_t ids_cap_ = 0, nr_free_ids_ = 0;
 	std::size_t sizes_bound_ = 0, sizes_bound_chunks_ = ~std::size_t{0}; /* max_distinct_sizes, cached */
 	std::size_t reserved_bound_ = 0; /* reserve_nodes_for() has made room for this bound */
+	bool one_granule_seen_ = false;  /* a one-granule request came: stop absorbing slivers */
 };
 
 }  // namespace ua
