@@ -111,3 +111,56 @@ TEST_CASE("bitmap: long ranges keep the summaries exact across summary words")
 		}
 	}
 }
+
+TEST_CASE("bitmap: without summaries (attached, interleaved) searches still agree with a naive scan")
+{
+	std::mt19937_64 rng(44);
+	for (std::size_t n : {1u, 64u, 65u, 512u, 4096u + 7u, 32768u}) {
+		/* Two bitmaps interleaved word by word, as a chunk's used and starts: one with summaries, one without. */
+		std::size_t nw = bitmap::words_for(n);
+		std::vector<std::uint64_t> words(2 * nw + bitmap::summary_words(n), 0);
+		bitmap with, without;
+		with.attach(n, words.data(), 1, words.data() + 2 * nw);
+		without.attach(n, words.data() + 1, 1, nullptr);
+		CHECK(without.memory_bytes() == nw * sizeof(std::uint64_t));
+		std::vector<bool> ref(n);
+		for (int step = 0; step < 300; step++) {
+			std::size_t s = rng() % n, len = 1 + rng() % std::min<std::size_t>(n - s, 300);
+			bool v = rng() & 1;
+			for (bitmap *b : {&with, &without})
+				v ? b->set_range(s, len) : b->clear_range(s, len);
+			if (rng() % 4 == 0) {
+				std::size_t i = rng() % n;
+				for (bitmap *b : {&with, &without})
+					v ? b->set(i) : b->clear(i);
+				ref[i] = v;
+			}
+			for (std::size_t i = s; i < s + len; i++)
+				ref[i] = v;
+			std::size_t from = rng() % n, limit = from + rng() % (n - from + 1);
+			std::size_t next_set = bitmap::npos, next_zero = bitmap::npos, prev_set = bitmap::npos, bounded = bitmap::npos;
+			for (std::size_t i = from; i < n; i++) {
+				if (ref[i] && next_set == bitmap::npos)
+					next_set = i;
+				if (!ref[i] && next_zero == bitmap::npos)
+					next_zero = i;
+			}
+			for (std::size_t i = from + 1; i-- > 0;)
+				if (ref[i]) {
+					prev_set = i;
+					break;
+				}
+			if (next_set < limit)
+				bounded = next_set;
+			for (bitmap *b : {&with, &without}) {
+				REQUIRE(b->find_next_set(from) == next_set);
+				REQUIRE(b->find_next_zero(from) == next_zero);
+				REQUIRE(b->find_prev_set(from) == prev_set);
+				REQUIRE(b->find_next_set(from, limit) == bounded);
+			}
+		}
+		CHECK(with.summaries_consistent());
+		CHECK(without.summaries_consistent());
+		CHECK(with.count() == without.count());
+	}
+}

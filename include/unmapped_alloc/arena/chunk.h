@@ -19,7 +19,12 @@
  * chunk (which may be unmapped or executable). Both bitmaps share one block,
  * interleaved word by word (used[w], starts[w], used[w + 1], ...), because
  * free() and alloc() read and write both for the same units: one cache line
- * then serves both (256 units of each). Their summaries follow.
+ * then serves both (256 units of each). used's summaries follow (ds/bitmap.h);
+ * starts has none. Every search of starts stays inside one allocation (from
+ * a unit to its allocation's start, or from a start to the end of its used
+ * run), which is no longer than the words that free() clears anyway, while
+ * summaries of starts cost a second cache line and an unpredictable branch
+ * on most updates (a 64-unit word holds one or two allocation starts).
  *
  * Lockless readers. `seq` is a sequence counter as the kernel's seqcount_t
  * (include/linux/seqlock.h): the writer (under the owner's lock) makes it odd
@@ -86,12 +91,12 @@ struct arena_chunk {
 	bool init(std::uintptr_t chunk_base, std::size_t units) noexcept
 	{
 		std::size_t nw = bitmap::words_for(units), ns = bitmap::summary_words(units);
-		meta.reset(new (std::nothrow) std::uint64_t[2 * nw + 2 * ns]());
+		meta.reset(new (std::nothrow) std::uint64_t[2 * nw + ns]());
 		if (!meta)
 			return false;
 		base = chunk_base;
 		used.attach(units, meta.get(), 1, meta.get() + 2 * nw);
-		starts.attach(units, meta.get() + 1, 1, meta.get() + 2 * nw + ns);
+		starts.attach(units, meta.get() + 1, 1, nullptr); /* no summaries: see allocation_end */
 		return true;
 	}
 
@@ -110,9 +115,11 @@ struct arena_chunk {
 				return e > n ? n : e;
 			}
 		}
-		std::size_t s = starts.find_next_set(start + 1), z = used.find_next_zero(start + 1);
-		std::size_t e = s < z ? s : z;
-		return e > n ? n : e;
+		/* The used run first (through used's summaries), then starts inside it only. */
+		std::size_t z = used.find_next_zero(start + 1);
+		z = z > n ? n : z;
+		std::size_t s = starts.find_next_set(start + 1, z);
+		return s < z ? s : z;
 	}
 };
 

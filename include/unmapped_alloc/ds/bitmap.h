@@ -60,6 +60,12 @@ public:
 	 * by word, so one line holds both for the same units) and the two
 	 * summaries take summary_words(nbits) words at sums. All of it must be
 	 * zero and outlive the bitmap.
+	 *
+	 * sums == nullptr: no summaries. Updates then never touch a second
+	 * cache line or branch on a word becoming empty or full, and searches
+	 * walk the words one by one: for a bitmap whose searches are short by
+	 * construction (the arena's allocation starts: a search never passes
+	 * the allocation it starts in).
 	 */
 	void attach(std::size_t nbits, std::uint64_t *words, unsigned stride_shift, std::uint64_t *sums) noexcept
 	{
@@ -75,7 +81,7 @@ public:
 	static constexpr std::size_t summary_words(std::size_t bits) noexcept { return 2 * words_for(words_for(bits)); }
 
 	std::size_t size() const noexcept { return nbits_; }
-	std::size_t memory_bytes() const noexcept { return (nwords_ + 2 * nsum_) * sizeof(std::uint64_t); }
+	std::size_t memory_bytes() const noexcept { return (nwords_ + (sums_ ? 2 * nsum_ : 0)) * sizeof(std::uint64_t); }
 
 	bool test(std::size_t i) const noexcept
 	{
@@ -105,6 +111,23 @@ public:
 
 	/* First set bit at index >= from, or npos. */
 	std::size_t find_next_set(std::size_t from) const noexcept { return find_next(from, false); }
+	/* First set bit in [from, limit), or npos: without summaries, reads only the words of that range. */
+	std::size_t find_next_set(std::size_t from, std::size_t limit) const noexcept
+	{
+		if (sums_) {
+			std::size_t r = find_next(from, false);
+			return r < limit ? r : npos;
+		}
+		limit = limit < nbits_ ? limit : nbits_;
+		for (std::size_t i = from; i < limit; i = (i | 63) + 1) {
+			std::uint64_t v = ld(at(i >> 6)) & (~std::uint64_t{0} << (i & 63));
+			if (v) {
+				std::size_t r = (i & ~std::size_t{63}) + std::size_t(std::countr_zero(v));
+				return r < limit ? r : npos;
+			}
+		}
+		return npos;
+	}
 	/* First clear bit at index >= from, or npos. */
 	std::size_t find_next_zero(std::size_t from) const noexcept { return find_next(from, true); }
 	/* Last set bit at index <= from, or npos. */
@@ -130,6 +153,8 @@ public:
 	/* Expensive: the summaries agree with the words. */
 	bool summaries_consistent() const noexcept
 	{
+		if (!sums_)
+			return true;
 		for (std::size_t w = 0; w < nwords_; w++) {
 			std::uint64_t v = ld(at(w));
 			bool any = v != 0, full = v == word_mask(w);
@@ -175,9 +200,12 @@ private:
 		 */
 		std::uint64_t *word = &words_[w << shift_], *sums = sums_;
 		std::uint64_t full_mask = word_mask(w), bit = std::uint64_t{1} << (w & 63);
-		std::uint64_t &any = sums[w >> 6], &full = sums[nsum_ + (w >> 6)];
+		std::size_t nsum = nsum_;
 		std::uint64_t old = ld(*word), now = V ? (old | m) : (old & ~m);
 		st(*word, now);
+		if (!sums)
+			return;
+		std::uint64_t &any = sums[w >> 6], &full = sums[nsum + (w >> 6)];
 		if constexpr (V) {
 			if (!old)
 				st(any, ld(any) | bit);
@@ -211,8 +239,10 @@ private:
 			unsigned sh = shift_;
 			for (std::size_t i = w + 1; i < last; i++)
 				st(words[i << sh], V ? ~std::uint64_t{0} : 0);
-			update_summary_range(any_base(), w + 1, last, V);
-			update_summary_range(full_base(), w + 1, last, V);
+			if (sums_) {
+				update_summary_range(any_base(), w + 1, last, V);
+				update_summary_range(full_base(), w + 1, last, V);
+			}
 		}
 		update_word<V>(last, last_mask);
 	}
@@ -244,6 +274,12 @@ private:
 		std::uint64_t cur = view(w, zeros) & (~std::uint64_t{0} << (from & 63));
 		if (cur)
 			return w * 64 + std::size_t(std::countr_zero(cur));
+		if (!sums_) {
+			for (std::size_t nw = w + 1; nw < nwords_; nw++)
+				if (std::uint64_t v = view(nw, zeros))
+					return nw * 64 + std::size_t(std::countr_zero(v));
+			return npos;
+		}
 		/* Skip through the summary: words with a set bit (any_) or with a clear bit (~full_). */
 		const std::uint64_t *sum = zeros ? full_base() : any_base();
 		std::size_t nw = w + 1;
@@ -273,6 +309,12 @@ private:
 		std::uint64_t cur = view(w, zeros) & (~std::uint64_t{0} >> sh);
 		if (cur)
 			return w * 64 + 63 - std::size_t(std::countl_zero(cur));
+		if (!sums_) {
+			while (w-- > 0)
+				if (std::uint64_t v = view(w, zeros))
+					return w * 64 + 63 - std::size_t(std::countl_zero(v));
+			return npos;
+		}
 		const std::uint64_t *sum = zeros ? full_base() : any_base();
 		while (w > 0) {
 			std::size_t pw = w - 1, s = pw >> 6;
