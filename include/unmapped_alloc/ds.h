@@ -11,3 +11,4 @@
 #include "ds/extent_index.h"
 #include "ds/striped_counter.h"
 #include "ds/thread_number.h"
+#include "ds/mutex.h"

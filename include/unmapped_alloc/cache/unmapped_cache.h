@@ -31,6 +31,8 @@
  *                        writers of the chunk table;
  *   3. machine::lock     page allocator and backend (taken by chunk_source).
  * The shrinker registry lock (cache/shrinker.h) comes before all of them.
+ * 1 and 2 are ua::mutex (ds/mutex.h): a futex lock whose uncontended lock
+ * and unlock are one inlined atomic instruction each.
  *
  * RCU. contains() and find_allocation() take no lock: they run under an RCU
  * read guard (cache/rcu.h) and read the chunk table (atomic pointers, tables
@@ -65,6 +67,7 @@
 #include "../arena.h"
 #include "../check.h"
 #include "../ds/chunk_table.h"
+#include "../ds/mutex.h"
 #include "../ds/thread_number.h"
 #include "../error.h"
 #include "../mapping/machine.h"
@@ -105,7 +108,7 @@ class unmapped_cache {
 	};
 
 	struct shard {
-		std::mutex lock;
+		mutex lock;
 		arena a;
 		unsigned index;
 		std::size_t retired = 0;                     /* chunks removed since the last reclaim */
@@ -146,7 +149,7 @@ public:
 		do
 			rcu::barrier();
 		while (pending_.load(std::memory_order_acquire));
-		std::lock_guard<std::mutex> g(chunk_lock_);
+		std::lock_guard<mutex> g(chunk_lock_);
 		for (chunk_rec *rec : recs_) {
 			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
 				table_.erase(rec->run.alias + i * chunk_size);
@@ -176,7 +179,7 @@ public:
 			return alloc_large(size, flags);
 
 		shard &s = *shards_[detail::thread_number() % shards_.size()];
-		std::lock_guard<std::mutex> g(s.lock);
+		std::lock_guard<mutex> g(s.lock);
 		auto r = s.a.alloc(size, align);
 		if (r.err == error::no_space) {
 			if (flags & ua_norefill)
@@ -220,7 +223,7 @@ public:
 		if (si == no_shard)
 			return error::not_live; /* a spare chunk: nothing is allocated there */
 		shard &s = *shards_[si];
-		std::unique_lock<std::mutex> g(s.lock);
+		std::unique_lock<mutex> g(s.lock);
 		if (!s.deferred.empty() && s.deferred.count(addr))
 			return error::not_live; /* already freed with free_deferred() */
 		return free_locked(s, g, rec, addr);
@@ -239,7 +242,7 @@ public:
 		if (!d)
 			return error::no_memory;
 		if (rec->large.load(std::memory_order_acquire)) {
-			std::lock_guard<std::mutex> g(chunk_lock_);
+			std::lock_guard<mutex> g(chunk_lock_);
 			if (!rec->in_use || !rec->large || addr != rec->run.alias) {
 				delete d;
 				return rec->in_use ? error::interior_pointer : error::not_live;
@@ -255,7 +258,7 @@ public:
 				return error::not_live;
 			}
 			shard &s = *shards_[si];
-			std::lock_guard<std::mutex> g(s.lock);
+			std::lock_guard<mutex> g(s.lock);
 			error e = check_start_locked(s, addr);
 			if (e == error::ok && s.deferred.count(addr))
 				e = error::not_live;
@@ -288,7 +291,7 @@ public:
 		if (!rec)
 			return error::foreign_pointer;
 		if (rec->large.load(std::memory_order_acquire)) {
-			std::lock_guard<std::mutex> g(chunk_lock_);
+			std::lock_guard<mutex> g(chunk_lock_);
 			if (!rec->in_use || !rec->large)
 				return error::not_live;
 			if (addr + len > rec->run.alias + rec->run.bytes() || addr + len < addr)
@@ -299,7 +302,7 @@ public:
 		if (si == no_shard)
 			return error::not_live;
 		shard &s = *shards_[si];
-		std::lock_guard<std::mutex> g(s.lock);
+		std::lock_guard<mutex> g(s.lock);
 		auto l = s.a.lookup(addr);
 		if (!l.ok())
 			return l.err;
@@ -342,7 +345,7 @@ public:
 		std::vector<chunk_rec *> victims;
 		std::size_t freed = 0;
 		{
-			std::lock_guard<std::mutex> g(chunk_lock_);
+			std::lock_guard<mutex> g(chunk_lock_);
 			while (nr && !unreleased_.empty()) {
 				chunk_rec *rec = unreleased_.back();
 				unreleased_.pop_back();
@@ -370,14 +373,14 @@ public:
 	{
 		cache_stats st;
 		for (auto &sp : shards_) {
-			std::lock_guard<std::mutex> g(sp->lock);
+			std::lock_guard<mutex> g(sp->lock);
 			arena_stats as = sp->a.stats();
 			st.live_bytes += as.live_bytes;
 			st.live_count += as.live_count;
 			st.chunks += as.chunks;
 			st.metadata_bytes += as.metadata_bytes;
 		}
-		std::lock_guard<std::mutex> g(chunk_lock_);
+		std::lock_guard<mutex> g(chunk_lock_);
 		for (chunk_rec *rec : recs_) {
 			if (rec->large.load(std::memory_order_relaxed)) {
 				st.live_bytes += rec->run.bytes();
@@ -403,11 +406,11 @@ public:
 	std::string check_consistency() const
 	{
 		for (auto &sp : shards_) {
-			std::lock_guard<std::mutex> g(sp->lock);
+			std::lock_guard<mutex> g(sp->lock);
 			if (std::string why = sp->a.check_consistency(); !why.empty())
 				return std::string(cfg_.name) + ": " + why;
 		}
-		std::lock_guard<std::mutex> g(chunk_lock_);
+		std::lock_guard<mutex> g(chunk_lock_);
 		for (chunk_rec *rec : recs_)
 			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
 				if (table_.lookup(rec->run.alias + i * chunk_size) != rec)
@@ -426,7 +429,7 @@ private:
 	{
 		chunk_rec *rec = nullptr;
 		{
-			std::lock_guard<std::mutex> g(chunk_lock_);
+			std::lock_guard<mutex> g(chunk_lock_);
 			if (!spares_.empty()) {
 				rec = spares_.back();
 				spares_.pop_back();
@@ -439,7 +442,7 @@ private:
 			rec = r.value;
 		}
 		if (error e = s.a.add_chunk(rec->run.alias); e != error::ok) {
-			std::lock_guard<std::mutex> g(chunk_lock_);
+			std::lock_guard<mutex> g(chunk_lock_);
 			spares_.push_back(rec);
 			return e;
 		}
@@ -450,7 +453,7 @@ private:
 	/* A new run from the chunk source, published in the chunk table. */
 	result<chunk_rec *> new_run(std::size_t nr_chunks, bool large) noexcept
 	{
-		std::lock_guard<std::mutex> g(chunk_lock_);
+		std::lock_guard<mutex> g(chunk_lock_);
 		try {
 			recs_.reserve(recs_.size() + 1);
 			spares_.reserve(cfg_.spare_chunks + 1);
@@ -522,7 +525,7 @@ private:
 	{
 		rcu::synchronize();
 		for (auto &sp : shards_) {
-			std::lock_guard<std::mutex> g(sp->lock);
+			std::lock_guard<mutex> g(sp->lock);
 			sp->a.reclaim_retired();
 		}
 	}
@@ -537,7 +540,7 @@ private:
 	}
 
 	/* Frees addr in shard s whose lock g holds; fills the range first so failure changes nothing. */
-	error free_locked(shard &s, std::unique_lock<std::mutex> &g, chunk_rec *rec, std::uintptr_t addr) noexcept
+	error free_locked(shard &s, std::unique_lock<mutex> &g, chunk_rec *rec, std::uintptr_t addr) noexcept
 	{
 		auto f = s.a.free(addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
 			return src_.fill(rec->run, a - rec->run.alias, cfg_.fill_byte(), bytes);
@@ -561,7 +564,7 @@ private:
 
 	void park_or_release(chunk_rec *rec) noexcept
 	{
-		std::lock_guard<std::mutex> g(chunk_lock_);
+		std::lock_guard<mutex> g(chunk_lock_);
 		if (spares_.size() < cfg_.spare_chunks) {
 			try {
 				spares_.push_back(rec);
@@ -593,7 +596,7 @@ private:
 
 	error free_large(chunk_rec *rec, std::uintptr_t addr) noexcept
 	{
-		std::lock_guard<std::mutex> g(chunk_lock_);
+		std::lock_guard<mutex> g(chunk_lock_);
 		if (!rec->in_use || !rec->large)
 			return error::not_live;
 		if (addr != rec->run.alias)
@@ -621,7 +624,7 @@ private:
 
 	error release_large(chunk_rec *rec) noexcept
 	{
-		std::lock_guard<std::mutex> g(chunk_lock_);
+		std::lock_guard<mutex> g(chunk_lock_);
 		return release_rec_locked(rec);
 	}
 
@@ -643,12 +646,12 @@ private:
 		chunk_rec *rec = table_.lookup(addr);
 		UA_CHECK(rec, "unmapped_cache: deferred free of a vanished chunk");
 		if (rec->large.load(std::memory_order_acquire)) {
-			std::lock_guard<std::mutex> g(chunk_lock_);
+			std::lock_guard<mutex> g(chunk_lock_);
 			large_deferred_.erase(addr);
 			release_large_locked(rec);
 		} else {
 			shard &s = *shards_[rec->shard.load(std::memory_order_acquire)];
-			std::unique_lock<std::mutex> g(s.lock);
+			std::unique_lock<mutex> g(s.lock);
 			auto node = s.deferred.extract(addr);
 			error e = free_locked(s, g, rec, addr);
 			if (e != error::ok) {
@@ -665,7 +668,7 @@ private:
 	static std::size_t shrinker_count(shrinker *sh, shrink_control *)
 	{
 		auto *c = static_cast<unmapped_cache *>(sh->private_data);
-		std::lock_guard<std::mutex> g(c->chunk_lock_);
+		std::lock_guard<mutex> g(c->chunk_lock_);
 		return c->spares_.size() + c->unreleased_.size();
 	}
 	static std::size_t shrinker_scan(shrinker *sh, shrink_control *sc)
@@ -679,7 +682,7 @@ private:
 	cache_config cfg_;
 	chunk_source<Backend> src_;
 	std::vector<std::unique_ptr<shard>> shards_;
-	mutable std::mutex chunk_lock_;
+	mutable mutex chunk_lock_;
 	chunk_table<chunk_rec> table_;               /* writers: chunk_lock_ */
 	std::vector<chunk_rec *> recs_;              /* chunk_lock_: records in use */
 	std::vector<chunk_rec *> free_recs_;         /* chunk_lock_: records to reuse (type-stable) */
