@@ -6,8 +6,11 @@
  *   1. alloc+free at 100 K live allocations: the library's text cache against
  *      a jemalloc arena whose extent hooks take 2 MiB chunks from the same
  *      kind of machine (page allocator + backend; bench/machine_chunks.h and
- *      bench/peers/jemalloc_arena.h, MALLOCX_TCACHE_NONE on alloc and free). Each allocator gets its own
- *      fresh machine of the same size and the same operation sequence.
+ *      bench/peers/jemalloc_arena.h, MALLOCX_TCACHE_NONE on alloc and free).
+ *      Each allocator gets its own fresh machine of the same size; both hold
+ *      their live sets at once and take turns on the same operation
+ *      sequence in alternating rounds (bench/rounds.h): the figure is the
+ *      median of the per-round ratios.
  *   2. direct-map changes per 1,000 allocations in the steady state (after
  *      the live set is built): the cache changes the direct map only when it
  *      takes or gives back a chunk.
@@ -18,7 +21,7 @@
  * on memfd memory, where every free also pays a pwrite() of trap bytes.
  * Absolute times are context only (the machine is shared): read the ratios.
  *
- * Usage: cache_bench [--json FILE] [--steps N] [--live N] [--backend sim|real] [--seed S]
+ * Usage: cache_bench [--json FILE] [--steps N] [--rounds R] [--live N] [--backend sim|real] [--seed S]
  */
 #include <chrono>
 #include <cstdio>
@@ -34,7 +37,7 @@
 
 #include "machine_chunks.h"
 #include "peers/jemalloc_arena.h"
-#include "workload/bpf_size_mix.h"
+#include "rounds.h"
 
 namespace {
 
@@ -44,29 +47,10 @@ struct options {
 	const char *json = nullptr;
 	std::size_t steps = 1000000;
 	std::size_t live = 100000;
+	std::size_t rounds = 10;
 	bool real = false;
 	std::uint64_t seed = 1;
 };
-
-struct sequence {
-	std::vector<std::size_t> fill, sizes, victims;
-};
-
-sequence make_sequence(std::size_t live, std::size_t steps, std::uint64_t seed)
-{
-	std::mt19937_64 rng(seed);
-	sequence s;
-	s.fill.reserve(live);
-	for (std::size_t i = 0; i < live; i++)
-		s.fill.push_back(ua::workload::bpf_size(rng));
-	s.sizes.reserve(steps);
-	s.victims.reserve(steps);
-	for (std::size_t i = 0; i < steps; i++) {
-		s.sizes.push_back(ua::workload::bpf_size(rng));
-		s.victims.push_back(std::size_t(rng() % live));
-	}
-	return s;
-}
 
 [[noreturn]] void die(const char *what, ua::error e)
 {
@@ -107,7 +91,7 @@ struct jemalloc_heap {
 
 /* Fills the live set, then times the steady state; returns ns per operation (alloc or free). */
 template <class Heap, class Between>
-double run(Heap &h, const sequence &s, Between &&at_steady_state)
+double run(Heap &h, const ua::bench::step_sequence &s, Between &&at_steady_state)
 {
 	std::vector<std::uintptr_t> table(s.fill.size());
 	for (std::size_t i = 0; i < table.size(); i++)
@@ -139,7 +123,7 @@ std::unique_ptr<ua::machine<B>> make_machine(std::uint64_t pages)
 }
 
 struct figures {
-	double cache_ns = 0, jemalloc_ns = 0;
+	ua::bench::side_by_side speed; /* a: the cache, b: jemalloc */
 	double dm_per_1000 = 0;
 	std::uint64_t steady_allocs = 0, steady_dm_changes = 0;
 	double t1_ops = 0, t2_ops = 0;
@@ -150,31 +134,39 @@ template <class B>
 figures measure(const options &o, std::uint64_t pages)
 {
 	figures f;
-	sequence s = make_sequence(o.live, o.steps, o.seed);
 	{
-		auto m = make_machine<B>(pages);
+		/*
+		 * Figure 1 and 2: the cache and the jemalloc arena, each on its own
+		 * machine of the same size, hold their live sets at once and take
+		 * turns on the same sequence (bench/rounds.h).
+		 */
+		auto s = ua::bench::make_bpf_sequence(o.live, ua::bench::sequence_steps(o.steps, o.rounds), o.seed);
+		auto cm = make_machine<B>(pages), jm = make_machine<B>(pages);
 		ua::cache_config cfg = ua::text_cache_config("bench");
 		cfg.nr_shards = 1;
-		ua::unmapped_cache<B> c(*m, cfg);
-		cache_heap<B> h{c};
-		std::uint64_t dm0 = 0;
-		f.cache_ns = run(h, s, [&] { dm0 = c.stats().source.dm_changes; });
-		auto st = c.stats();
-		f.steady_dm_changes = st.source.dm_changes - dm0;
-		f.steady_allocs = o.steps;
-		f.dm_per_1000 = 1000.0 * double(f.steady_dm_changes) / double(o.steps);
-		f.cache_peak_chunks = st.peak_chunks;
-	}
-	{
-		auto m = make_machine<B>(pages);
-		ua::bench::machine_chunks<B> src(*m);
+		ua::unmapped_cache<B> c(*cm, cfg);
+		cache_heap<B> ch{c};
+		ua::bench::machine_chunks<B> src(*jm);
 		ua::peers::jemalloc_arena<ua::bench::machine_chunks<B>> j(src);
 		if (!j.ok()) {
 			std::fprintf(stderr, "cache_bench: experimental.arenas_create_ext failed\n");
 			std::exit(1);
 		}
-		jemalloc_heap<B> h{j};
-		f.jemalloc_ns = run(h, s, [] {});
+		jemalloc_heap<B> jh{j};
+		ua::bench::turns<cache_heap<B>> tc(ch, s, "cache_bench (cache)");
+		ua::bench::turns<jemalloc_heap<B>> tj(jh, s, "cache_bench (jemalloc)");
+		tc.fill();
+		tj.fill();
+		std::uint64_t dm0 = c.stats().source.dm_changes;
+		f.speed = ua::bench::alternate(tc, tj, o.steps, o.rounds);
+		auto st = c.stats();
+		/* Warm-up steps are steady-state allocations too: count every one. */
+		f.steady_allocs = ua::bench::sequence_steps(o.steps, o.rounds);
+		f.steady_dm_changes = st.source.dm_changes - dm0;
+		f.dm_per_1000 = 1000.0 * double(f.steady_dm_changes) / double(f.steady_allocs);
+		f.cache_peak_chunks = st.peak_chunks;
+		tc.drain();
+		tj.drain();
 	}
 	/* Scaling: the same per-thread work, once on one thread, then on two at once. */
 	{
@@ -183,8 +175,9 @@ figures measure(const options &o, std::uint64_t pages)
 		cfg.nr_shards = 2;
 		ua::unmapped_cache<B> c(*m, cfg);
 		std::size_t per_thread = o.steps / 2, live = o.live / 2;
-		sequence s1 = make_sequence(live, per_thread, o.seed + 1), s2 = make_sequence(live, per_thread, o.seed + 2);
-		auto work = [&](const sequence &q) {
+		auto s1 = ua::bench::make_bpf_sequence(live, per_thread, o.seed + 1);
+		auto s2 = ua::bench::make_bpf_sequence(live, per_thread, o.seed + 2);
+		auto work = [&](const ua::bench::step_sequence &q) {
 			cache_heap<B> h{c};
 			run(h, q, [] {});
 		};
@@ -221,6 +214,8 @@ int main(int argc, char **argv)
 			o.json = next();
 		else if (a == "--steps")
 			o.steps = std::strtoull(next(), nullptr, 10);
+		else if (a == "--rounds")
+			o.rounds = std::strtoull(next(), nullptr, 10);
 		else if (a == "--live")
 			o.live = std::strtoull(next(), nullptr, 10);
 		else if (a == "--seed")
@@ -233,24 +228,24 @@ int main(int argc, char **argv)
 			}
 			o.real = b == "real";
 		} else {
-			std::fprintf(stderr, "usage: %s [--json FILE] [--steps N] [--live N] [--backend sim|real] [--seed S]\n", argv[0]);
+			std::fprintf(stderr, "usage: %s [--json FILE] [--steps N] [--rounds R] [--live N] [--backend sim|real] [--seed S]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (o.steps < 2 || o.live < 2) {
-		std::fprintf(stderr, "cache_bench: --steps and --live must be at least 2\n");
+	if (o.steps < 2 || o.live < 2 || o.rounds == 0 || o.steps < o.rounds) {
+		std::fprintf(stderr, "cache_bench: --steps and --live must be at least 2, --rounds positive and at most --steps\n");
 		return 2;
 	}
-	std::printf("cache_bench: BPF size mix, %zu live, %zu steady-state steps, 64-byte alignment, %s backend, seed %llu\n",
-		    o.live, o.steps, o.real ? "real" : "sim", (unsigned long long)o.seed);
+	std::printf("cache_bench: BPF size mix, %zu live, %zu steady-state steps in %zu alternating rounds, 64-byte alignment, %s backend, seed %llu\n",
+		    o.live, o.steps, o.rounds, o.real ? "real" : "sim", (unsigned long long)o.seed);
 	std::printf("note: %s\n", ua::peers::jemalloc_arena<ua::bench::machine_chunks<ua::sim_direct_map>>::replaces_note);
 	/* The live set of the mix needs ~0.35 GiB per 100 K allocations; give it room. */
 	std::uint64_t gib = o.real ? 1 + (o.live * 4096 + (std::uint64_t{1} << 30) - 1) / (std::uint64_t{1} << 30) : 64;
 	std::uint64_t pages = gib << 18;
 	figures f = o.real ? measure<ua::linux_backend>(o, pages) : measure<ua::sim_direct_map>(o, pages);
-	double vs = f.cache_ns / f.jemalloc_ns, scaling = f.t2_ops / f.t1_ops;
-	std::printf("alloc+free at %zu live: cache %.1f ns/op, jemalloc %.1f ns/op, cache/jemalloc %.3f (target <= 1.0) %s\n", o.live,
-		    f.cache_ns, f.jemalloc_ns, vs, vs <= 1.0 ? "met" : "MISSED");
+	double vs = f.speed.ratio, scaling = f.t2_ops / f.t1_ops;
+	std::printf("alloc+free at %zu live: cache %.1f ns/op, jemalloc %.1f ns/op, cache/jemalloc %.3f (rounds %.3f-%.3f) (target <= 1.0) %s\n",
+		    o.live, f.speed.a_ns, f.speed.b_ns, vs, f.speed.ratio_lo, f.speed.ratio_hi, vs <= 1.0 ? "met" : "MISSED");
 	std::printf("steady state: %llu direct-map changes over %llu allocations = %.3f per 1000 (target <= 1) %s\n",
 		    (unsigned long long)f.steady_dm_changes, (unsigned long long)f.steady_allocs, f.dm_per_1000,
 		    f.dm_per_1000 <= 1.0 ? "met" : "MISSED");
@@ -264,12 +259,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		std::fprintf(out,
-			     "{\"backend\": \"%s\", \"live\": %zu, \"steps\": %zu, \"seed\": %llu,\n"
+			     "{\"backend\": \"%s\", \"live\": %zu, \"steps\": %zu, \"rounds\": %zu, \"seed\": %llu,\n"
 			     " \"cache_ns_per_op\": %.2f, \"jemalloc_ns_per_op\": %.2f, \"vs_jemalloc\": %.4f,\n"
+			     " \"vs_jemalloc_rounds\": [%.4f, %.4f],\n"
 			     " \"steady_dm_changes\": %llu, \"steady_allocs\": %llu, \"dm_changes_per_1000_allocs\": %.4f,\n"
 			     " \"threads1_ops_per_s\": %.0f, \"threads2_ops_per_s\": %.0f, \"thread_scaling\": %.4f,\n"
 			     " \"cache_peak_chunks\": %zu}\n",
-			     o.real ? "real" : "sim", o.live, o.steps, (unsigned long long)o.seed, f.cache_ns, f.jemalloc_ns, vs,
+			     o.real ? "real" : "sim", o.live, o.steps, o.rounds, (unsigned long long)o.seed, f.speed.a_ns, f.speed.b_ns, vs,
+			     f.speed.ratio_lo, f.speed.ratio_hi,
 			     (unsigned long long)f.steady_dm_changes, (unsigned long long)f.steady_allocs, f.dm_per_1000, f.t1_ops,
 			     f.t2_ops, scaling, f.cache_peak_chunks);
 		std::fclose(out);
