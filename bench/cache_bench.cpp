@@ -15,7 +15,8 @@
  *      the live set is built): the cache changes the direct map only when it
  *      takes or gives back a chunk.
  *   3. throughput of 2 threads (each with its own live set, on one cache with
- *      two shards) over the throughput of 1 thread doing the same work.
+ *      two shards) over the throughput of 1 thread doing the same work: the
+ *      median over five such pairs of runs.
  * The backend is the simulated direct map by default, so backend calls cost
  * next to nothing and the figures measure the allocators; --backend real runs
  * on memfd memory, where every free also pays a pwrite() of trap bytes.
@@ -126,7 +127,7 @@ struct figures {
 	ua::bench::side_by_side speed; /* a: the cache, b: jemalloc */
 	double dm_per_1000 = 0;
 	std::uint64_t steady_allocs = 0, steady_dm_changes = 0;
-	double t1_ops = 0, t2_ops = 0;
+	double t1_ops = 0, t2_ops = 0, scaling = 0; /* medians over five pairs of runs */
 	std::size_t cache_peak_chunks = 0;
 };
 
@@ -181,17 +182,25 @@ figures measure(const options &o, std::uint64_t pages)
 			cache_heap<B> h{c};
 			run(h, q, [] {});
 		};
-		auto t0 = clock_type::now();
-		std::thread a(work, std::cref(s1));
-		a.join();
-		auto t1 = clock_type::now();
-		std::thread b(work, std::cref(s1)), d(work, std::cref(s2));
-		b.join();
-		d.join();
-		auto t2 = clock_type::now();
-		double one = std::chrono::duration<double>(t1 - t0).count(), two = std::chrono::duration<double>(t2 - t1).count();
-		f.t1_ops = double(per_thread + live) / one;
-		f.t2_ops = double(2 * (per_thread + live)) / two;
+		/* Five pairs, one thread then two; the figure is the median of the pairs' ratios. */
+		std::vector<double> one_ops, two_ops, ratio;
+		for (int r = 0; r < 5; r++) {
+			auto t0 = clock_type::now();
+			std::thread a(work, std::cref(s1));
+			a.join();
+			auto t1 = clock_type::now();
+			std::thread b(work, std::cref(s1)), d(work, std::cref(s2));
+			b.join();
+			d.join();
+			auto t2 = clock_type::now();
+			double one = std::chrono::duration<double>(t1 - t0).count(), two = std::chrono::duration<double>(t2 - t1).count();
+			one_ops.push_back(double(per_thread + live) / one);
+			two_ops.push_back(double(2 * (per_thread + live)) / two);
+			ratio.push_back(two_ops.back() / one_ops.back());
+		}
+		f.t1_ops = ua::bench::median(one_ops);
+		f.t2_ops = ua::bench::median(two_ops);
+		f.scaling = ua::bench::median(ratio);
 	}
 	return f;
 }
@@ -243,7 +252,7 @@ int main(int argc, char **argv)
 	std::uint64_t gib = o.real ? 1 + (o.live * 4096 + (std::uint64_t{1} << 30) - 1) / (std::uint64_t{1} << 30) : 64;
 	std::uint64_t pages = gib << 18;
 	figures f = o.real ? measure<ua::linux_backend>(o, pages) : measure<ua::sim_direct_map>(o, pages);
-	double vs = f.speed.ratio, scaling = f.t2_ops / f.t1_ops;
+	double vs = f.speed.ratio, scaling = f.scaling;
 	std::printf("alloc+free at %zu live: cache %.1f ns/op, jemalloc %.1f ns/op, cache/jemalloc %.3f (rounds %.3f-%.3f) (target <= 1.0) %s\n",
 		    o.live, f.speed.a_ns, f.speed.b_ns, vs, f.speed.ratio_lo, f.speed.ratio_hi, vs <= 1.0 ? "met" : "MISSED");
 	std::printf("steady state: %llu direct-map changes over %llu allocations = %.3f per 1000 (target <= 1) %s\n",
