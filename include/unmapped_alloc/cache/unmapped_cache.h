@@ -178,7 +178,9 @@ public:
 		if (size > chunk_size)
 			return alloc_large(size, flags);
 
-		shard &s = *shards_[detail::thread_number() % shards_.size()];
+		/* One shard: no thread number and no division (a 64-bit div sat before the lock). */
+		unsigned nr = cfg_.nr_shards;
+		shard &s = *shards_[nr == 1 ? 0 : detail::thread_number() % nr];
 		std::lock_guard<mutex> g(s.lock);
 		auto r = s.a.alloc(size, align);
 		if (r.err == error::no_space) {
