@@ -112,26 +112,28 @@ TEST_CASE("bitmap: long ranges keep the summaries exact across summary words")
 	}
 }
 
-TEST_CASE("bitmap: without summaries (attached, interleaved) searches still agree with a naive scan")
+TEST_CASE("bitmap: with both, only `any` or no summaries (attached, interleaved), searches agree with a naive scan")
 {
 	std::mt19937_64 rng(44);
 	for (std::size_t n : {1u, 64u, 65u, 512u, 4096u + 7u, 32768u}) {
-		/* Two bitmaps interleaved word by word, as a chunk's used and starts: one with summaries, one without. */
+		/* Three bitmaps interleaved word by word (stride 4 words), as a chunk's used and starts. */
 		std::size_t nw = bitmap::words_for(n);
-		std::vector<std::uint64_t> words(2 * nw + bitmap::summary_words(n), 0);
-		bitmap with, without;
-		with.attach(n, words.data(), 1, words.data() + 2 * nw);
-		without.attach(n, words.data() + 1, 1, nullptr);
+		std::vector<std::uint64_t> words(4 * nw + bitmap::summary_words(n) + bitmap::any_summary_words(n), 0);
+		bitmap with, without, any_only;
+		with.attach(n, words.data(), 2, words.data() + 4 * nw);
+		without.attach(n, words.data() + 1, 2, nullptr);
+		any_only.attach(n, words.data() + 2, 2, words.data() + 4 * nw + bitmap::summary_words(n), false);
 		CHECK(without.memory_bytes() == nw * sizeof(std::uint64_t));
+		CHECK(any_only.memory_bytes() == (nw + bitmap::any_summary_words(n)) * sizeof(std::uint64_t));
 		std::vector<bool> ref(n);
 		for (int step = 0; step < 300; step++) {
 			std::size_t s = rng() % n, len = 1 + rng() % std::min<std::size_t>(n - s, 300);
 			bool v = rng() & 1;
-			for (bitmap *b : {&with, &without})
+			for (bitmap *b : {&with, &without, &any_only})
 				v ? b->set_range(s, len) : b->clear_range(s, len);
 			if (rng() % 4 == 0) {
 				std::size_t i = rng() % n;
-				for (bitmap *b : {&with, &without})
+				for (bitmap *b : {&with, &without, &any_only})
 					v ? b->set(i) : b->clear(i);
 				ref[i] = v;
 			}
@@ -152,7 +154,7 @@ TEST_CASE("bitmap: without summaries (attached, interleaved) searches still agre
 				}
 			if (next_set < limit)
 				bounded = next_set;
-			for (bitmap *b : {&with, &without}) {
+			for (bitmap *b : {&with, &without, &any_only}) {
 				REQUIRE(b->find_next_set(from) == next_set);
 				REQUIRE(b->find_next_zero(from) == next_zero);
 				REQUIRE(b->find_prev_set(from) == prev_set);
@@ -161,6 +163,8 @@ TEST_CASE("bitmap: without summaries (attached, interleaved) searches still agre
 		}
 		CHECK(with.summaries_consistent());
 		CHECK(without.summaries_consistent());
+		CHECK(any_only.summaries_consistent());
 		CHECK(with.count() == without.count());
+		CHECK(with.count() == any_only.count());
 	}
 }

@@ -19,12 +19,14 @@
  * chunk (which may be unmapped or executable). Both bitmaps share one block,
  * interleaved word by word (used[w], starts[w], used[w + 1], ...), because
  * free() and alloc() read and write both for the same units: one cache line
- * then serves both (256 units of each). used's summaries follow (ds/bitmap.h);
- * starts has none. Every search of starts stays inside one allocation (from
- * a unit to its allocation's start, or from a start to the end of its used
- * run), which is no longer than the words that free() clears anyway, while
- * summaries of starts cost a second cache line and an unpredictable branch
- * on most updates (a 64-unit word holds one or two allocation starts).
+ * then serves both (256 units of each). used's `any` summary follows
+ * (ds/bitmap.h); nothing else. Searches that stay inside one allocation -
+ * from a unit back to its allocation's start (starts), from a start to the
+ * allocation's end (allocation_end) - read no more words than free() clears
+ * anyway, so they walk words; only the free runs on both sides of a freed
+ * range, which may span the chunk, are searched through `any`. Every other
+ * summary (`full` of used, both of starts) would serve no search and cost a
+ * second cache line behind an unpredictable branch on many updates.
  *
  * Lockless readers. `seq` is a sequence counter as the kernel's seqcount_t
  * (include/linux/seqlock.h): the writer (under the owner's lock) makes it odd
@@ -90,36 +92,40 @@ struct arena_chunk {
 	/* Allocates both bitmaps; false on allocation failure. */
 	bool init(std::uintptr_t chunk_base, std::size_t units) noexcept
 	{
-		std::size_t nw = bitmap::words_for(units), ns = bitmap::summary_words(units);
+		std::size_t nw = bitmap::words_for(units), ns = bitmap::any_summary_words(units);
 		meta.reset(new (std::nothrow) std::uint64_t[2 * nw + ns]());
 		if (!meta)
 			return false;
 		base = chunk_base;
-		used.attach(units, meta.get(), 1, meta.get() + 2 * nw);
+		used.attach(units, meta.get(), 1, meta.get() + 2 * nw, false); /* `any` only: see above */
 		starts.attach(units, meta.get() + 1, 1, nullptr); /* no summaries: see allocation_end */
 		return true;
 	}
 
 	std::size_t memory_bytes() const noexcept { return sizeof(*this) + used.memory_bytes() + starts.memory_bytes(); }
 
-	/* One past the last unit of the live allocation that starts at unit `start`. */
+	/*
+	 * One past the last unit of the live allocation that starts at unit
+	 * `start`: the first unit after it with a start bit or a clear used bit.
+	 * A walk over the words of the allocation itself (one or two for most),
+	 * each tested for both boundaries at once, so neither bitmap needs a
+	 * summary here. Also a lockless reader's search: over torn words it
+	 * stops at the end of the chunk at worst.
+	 */
 	std::size_t allocation_end(std::size_t start) const noexcept
 	{
-		std::size_t n = used.size();
-		/* Most allocations end in the word they start in or the next: look there for either boundary first. */
-		std::size_t from = start + 1, w = from >> 6;
-		if (from < n) {
-			std::uint64_t m = (starts.word(w) | ~used.word(w)) & (~std::uint64_t{0} << (from & 63));
-			if (m) {
-				std::size_t e = w * 64 + std::size_t(std::countr_zero(m));
-				return e > n ? n : e;
-			}
+		std::size_t n = used.size(), from = start + 1;
+		if (from >= n)
+			return n;
+		std::size_t w = from >> 6, nw = bitmap::words_for(n);
+		std::uint64_t m = (starts.word(w) | ~used.word(w)) & (~std::uint64_t{0} << (from & 63));
+		while (!m) {
+			if (++w == nw)
+				return n;
+			m = starts.word(w) | ~used.word(w);
 		}
-		/* The used run first (through used's summaries), then starts inside it only. */
-		std::size_t z = used.find_next_zero(start + 1);
-		z = z > n ? n : z;
-		std::size_t s = starts.find_next_set(start + 1, z);
-		return s < z ? s : z;
+		std::size_t e = w * 64 + std::size_t(std::countr_zero(m));
+		return e > n ? n : e;
 	}
 };
 

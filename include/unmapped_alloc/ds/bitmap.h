@@ -65,12 +65,17 @@ public:
 	 * cache line or branch on a word becoming empty or full, and searches
 	 * walk the words one by one: for a bitmap whose searches are short by
 	 * construction (the arena's allocation starts: a search never passes
-	 * the allocation it starts in).
+	 * the allocation it starts in). full_summary == false: only `any`
+	 * (any_summary_words(nbits) words at sums), for a bitmap whose searches
+	 * for set bits may be long but whose searches for clear bits are short
+	 * (the arena's used units: see arena/chunk.h).
 	 */
-	void attach(std::size_t nbits, std::uint64_t *words, unsigned stride_shift, std::uint64_t *sums) noexcept
+	void attach(std::size_t nbits, std::uint64_t *words, unsigned stride_shift, std::uint64_t *sums,
+		    bool full_summary = true) noexcept
 	{
 		words_ = words;
 		sums_ = sums;
+		full_ = sums && full_summary;
 		shift_ = stride_shift;
 		nbits_ = nbits;
 		nwords_ = words_for(nbits);
@@ -79,9 +84,13 @@ public:
 	}
 	static constexpr std::size_t words_for(std::size_t bits) noexcept { return (bits + 63) / 64; }
 	static constexpr std::size_t summary_words(std::size_t bits) noexcept { return 2 * words_for(words_for(bits)); }
+	static constexpr std::size_t any_summary_words(std::size_t bits) noexcept { return words_for(words_for(bits)); }
 
 	std::size_t size() const noexcept { return nbits_; }
-	std::size_t memory_bytes() const noexcept { return (nwords_ + (sums_ ? 2 * nsum_ : 0)) * sizeof(std::uint64_t); }
+	std::size_t memory_bytes() const noexcept
+	{
+		return (nwords_ + (sums_ ? nsum_ : 0) + (full_ ? nsum_ : 0)) * sizeof(std::uint64_t);
+	}
 
 	bool test(std::size_t i) const noexcept
 	{
@@ -158,7 +167,7 @@ public:
 		for (std::size_t w = 0; w < nwords_; w++) {
 			std::uint64_t v = ld(at(w));
 			bool any = v != 0, full = v == word_mask(w);
-			if (sum_bit(any_base(), w) != any || sum_bit(full_base(), w) != full)
+			if (sum_bit(any_base(), w) != any || (full_ && sum_bit(full_base(), w) != full))
 				return false;
 		}
 		return true;
@@ -201,19 +210,26 @@ private:
 		std::uint64_t *word = &words_[w << shift_], *sums = sums_;
 		std::uint64_t full_mask = word_mask(w), bit = std::uint64_t{1} << (w & 63);
 		std::size_t nsum = nsum_;
+		bool with_full = full_;
 		std::uint64_t old = ld(*word), now = V ? (old | m) : (old & ~m);
 		st(*word, now);
 		if (!sums)
 			return;
-		std::uint64_t &any = sums[w >> 6], &full = sums[nsum + (w >> 6)];
+		std::uint64_t &any = sums[w >> 6];
 		if constexpr (V) {
 			if (!old)
 				st(any, ld(any) | bit);
-			if (now == full_mask && old != full_mask)
-				st(full, ld(full) | bit);
 		} else {
 			if (old && !now)
 				st(any, ld(any) & ~bit);
+		}
+		if (!with_full)
+			return;
+		std::uint64_t &full = sums[nsum + (w >> 6)];
+		if constexpr (V) {
+			if (now == full_mask && old != full_mask)
+				st(full, ld(full) | bit);
+		} else {
 			if (old == full_mask && now != full_mask)
 				st(full, ld(full) & ~bit);
 		}
@@ -239,10 +255,10 @@ private:
 			unsigned sh = shift_;
 			for (std::size_t i = w + 1; i < last; i++)
 				st(words[i << sh], V ? ~std::uint64_t{0} : 0);
-			if (sums_) {
+			if (sums_)
 				update_summary_range(any_base(), w + 1, last, V);
+			if (full_)
 				update_summary_range(full_base(), w + 1, last, V);
-			}
 		}
 		update_word<V>(last, last_mask);
 	}
@@ -274,7 +290,7 @@ private:
 		std::uint64_t cur = view(w, zeros) & (~std::uint64_t{0} << (from & 63));
 		if (cur)
 			return w * 64 + std::size_t(std::countr_zero(cur));
-		if (!sums_) {
+		if (zeros ? !full_ : !sums_) {
 			for (std::size_t nw = w + 1; nw < nwords_; nw++)
 				if (std::uint64_t v = view(nw, zeros))
 					return nw * 64 + std::size_t(std::countr_zero(v));
@@ -309,7 +325,7 @@ private:
 		std::uint64_t cur = view(w, zeros) & (~std::uint64_t{0} >> sh);
 		if (cur)
 			return w * 64 + 63 - std::size_t(std::countl_zero(cur));
-		if (!sums_) {
+		if (zeros ? !full_ : !sums_) {
 			while (w-- > 0)
 				if (std::uint64_t v = view(w, zeros))
 					return w * 64 + 63 - std::size_t(std::countl_zero(v));
@@ -332,6 +348,7 @@ private:
 	std::unique_ptr<std::uint64_t[]> own_; /* storage from init(); attach() leaves it empty */
 	std::uint64_t *words_ = nullptr, *sums_ = nullptr;
 	unsigned shift_ = 0;
+	bool full_ = false; /* the `full` summary exists (after `any` at sums_) */
 	std::size_t nbits_ = 0, nwords_ = 0, nsum_ = 0;
 	std::uint64_t last_mask_ = ~std::uint64_t{0}; /* valid bits of the last word */
 };
