@@ -22,6 +22,7 @@
 
 #include <unmapped_alloc/arena.h>
 
+#include "arena_heap.h"
 #include "peers/jemalloc_arena.h"
 #include "plain_chunks.h"
 #include "rounds.h"
@@ -30,41 +31,7 @@ namespace {
 
 constexpr std::size_t align = 64;
 
-/* The arena with the owner's loop: add a chunk on no_space, keep one spare empty chunk. */
-struct arena_heap {
-	ua::arena a;
-	ua::bench::plain_chunks &src;
-	std::uintptr_t spare = 0;
-
-	explicit arena_heap(ua::bench::plain_chunks &s) : src(s) {}
-	~arena_heap()
-	{
-		a.for_each_chunk([&](std::uintptr_t b, std::size_t) { src.put(reinterpret_cast<void *>(b), ua::chunk_size); });
-	}
-	std::uintptr_t alloc(std::size_t size)
-	{
-		auto r = a.alloc(size, align);
-		if (r.err == ua::error::no_space) {
-			void *c = src.get(ua::chunk_size);
-			if (!c || a.add_chunk(reinterpret_cast<std::uintptr_t>(c)) != ua::error::ok)
-				return 0;
-			r = a.alloc(size, align);
-		}
-		return r.ok() ? r.value : 0;
-	}
-	void free(std::uintptr_t p)
-	{
-		auto f = a.free(p);
-		if (f.ok() && f.value.empty_chunk) {
-			if (!spare) {
-				spare = f.value.empty_chunk;
-				return;
-			}
-			if (f.value.empty_chunk != spare && a.remove_chunk(f.value.empty_chunk) == ua::error::ok)
-				src.put(reinterpret_cast<void *>(f.value.empty_chunk), ua::chunk_size);
-		}
-	}
-};
+using ua::bench::arena_heap;
 
 struct je_source {
 	ua::bench::plain_chunks &src;

@@ -31,6 +31,7 @@
 
 #include <unmapped_alloc/unmapped_alloc.h>
 
+#include "arena_heap.h"
 #include "machine_chunks.h"
 #include "peers/jemalloc_arena.h"
 #include "plain_chunks.h"
@@ -40,27 +41,7 @@ namespace {
 
 constexpr std::size_t align = 64;
 
-struct arena_heap {
-	ua::arena a;
-	ua::bench::plain_chunks &src;
-	std::uintptr_t alloc(std::size_t size)
-	{
-		auto r = a.alloc(size, align);
-		if (r.err == ua::error::no_space) {
-			void *c = src.get(ua::chunk_size);
-			if (!c || a.add_chunk(reinterpret_cast<std::uintptr_t>(c)) != ua::error::ok)
-				return 0;
-			r = a.alloc(size, align);
-		}
-		return r.ok() ? r.value : 0;
-	}
-	void free(std::uintptr_t p)
-	{
-		auto f = a.free(p);
-		if (f.ok() && f.value.empty_chunk && a.remove_chunk(f.value.empty_chunk) == ua::error::ok)
-			src.put(reinterpret_cast<void *>(f.value.empty_chunk), ua::chunk_size);
-	}
-};
+using ua::bench::arena_heap;
 
 template <class B>
 struct cache_heap {
@@ -112,7 +93,7 @@ int main(int argc, char **argv)
 	using B = ua::sim_direct_map;
 	if (!std::strcmp(argv[1], "arena")) {
 		ua::bench::plain_chunks mem(std::size_t{16} << 30);
-		arena_heap h{ua::arena{}, mem};
+		arena_heap h(mem);
 		ns = steady(h, s, steps);
 	} else {
 		auto m = std::make_unique<ua::machine<B>>(std::uint64_t{64} << 18); /* 64 GiB */
