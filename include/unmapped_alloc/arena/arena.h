@@ -257,7 +257,6 @@ public:
 		c->used.clear_range(u, e - u);
 		c->starts.clear(u);
 		c->write_end();
-		c->live_bytes -= bytes;
 		c->live_count--;
 		fill_[c->id] -= std::uint32_t(e - u);
 		live_bytes_ -= bytes;
@@ -324,7 +323,7 @@ public:
 	std::size_t chunk_live_bytes(std::uintptr_t base) const noexcept
 	{
 		arena_chunk *c = table_.lookup(base);
-		return c ? c->live_bytes : 0;
+		return c ? chunk_live(*c) : 0;
 	}
 
 	/* Calls fn(base, live_bytes) for every chunk, in the order they were added. */
@@ -332,7 +331,7 @@ public:
 	void for_each_chunk(Fn &&fn) const
 	{
 		for (const arena_chunk &c : chunks_)
-			fn(c.base, c.live_bytes);
+			fn(c.base, chunk_live(c));
 	}
 
 	std::size_t nr_chunks() const noexcept { return chunks_.size(); }
@@ -422,6 +421,8 @@ private:
 	 * (cachegrind). Numbers of removed chunks are reused. Grows (doubling)
 	 * only in add_chunk, so that a free number exists before anything changes.
 	 */
+	std::size_t chunk_live(const arena_chunk &c) const noexcept { return std::size_t(fill_[c.id]) << granule_shift_; }
+
 	bool reserve_ids() noexcept
 	{
 		if (nr_free_ids_)

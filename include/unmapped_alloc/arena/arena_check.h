@@ -27,8 +27,6 @@ inline std::string arena::check_consistency() const
 		if (!c.used.summaries_consistent() || !c.starts.summaries_consistent())
 			return fail("bitmap summary out of date", c.base);
 		std::size_t used_units = c.used.count(), starts = c.starts.count();
-		if ((used_units << granule_shift_) != c.live_bytes)
-			return fail("chunk live_bytes disagrees with its bitmap", c.base);
 		if (starts != c.live_count)
 			return fail("chunk live_count disagrees with its start bits", c.base);
 		if (c.id >= ids_cap_ || fill_[c.id] != used_units)
@@ -59,7 +57,7 @@ inline std::string arena::check_consistency() const
 			runs++;
 			p = q;
 		}
-		live += c.live_bytes;
+		live += chunk_live(c);
 		count += c.live_count;
 	}
 	if (runs != tree_.size())

@@ -57,7 +57,7 @@ inline free_extent *arena::find_fit(std::size_t need, std::size_t a) noexcept
 	free_extent *best = &*it;
 	std::size_t window = cfg_.fullness_window;
 	for (++it; --window && it != end && it->size == best->size; ++it) {
-		if (it->chunk->live_bytes > best->chunk->live_bytes && fits(*it, need, a))
+		if (fill_[it->chunk_id] > fill_[best->chunk_id] && fits(*it, need, a))
 			best = &*it;
 	}
 	return best;
@@ -94,7 +94,6 @@ inline void arena::carve(free_extent &x, std::uintptr_t start, std::size_t need)
 	c->used.set_range(u, n);
 	c->starts.set(u);
 	c->write_end();
-	c->live_bytes += need;
 	c->live_count++;
 	fill_[c->id] += std::uint32_t(n);
 	live_bytes_ += need;

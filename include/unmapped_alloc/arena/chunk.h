@@ -54,9 +54,8 @@ struct arena_chunk {
 	std::uintptr_t base = 0;
 	bitmap used;
 	bitmap starts;
-	std::size_t live_bytes = 0;
 	std::size_t live_count = 0;
-	std::uint32_t id = 0; /* dense number in its arena (the arena's fill array) */
+	std::uint32_t id = 0; /* dense number in its arena; its live units are the arena's fill_[id] */
 	std::atomic<std::uint64_t> seq{0}; /* odd while the bitmaps change */
 
 	/* Writer (owner's lock held): the store of the odd value is ordered before the bitmap stores. */
