@@ -20,30 +20,17 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <unmapped_alloc/arena.h>
-
-#include "arena_heap.h"
+#include "heaps.h"
 #include "peers/jemalloc_arena.h"
 #include "plain_chunks.h"
 #include "rounds.h"
 
 namespace {
 
-constexpr std::size_t align = 64;
-
 using ua::bench::arena_heap;
 
-struct je_source {
-	ua::bench::plain_chunks &src;
-	void *get(std::size_t bytes) { return src.get(bytes); }
-	void put(void *p, std::size_t bytes) { src.put(p, bytes); }
-};
-
-struct je_heap {
-	ua::peers::jemalloc_arena<je_source> &j;
-	std::uintptr_t alloc(std::size_t size) { return reinterpret_cast<std::uintptr_t>(j.alloc(size, align)); }
-	void free(std::uintptr_t p) { j.free(reinterpret_cast<void *>(p)); }
-};
+using je_arena = ua::peers::jemalloc_arena<ua::bench::plain_chunks>;
+using je_heap = ua::bench::jemalloc_heap<je_arena>;
 
 void report_state(arena_heap &h)
 {
@@ -79,7 +66,7 @@ int main(int argc, char **argv)
 	}
 	std::printf("arena_bench: BPF size mix, 64-byte alignment, %zu steady-state steps per size in %zu alternating rounds, seed %llu\n",
 		    steps, rounds, (unsigned long long)seed);
-	std::printf("note: %s\n", ua::peers::jemalloc_arena<je_source>::replaces_note);
+	std::printf("note: %s\n", je_arena::replaces_note);
 
 	const std::size_t sizes[] = {1000, 100000, 1000000};
 	ua::bench::side_by_side rows[3];
@@ -92,8 +79,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		arena_heap h(arena_mem);
-		je_source js{je_mem};
-		ua::peers::jemalloc_arena<je_source> je(js);
+		je_arena je(je_mem);
 		if (!je.ok()) {
 			std::fprintf(stderr, "arena_bench: experimental.arenas_create_ext failed\n");
 			return 1;

@@ -31,7 +31,7 @@
 
 #include <unmapped_alloc/unmapped_alloc.h>
 
-#include "arena_heap.h"
+#include "heaps.h"
 #include "machine_chunks.h"
 #include "peers/jemalloc_arena.h"
 #include "plain_chunks.h"
@@ -39,27 +39,9 @@
 
 namespace {
 
-constexpr std::size_t align = 64;
-
 using ua::bench::arena_heap;
-
-template <class B>
-struct cache_heap {
-	ua::unmapped_cache<B> &c;
-	std::uintptr_t alloc(std::size_t n)
-	{
-		auto r = c.alloc(n, align);
-		return r.ok() ? reinterpret_cast<std::uintptr_t>(r.value) : 0;
-	}
-	void free(std::uintptr_t p) { (void)c.free(reinterpret_cast<void *>(p)); }
-};
-
-template <class J>
-struct je_heap {
-	J &j;
-	std::uintptr_t alloc(std::size_t n) { return reinterpret_cast<std::uintptr_t>(j.alloc(n, align)); }
-	void free(std::uintptr_t p) { j.free(reinterpret_cast<void *>(p)); }
-};
+using ua::bench::cache_heap;
+using ua::bench::jemalloc_heap;
 
 template <class Heap>
 double steady(Heap &h, const ua::bench::step_sequence &s, std::size_t steps)
@@ -110,7 +92,7 @@ int main(int argc, char **argv)
 				std::fprintf(stderr, "arena_profile: experimental.arenas_create_ext failed\n");
 				return 1;
 			}
-			je_heap<decltype(j)> h{j};
+			jemalloc_heap<decltype(j)> h{j};
 			ns = steady(h, s, steps);
 		}
 	}

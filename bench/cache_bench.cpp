@@ -36,6 +36,7 @@
 
 #include <unmapped_alloc/unmapped_alloc.h>
 
+#include "heaps.h"
 #include "machine_chunks.h"
 #include "peers/jemalloc_arena.h"
 #include "rounds.h"
@@ -53,62 +54,9 @@ struct options {
 	std::uint64_t seed = 1;
 };
 
-[[noreturn]] void die(const char *what, ua::error e)
-{
-	std::fprintf(stderr, "cache_bench: %s: %s\n", what, ua::describe(e));
-	std::exit(1);
-}
-
-/* The cache and the jemalloc peer behind one shape: alloc/free of addresses. */
+using ua::bench::cache_heap;
 template <class B>
-struct cache_heap {
-	ua::unmapped_cache<B> &c;
-	std::uintptr_t alloc(std::size_t n)
-	{
-		auto r = c.alloc(n, 64);
-		if (!r.ok())
-			die("cache alloc", r.err);
-		return reinterpret_cast<std::uintptr_t>(r.value);
-	}
-	void free(std::uintptr_t p)
-	{
-		if (ua::error e = c.free(reinterpret_cast<void *>(p)); e != ua::error::ok)
-			die("cache free", e);
-	}
-};
-
-template <class B>
-struct jemalloc_heap {
-	ua::peers::jemalloc_arena<ua::bench::machine_chunks<B>> &j;
-	std::uintptr_t alloc(std::size_t n)
-	{
-		void *p = j.alloc(n, 64);
-		if (!p)
-			die("jemalloc alloc", ua::error::no_memory);
-		return reinterpret_cast<std::uintptr_t>(p);
-	}
-	void free(std::uintptr_t p) { j.free(reinterpret_cast<void *>(p)); }
-};
-
-/* Fills the live set, then times the steady state; returns ns per operation (alloc or free). */
-template <class Heap, class Between>
-double run(Heap &h, const ua::bench::step_sequence &s, Between &&at_steady_state)
-{
-	std::vector<std::uintptr_t> table(s.fill.size());
-	for (std::size_t i = 0; i < table.size(); i++)
-		table[i] = h.alloc(s.fill[i]);
-	at_steady_state();
-	auto t0 = clock_type::now();
-	for (std::size_t i = 0; i < s.sizes.size(); i++) {
-		std::size_t v = s.victims[i];
-		h.free(table[v]);
-		table[v] = h.alloc(s.sizes[i]);
-	}
-	auto t1 = clock_type::now();
-	for (std::uintptr_t p : table)
-		h.free(p);
-	return double(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()) / double(2 * s.sizes.size());
-}
+using jemalloc_heap = ua::bench::jemalloc_heap<ua::peers::jemalloc_arena<ua::bench::machine_chunks<B>>>;
 
 template <class B>
 std::unique_ptr<ua::machine<B>> make_machine(std::uint64_t pages)
@@ -180,7 +128,10 @@ figures measure(const options &o, std::uint64_t pages)
 		auto s2 = ua::bench::make_bpf_sequence(live, per_thread, o.seed + 2);
 		auto work = [&](const ua::bench::step_sequence &q) {
 			cache_heap<B> h{c};
-			run(h, q, [] {});
+			ua::bench::turns<cache_heap<B>> t(h, q, "cache_bench (threads)");
+			t.fill();
+			t.turn(0, q.sizes.size());
+			t.drain();
 		};
 		/* Five pairs, one thread then two; the figure is the median of the pairs' ratios. */
 		std::vector<double> one_ops, two_ops, ratio;
