@@ -131,7 +131,7 @@ public:
 		while (!chunks_.empty()) {
 			arena_chunk *c = &chunks_.front();
 			chunks_.pop_front();
-			delete c;
+			arena_chunk::destroy(c);
 		}
 		reclaim_retired();
 	}
@@ -146,8 +146,8 @@ public:
 			return error::bad_chunk;
 		if (!reserve_nodes(1))
 			return error::no_memory;
-		std::unique_ptr<arena_chunk> c(new (std::nothrow) arena_chunk());
-		if (!c || !c->init(base, units_) || !reserve_ids())
+		std::unique_ptr<arena_chunk, arena_chunk::deleter> c(arena_chunk::create(base, units_));
+		if (!c || !reserve_ids())
 			return error::no_memory;
 		if (error e = table_.insert(base, c.get()); e != error::ok)
 			return e;
@@ -193,7 +193,7 @@ public:
 		while (!retired_.empty()) {
 			arena_chunk *c = &retired_.front();
 			retired_.pop_front();
-			delete c;
+			arena_chunk::destroy(c);
 			n++;
 		}
 		return n;
@@ -247,15 +247,15 @@ public:
 		if (!c)
 			return result<free_info>::failure(error::foreign_pointer);
 		std::size_t off = addr - c->base, u = off >> granule_shift_;
-		if (off & (cfg_.granule - 1) || !c->starts.test(u))
-			return result<free_info>::failure(c->used.test(u) ? error::interior_pointer : error::not_live);
+		if (off & (cfg_.granule - 1) || !c->starts().test(u))
+			return result<free_info>::failure(c->used().test(u) ? error::interior_pointer : error::not_live);
 		std::size_t e = c->allocation_end(u);
 		std::size_t bytes = (e - u) << granule_shift_;
 		if (error pe = prepare(addr, bytes); pe != error::ok)
 			return result<free_info>::failure(pe);
 		c->write_begin();
-		c->used.clear_range(u, e - u);
-		c->starts.clear(u);
+		c->used().clear_range(u, e - u);
+		c->starts().clear(u);
 		c->write_end();
 		c->live_count--;
 		fill_[c->id] -= std::uint32_t(e - u);
@@ -272,9 +272,9 @@ public:
 		if (!c)
 			return result<allocation>::failure(error::foreign_pointer);
 		std::size_t u = (addr - c->base) >> granule_shift_;
-		if (!c->used.test(u))
+		if (!c->used().test(u))
 			return result<allocation>::failure(error::not_live);
-		std::size_t s = c->starts.find_prev_set(u);
+		std::size_t s = c->starts().find_prev_set(u);
 		UA_CHECK(s != bitmap::npos, "used unit without an allocation start");
 		std::size_t e = c->allocation_end(s);
 		return {allocation{c->base + (s << granule_shift_), (e - s) << granule_shift_}, error::ok};
@@ -298,8 +298,8 @@ public:
 		std::size_t u = (addr - c->base) >> granule_shift_;
 		for (;;) {
 			std::uint64_t seq = c->read_begin();
-			bool live = c->used.test(u);
-			std::size_t s = live ? c->starts.find_prev_set(u) : 0, e = 0;
+			bool live = c->used().test(u);
+			std::size_t s = live ? c->starts().find_prev_set(u) : 0, e = 0;
 			if (live && s < units_)
 				e = c->allocation_end(s);
 			if (c->read_retry(seq))

@@ -24,27 +24,27 @@ inline std::string arena::check_consistency() const
 	for (const arena_chunk &c : chunks_) {
 		if (table_.lookup(c.base) != &c)
 			return fail("chunk missing from the lookup table", c.base);
-		if (!c.used.summaries_consistent() || !c.starts.summaries_consistent())
+		if (!c.used().summaries_consistent() || !c.starts().summaries_consistent())
 			return fail("bitmap summary out of date", c.base);
-		std::size_t used_units = c.used.count(), starts = c.starts.count();
+		std::size_t used_units = c.used().count(), starts = c.starts().count();
 		if (starts != c.live_count)
 			return fail("chunk live_count disagrees with its start bits", c.base);
 		if (c.id >= ids_cap_ || fill_[c.id] != used_units)
 			return fail("chunk fill (by chunk number) disagrees with its bitmap", c.base);
-		for (std::size_t s = c.starts.find_next_set(0); s != bitmap::npos; s = c.starts.find_next_set(s + 1))
-			if (!c.used.test(s))
+		for (std::size_t s = c.starts().find_next_set(0); s != bitmap::npos; s = c.starts().find_next_set(s + 1))
+			if (!c.used().test(s))
 				return fail("allocation start on a free unit", c.base + (s << granule_shift_));
 		/* Every used run begins with a start bit; every free run is one tree node. */
 		std::size_t p = 0;
 		while (p < units_) {
-			if (c.used.test(p)) {
-				if (!c.starts.test(p))
+			if (c.used().test(p)) {
+				if (!c.starts().test(p))
 					return fail("used run without an allocation start", c.base + (p << granule_shift_));
-				std::size_t z = c.used.find_next_zero(p);
+				std::size_t z = c.used().find_next_zero(p);
 				p = z == bitmap::npos ? units_ : z;
 				continue;
 			}
-			std::size_t q = c.used.find_next_set(p);
+			std::size_t q = c.used().find_next_set(p);
 			q = q == bitmap::npos ? units_ : q;
 			free_extent *x = const_cast<extent_tree &>(tree_).find((q - p) << granule_shift_, c.base + (p << granule_shift_));
 			if (!x)

@@ -91,8 +91,8 @@ inline void arena::carve(free_extent &x, std::uintptr_t start, std::size_t need)
 	}
 	std::size_t u = (start - c->base) >> granule_shift_, n = need >> granule_shift_;
 	c->write_begin();
-	c->used.set_range(u, n);
-	c->starts.set(u);
+	c->used().set_range(u, n);
+	c->starts().set(u);
 	c->write_end();
 	c->live_count++;
 	fill_[c->id] += std::uint32_t(n);
@@ -105,18 +105,18 @@ inline void arena::release_range(arena_chunk &c, std::size_t u, std::size_t e) n
 {
 	std::size_t lo = u, hi = e;
 	free_extent *left = nullptr, *right = nullptr;
-	if (u > 0 && !c.used.test(u - 1)) {
-		std::size_t p = c.used.find_prev_set(u - 1);
+	if (u > 0 && !c.used().test(u - 1)) {
+		std::size_t p = c.used().find_prev_set(u - 1);
 		lo = p == bitmap::npos ? 0 : p + 1;
 		left = find_extent(c.base + (lo << granule_shift_), (u - lo) << granule_shift_);
 		UA_CHECK(left && left->end() == c.base + (u << granule_shift_), "free run left of a freed range has no node");
 		tree_.erase(*left); /* it keeps its start: its index entry stays */
 	}
-	if (e < units_ && !c.used.test(e)) {
+	if (e < units_ && !c.used().test(e)) {
 		right = index_.find(c.base + (e << granule_shift_));
 		if (!right) {
 			/* Not indexed (see link_extent): its end is the next used unit. */
-			std::size_t q = c.used.find_next_set(e);
+			std::size_t q = c.used().find_next_set(e);
 			q = q == bitmap::npos || q > units_ ? units_ : q;
 			right = tree_.find((q - e) << granule_shift_, c.base + (e << granule_shift_));
 		}

