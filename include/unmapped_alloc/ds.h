@@ -8,7 +8,6 @@
 #include "ds/extent_bucket.h"
 #include "ds/extent_tree.h"
 #include "ds/node_pool.h"
-#include "ds/extent_index.h"
 #include "ds/striped_counter.h"
 #include "ds/thread_number.h"
 #include "ds/mutex.h"

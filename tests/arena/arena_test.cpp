@@ -201,12 +201,13 @@ TEST_CASE("arena: stats")
 	CHECK(s.metadata_bytes > 2 * 4096); /* two 32768-bit bitmaps per chunk */
 }
 
-TEST_CASE("arena: frees beyond the start index's room fall back to the tree")
+TEST_CASE("arena: long chains of free extents by start (every other unit free)")
 {
 	/*
-	 * The start index grows only in alloc(): 2,000 frees in a row leave most
-	 * of the new extents out of it, and the frees after that must find those
-	 * neighbours through the tree.
+	 * Freeing every other one-granule allocation leaves 128 free extents
+	 * starting in each 256-unit span, all in that span's chain
+	 * (arena/chunk.h): the frees after that find their neighbours deep in
+	 * long chains and take them out of the middle.
 	 */
 	ua::arena a;
 	fake_chunks src;

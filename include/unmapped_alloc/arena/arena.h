@@ -25,7 +25,8 @@
  * free(ptr) finds the chunk in O(1) (ds/chunk_table.h), checks that ptr is the
  * start of a live allocation, finds its end from the bitmaps, and coalesces
  * with the free extents on both sides, found in O(1): the bitmaps give their
- * start addresses and ds/extent_index.h maps a start address to its node.
+ * start addresses, and the chunk's chain of free extents starting in that
+ * bitmap word (arena/chunk.h) gives their nodes.
  * Extents never cross a chunk boundary. docs/design.md has the whole picture.
  * When an allocation fails with error::no_space the owner adds a chunk and
  * retries (as execmem_cache_alloc() populates and retries); when free()
@@ -112,8 +113,7 @@ class arena {
 
 public:
 	explicit arena(arena_config cfg = {})
-		: cfg_(cfg), tree_(unsigned(std::countr_zero(cfg.granule)), size_index_units(cfg.granule)),
-		  index_(unsigned(std::countr_zero(cfg.granule)))
+		: cfg_(cfg), tree_(unsigned(std::countr_zero(cfg.granule)), size_index_units(cfg.granule))
 	{
 		UA_CHECK(cfg.valid(), "arena_config: granule must be a power of two in [16, 4096]");
 		granule_shift_ = unsigned(std::countr_zero(cfg.granule));
@@ -167,7 +167,7 @@ public:
 		arena_chunk *c = base % chunk_size ? nullptr : table_.lookup(base);
 		if (!c || c->live_count)
 			return error::bad_chunk;
-		free_extent *x = find_extent(base, chunk_size);
+		free_extent *x = find_extent(*c, base);
 		UA_CHECK(x && x->chunk == c && x->size == chunk_size, "empty chunk without its whole free extent");
 		unlink_extent(*x);
 		pool_.destroy(x);
@@ -349,7 +349,7 @@ public:
 		s.largest_free = tree_.largest();
 		s.fragmentation = s.free_bytes ? 1.0 - double(s.largest_free) / double(s.free_bytes) : 0.0;
 		s.metadata_bytes = sizeof(*this) + pool_.memory_bytes() + tree_.memory_bytes() + table_.memory_bytes() +
-				   index_.memory_bytes() + 2 * ids_cap_ * sizeof(std::uint32_t);
+				   2 * ids_cap_ * sizeof(std::uint32_t);
 		for (const arena_chunk &c : chunks_) {
 			s.metadata_bytes += c.memory_bytes();
 			s.empty_chunks += c.live_count == 0;
@@ -373,18 +373,13 @@ private:
 	/*
 	 * Reserve before change: room for the free-extent bound (one extent per
 	 * live allocation and chunk) after one more allocation or chunk, in the
-	 * extent pool and the tree's size nodes. The start-address index is only
-	 * an accelerator (link_extent): it grows here to twice the extents it
-	 * may soon hold, and a failure to grow is not an error.
+	 * extent pool and the tree's size nodes. (The chains of extents by start
+	 * live in the chunks' metadata and need nothing.)
 	 */
 	bool reserve_nodes(std::size_t extra) noexcept
 	{
 		std::size_t bound = live_count_ + chunks_.size() + extra + 1;
-		if (bound > reserved_bound_ && !reserve_nodes_for(bound, extra))
-			return false;
-		if (!index_.has_room(2 * tree_.size() + 2))
-			(void)index_.reserve(4 * tree_.size() + 64);
-		return true;
+		return bound <= reserved_bound_ || reserve_nodes_for(bound, extra);
 	}
 
 	/*
@@ -472,39 +467,62 @@ private:
 	void release_range(arena_chunk &c, std::size_t u, std::size_t e) noexcept;
 
 	/*
-	 * A free extent is in the tree (by size) and, when the index has room, in
-	 * the index (by start). The index is sized by the extents the arena holds
-	 * (it grows in reserve_nodes) rather than by their bound, one per live
-	 * allocation: that bound made it 2 MiB at 100 K live allocations for
-	 * ~5,000 extents, and every lookup a cache miss. free() cannot grow it
-	 * (free never allocates), so an extent linked while it is full is found
-	 * through the tree instead (find_extent): slower, never wrong.
+	 * A free extent is in the tree (by size) and in its chunk's chain for
+	 * the bitmap word it starts in (by start; arena/chunk.h). The chains are
+	 * exact, so free() finds both neighbours without the tree. Chains are
+	 * short (one extent nearly always): walks and pushes, no order.
 	 */
+	free_extent **chain_of(const arena_chunk &c, std::uintptr_t addr) const noexcept
+	{
+		return c.heads() + ((addr - c.base) >> (granule_shift_ + arena_chunk::head_shift));
+	}
+	void chain_push(free_extent &x) noexcept
+	{
+		free_extent **h = chain_of(*x.chunk, x.addr);
+		x.word_next = *h;
+		*h = &x;
+	}
+	void chain_remove(free_extent &x) noexcept
+	{
+		free_extent **p = chain_of(*x.chunk, x.addr);
+		while (*p != &x)
+			p = &(*p)->word_next;
+		*p = x.word_next;
+	}
+	/* x now starts at addr (in the same chunk): it changes chains only when the word changes. */
+	void chain_move(free_extent &x, std::uintptr_t addr) noexcept
+	{
+		if (chain_of(*x.chunk, addr) == chain_of(*x.chunk, x.addr)) {
+			x.addr = addr;
+			return;
+		}
+		chain_remove(x);
+		x.addr = addr;
+		chain_push(x);
+	}
 	void link_extent(free_extent &x) noexcept
 	{
 		tree_.insert(x);
-		x.indexed = index_.has_room(1);
-		if (x.indexed)
-			index_.insert(&x);
+		chain_push(x);
 	}
 	void unlink_extent(free_extent &x) noexcept
 	{
 		tree_.erase(x);
-		if (x.indexed)
-			index_.erase(x.addr);
+		chain_remove(x);
 	}
-	/* The free extent of this start and size: the index, else the tree. */
-	free_extent *find_extent(std::uintptr_t addr, std::size_t size) noexcept
+	/* The free extent of c starting at addr, or nullptr. */
+	free_extent *find_extent(const arena_chunk &c, std::uintptr_t addr) const noexcept
 	{
-		free_extent *x = index_.find(addr);
-		return x ? x : tree_.find(size, addr);
+		free_extent *x = *chain_of(c, addr);
+		while (x && x->addr != addr)
+			x = x->word_next;
+		return x;
 	}
 
 	arena_config cfg_;
 	unsigned granule_shift_ = 6;
 	std::size_t units_ = 0;
 	extent_tree tree_;
-	extent_index index_;
 	node_pool<free_extent> pool_;
 	chunk_table<arena_chunk> table_;
 	chunk_list chunks_;

@@ -20,7 +20,7 @@ inline std::string arena::check_consistency() const
 		std::snprintf(buf, sizeof buf, "%#lx", static_cast<unsigned long>(where));
 		return what + " at " + buf;
 	};
-	std::size_t runs = 0, live = 0, count = 0, indexed = 0;
+	std::size_t runs = 0, live = 0, count = 0, chained = 0;
 	for (const arena_chunk &c : chunks_) {
 		if (table_.lookup(c.base) != &c)
 			return fail("chunk missing from the lookup table", c.base);
@@ -51,12 +51,19 @@ inline std::string arena::check_consistency() const
 				return fail("free run without a tree node", c.base + (p << granule_shift_));
 			if (x->chunk != &c || x->chunk_id != c.id)
 				return fail("tree node points at the wrong chunk", x->addr);
-			if (index_.find(x->addr) != (x->indexed ? x : nullptr))
-				return fail("free extent disagrees with the start-address index", x->addr);
-			indexed += x->indexed;
+			if (find_extent(c, x->addr) != x)
+				return fail("free extent missing from its chunk's chain", x->addr);
 			runs++;
 			p = q;
 		}
+		/* Every chained node is a free extent of this chunk starting in its word. */
+		for (std::size_t w = 0; w < arena_chunk::nr_heads(units_); w++)
+			for (const free_extent *x = c.heads()[w]; x; x = x->word_next) {
+				if (x->chunk != &c || !x->bucket || chain_of(c, x->addr) != c.heads() + w)
+					return fail("chain holds a node of another word, chunk or no tree", x->addr);
+				if (++chained > tree_.size())
+					return fail("chains hold more nodes than the tree (a cycle?)", c.base);
+			}
 		live += chunk_live(c);
 		count += c.live_count;
 	}
@@ -64,8 +71,8 @@ inline std::string arena::check_consistency() const
 		return "tree holds " + std::to_string(tree_.size()) + " extents but chunks have " + std::to_string(runs) + " free runs";
 	if (!tree_.fronts_consistent())
 		return "a size node's front array disagrees with its lowest-address extents";
-	if (index_.size() != indexed)
-		return "index holds " + std::to_string(index_.size()) + " extents, " + std::to_string(indexed) + " are marked";
+	if (chained != tree_.size())
+		return "chains hold " + std::to_string(chained) + " extents, the tree " + std::to_string(tree_.size());
 	if (chunks_.size() + nr_free_ids_ != ids_cap_)
 		return "chunk numbers in use and free do not add up to those allocated";
 	if (live != live_bytes_ || count != live_count_)

@@ -70,24 +70,21 @@ inline void arena::carve(free_extent &x, std::uintptr_t start, std::size_t need)
 	std::uintptr_t lead_addr = x.addr, tail_addr = start + need, end = x.end();
 	tree_.erase(x);
 	if (start > lead_addr) {
-		/* x keeps its start, so its index entry stays; only its size (its place in the tree) changes. */
-		x.size = start - lead_addr;
+		/* x keeps its start, so its chain stays; only its size (its place in the tree) changes. */
+		x.size = std::uint32_t(start - lead_addr);
 		tree_.insert(x);
 		if (end > tail_addr) {
 			free_extent *t = pool_.create(tail_addr, end - tail_addr, c, c->id);
 			UA_CHECK(t, "reserved node missing");
 			link_extent(*t);
 		}
+	} else if (end > tail_addr) {
+		chain_move(x, tail_addr);
+		x.size = std::uint32_t(end - tail_addr);
+		tree_.insert(x);
 	} else {
-		if (x.indexed)
-			index_.erase(x.addr);
-		if (end > tail_addr) {
-			x.addr = tail_addr;
-			x.size = end - tail_addr;
-			link_extent(x);
-		} else {
-			pool_.destroy(&x);
-		}
+		chain_remove(x);
+		pool_.destroy(&x);
 	}
 	std::size_t u = (start - c->base) >> granule_shift_, n = need >> granule_shift_;
 	c->write_begin();
@@ -105,39 +102,40 @@ inline void arena::release_range(arena_chunk &c, std::size_t u, std::size_t e) n
 {
 	std::size_t lo = u, hi = e;
 	free_extent *left = nullptr, *right = nullptr;
-	if (u > 0 && !c.used().test(u - 1)) {
-		std::size_t p = c.used().find_prev_set(u - 1);
+	bitmap used = c.used();
+	if (u > 0 && !used.test(u - 1)) {
+		std::size_t p = used.find_prev_set(u - 1);
 		lo = p == bitmap::npos ? 0 : p + 1;
-		left = find_extent(c.base + (lo << granule_shift_), (u - lo) << granule_shift_);
+		left = find_extent(c, c.base + (lo << granule_shift_));
 		UA_CHECK(left && left->end() == c.base + (u << granule_shift_), "free run left of a freed range has no node");
-		tree_.erase(*left); /* it keeps its start: its index entry stays */
+		tree_.erase(*left); /* it keeps its start: its chain stays */
 	}
-	if (e < units_ && !c.used().test(e)) {
-		right = index_.find(c.base + (e << granule_shift_));
-		if (!right) {
-			/* Not indexed (see link_extent): its end is the next used unit. */
-			std::size_t q = c.used().find_next_set(e);
-			q = q == bitmap::npos || q > units_ ? units_ : q;
-			right = tree_.find((q - e) << granule_shift_, c.base + (e << granule_shift_));
-		}
+	if (e < units_ && !used.test(e)) {
+		right = find_extent(c, c.base + (e << granule_shift_));
 		UA_CHECK(right, "free run right of a freed range has no node");
 		hi = e + (right->size >> granule_shift_);
-		unlink_extent(*right);
+		tree_.erase(*right);
 	}
 	if (left) {
-		if (right)
+		if (right) {
+			chain_remove(*right);
 			pool_.destroy(right);
-		left->size = (hi - lo) << granule_shift_;
+		}
+		left->size = std::uint32_t((hi - lo) << granule_shift_);
 		tree_.insert(*left);
 		return;
 	}
-	free_extent *node = right ? right : pool_.create(0, 0, &c, c.id);
-	UA_CHECK(node, "reserved node missing");
-	node->addr = c.base + (lo << granule_shift_);
-	node->size = (hi - lo) << granule_shift_;
-	node->chunk = &c;
-	node->chunk_id = c.id;
-	link_extent(*node);
+	std::uintptr_t addr = c.base + (lo << granule_shift_);
+	free_extent *node = right;
+	if (node) {
+		chain_move(*node, addr);
+	} else {
+		node = pool_.create(addr, 0, &c, c.id);
+		UA_CHECK(node, "reserved node missing");
+		chain_push(*node);
+	}
+	node->size = std::uint32_t((hi - lo) << granule_shift_);
+	tree_.insert(*node);
 }
 
 }  // namespace ua

@@ -48,18 +48,19 @@ struct extent_bucket;
 struct free_extent {
 	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
 	std::uintptr_t addr = 0;
-	std::size_t size = 0;
 	arena_chunk *chunk = nullptr;
 	extent_bucket *bucket = nullptr; /* the size node holding it, while in a tree */
-	std::uint32_t chunk_id = 0;      /* the owner's dense number for chunk (see front_entry) */
-	bool indexed = false;            /* also in the owner's start-address index */
+	free_extent *word_next = nullptr; /* the owner's: next free extent starting in the same bitmap word */
+	std::uint32_t size = 0;           /* bytes: an extent never spans more than a chunk (2 MiB) */
+	std::uint32_t chunk_id = 0;       /* the owner's dense number for chunk (see front_entry) */
 
 	free_extent(std::uintptr_t a, std::size_t s, arena_chunk *c, std::uint32_t id = 0) noexcept
-		: addr(a), size(s), chunk(c), chunk_id(id)
+		: addr(a), chunk(c), size(std::uint32_t(s)), chunk_id(id)
 	{
 	}
 	std::uintptr_t end() const noexcept { return addr + size; }
 };
+static_assert(sizeof(free_extent) <= 64, "a free extent node fills one cache line at most");
 
 namespace detail {
 
