@@ -8,6 +8,14 @@
  * would bounce one cache line between cores and serialise threads that share
  * nothing else. Reads are exact once the writers are quiet, and otherwise see
  * some interleaving of the additions, as percpu_counter_sum() does.
+ *
+ * The first nr_slots threads (thread numbers are never reused) each own a
+ * slot and add with a plain load and store, no locked instruction: a
+ * read-modify-write would also wait for every store before it, and the
+ * simulated backend's fill counts its bytes on every free() of a text
+ * cache, under the shard lock. Later threads share the last slot with
+ * fetch_add. Readers load each slot atomically, so a reader never sees a
+ * torn value.
  */
 #pragma once
 
@@ -21,11 +29,17 @@ namespace ua {
 
 class striped_counter {
 public:
-	static constexpr unsigned nr_slots = 16;
+	static constexpr unsigned nr_slots = 16; /* slots of single threads; one more is shared */
 
 	void add(std::uint64_t n) noexcept
 	{
-		slots_[detail::thread_number() % nr_slots].v.fetch_add(n, std::memory_order_relaxed);
+		unsigned t = detail::thread_number();
+		if (t < nr_slots) { /* this thread's own slot: the only writer */
+			std::atomic<std::uint64_t> &v = slots_[t].v;
+			v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+			return;
+		}
+		slots_[nr_slots].v.fetch_add(n, std::memory_order_relaxed);
 	}
 	std::uint64_t sum() const noexcept
 	{
@@ -46,7 +60,7 @@ private:
 	struct alignas(64) slot {
 		std::atomic<std::uint64_t> v{0};
 	};
-	slot slots_[nr_slots];
+	slot slots_[nr_slots + 1];
 };
 
 }  // namespace ua
