@@ -79,9 +79,20 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 	static constexpr unsigned front_cap = 8;
 
 	boost::intrusive::set_member_hook<boost::intrusive::optimize_size<true>> hook; /* first: node == value */
-	std::size_t size = 0;
-	detail::extent_set rest; /* extents above front[front_cap - 1]; empty unless front is full */
+	std::uint32_t size = 0;  /* bytes: an extent never spans more than a chunk (2 MiB) */
 	unsigned front_n = 0;    /* >= 1 while the bucket is in a tree */
+	detail::extent_set rest; /* extents above spill (or the front); empty unless the front is full */
+	/*
+	 * The spill slot: when not null, the extent next after the front in
+	 * address order (above front[front_cap - 1], below everything in
+	 * `rest`), held outside both. A full front that receives a lower
+	 * extent moves its highest here, and a front that loses one takes it
+	 * back from here: no tree operation while inserts below the front and
+	 * removals from it alternate, as they do on the few sizes with a full
+	 * front (they moved the boundary extent into `rest` and out again, ~1.2
+	 * tree operations with their rebalancing per alloc/free pair).
+	 */
+	free_extent *spill = nullptr;
 	/*
 	 * Sorted by address; entries from front_n on are `none`. chunk_id is the
 	 * owner's dense chunk number: the fullness tie-break reads each entry's
@@ -95,7 +106,7 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 	} front[front_cap];
 	static constexpr front_entry none{~std::uintptr_t{0}, 0, nullptr};
 
-	explicit extent_bucket(std::size_t s) noexcept : size(s)
+	explicit extent_bucket(std::size_t s) noexcept : size(std::uint32_t(s))
 	{
 		for (front_entry &f : front)
 			f = none;
@@ -107,10 +118,19 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 		unsigned n = front_n;
 		if (n == front_cap) {
 			if (e.addr > front[front_cap - 1].addr) {
-				by_addr::insert(rest, e, e.addr);
+				if (spill ? e.addr > spill->addr : !rest.empty() && e.addr > rest.begin()->addr) {
+					by_addr::insert(rest, e, e.addr);
+					return;
+				}
+				if (spill)
+					rest.push_front(*spill); /* below every extent in rest */
+				spill = &e;
 				return;
 			}
-			rest.push_front(*front[front_cap - 1].node);
+			/* The front's highest goes to spill, and spill's to the rest tree. */
+			if (spill)
+				rest.push_front(*spill);
+			spill = front[front_cap - 1].node;
 			front[front_cap - 1] = none;
 			n--;
 		}
@@ -126,20 +146,27 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 	void erase(free_extent &e) noexcept
 	{
 		if (!in_front(e)) {
-			rest.erase(rest.iterator_to(e));
+			if (&e == spill)
+				spill = nullptr;
+			else
+				rest.erase(rest.iterator_to(e));
 			return;
 		}
 		unsigned r = rank(e.addr);
 		for (unsigned j = 0; j + 1 < front_cap; j++)
 			select(front[j], front[j + 1], j >= r);
-		if (rest.empty()) {
+		free_extent *f = spill;
+		if (f) {
+			spill = nullptr;
+		} else if (!rest.empty()) {
+			f = &*rest.begin();
+			rest.erase(rest.begin());
+		} else {
 			front[front_cap - 1] = none;
 			front_n--;
 			return;
 		}
-		free_extent &f = *rest.begin();
-		rest.erase(rest.begin());
-		front[front_cap - 1] = {f.addr, f.chunk_id, &f};
+		front[front_cap - 1] = {f->addr, f->chunk_id, f};
 	}
 
 	/* The extent at addr, or nullptr. */
@@ -149,6 +176,8 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 			unsigned r = rank(addr);
 			return front[r].addr == addr ? front[r].node : nullptr;
 		}
+		if (spill && spill->addr == addr)
+			return spill;
 		free_extent *e = by_addr::lower_bound(const_cast<detail::extent_set &>(rest), addr);
 		return e && e->addr == addr ? e : nullptr;
 	}
@@ -162,16 +191,21 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 			unsigned i = rank(e.addr) + 1;
 			if (i < front_n)
 				return front[i].node;
+			if (spill)
+				return spill;
 			return rest.empty() ? nullptr : const_cast<free_extent *>(&*rest.begin());
 		}
+		if (&e == spill)
+			return rest.empty() ? nullptr : const_cast<free_extent *>(&*rest.begin());
 		auto it = ++rest.iterator_to(e);
 		return it == rest.end() ? nullptr : const_cast<free_extent *>(&*it);
 	}
 
 	/*
 	 * Expensive: the front is sorted, `none` from front_n on, full before
-	 * `rest` holds anything and below every address there, and names nodes
-	 * of this size and bucket with their addresses and chunks.
+	 * spill or `rest` hold anything, below spill, spill below every address
+	 * in `rest`, and all name nodes of this size and bucket (the front with
+	 * their addresses and chunks).
 	 */
 	bool consistent() const noexcept
 	{
@@ -188,7 +222,13 @@ struct alignas(64) extent_bucket { /* line-aligned: header in one line, front en
 			    f.node->bucket != this || (i && front[i - 1].addr >= f.addr))
 				return false;
 		}
-		if (!rest.empty() && (front_n != front_cap || rest.begin()->addr <= front[front_cap - 1].addr))
+		std::uintptr_t above = front[front_n - 1].addr; /* what rest must lie above */
+		if (spill) {
+			if (front_n != front_cap || spill->addr <= above || spill->size != size || spill->bucket != this)
+				return false;
+			above = spill->addr;
+		}
+		if (!rest.empty() && (front_n != front_cap || rest.begin()->addr <= above))
 			return false;
 		for (const free_extent &e : rest)
 			if (e.size != size || e.bucket != this)
