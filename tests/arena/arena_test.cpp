@@ -236,3 +236,32 @@ TEST_CASE("arena: long chains of free extents by start (every other unit free)")
 	REQUIRE(a.remove_chunk(a.lookup_chunk(p[0])) == error::ok);
 	CHECK(a.check_consistency() == "");
 }
+
+TEST_CASE("arena: free_in with the chunk handle behaves as free")
+{
+	ua::arena a;
+	fake_chunks src;
+	auto p = alloc_grow(a, src, 300);
+	auto q = alloc_grow(a, src, 64);
+	REQUIRE(p.ok());
+	REQUIRE(q.ok());
+	std::uintptr_t base = a.lookup_chunk(p.value);
+	ua::arena_chunk *c = a.chunk_at(base);
+	REQUIRE(c);
+	CHECK(a.chunk_at(base + 64) == nullptr); /* not a chunk base */
+	CHECK(a.chunk_at(base + ua::chunk_size * 64) == nullptr);
+	auto noop = [](std::uintptr_t, std::size_t) noexcept { return error::ok; };
+	/* The same refusals as free(), and nothing changes. */
+	CHECK(a.free_in(*c, p.value + 64, noop).err == error::interior_pointer);
+	CHECK(a.check_consistency() == "");
+	auto f = a.free_in(*c, p.value, noop);
+	REQUIRE(f.ok());
+	CHECK(f.value.bytes == 320);
+	CHECK(f.value.empty_chunk == 0);
+	CHECK(a.free_in(*c, p.value, noop).err == error::not_live);
+	CHECK(a.check_consistency() == "");
+	f = a.free_in(*c, q.value, noop);
+	REQUIRE(f.ok());
+	CHECK(f.value.empty_chunk == base);
+	CHECK(a.check_consistency() == "");
+}

@@ -68,6 +68,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 
 #include <boost/intrusive/list.hpp>
 
@@ -246,6 +247,30 @@ public:
 		arena_chunk *c = table_.lookup(addr);
 		if (!c)
 			return result<free_info>::failure(error::foreign_pointer);
+		return free_in(*c, addr, std::forward<Prepare>(prepare));
+	}
+
+	/*
+	 * The record of this arena's chunk at base, or nullptr: a handle an
+	 * owner that already keeps per-chunk records may store beside its own
+	 * (valid until remove_chunk(base)), to free without the chunk lookup.
+	 */
+	arena_chunk *chunk_at(std::uintptr_t base) const noexcept
+	{
+		arena_chunk *c = base % chunk_size ? nullptr : table_.lookup(base);
+		return c;
+	}
+
+	/*
+	 * free() of an address the owner knows to lie in chunk c of this arena
+	 * (c from chunk_at(), not removed since): the same checks and errors
+	 * after the chunk lookup, which it skips.
+	 */
+	template <class Prepare>
+	result<free_info> free_in(arena_chunk &chunk, std::uintptr_t addr, Prepare &&prepare) noexcept
+	{
+		arena_chunk *c = &chunk;
+		UA_DEBUG_ASSERT(table_.lookup(addr) == c);
 		std::size_t off = addr - c->base, u = off >> granule_shift_;
 		if (off & (cfg_.granule - 1) || !c->starts().test(u))
 			return result<free_info>::failure(c->used().test(u) ? error::interior_pointer : error::not_live);

@@ -101,6 +101,7 @@ class unmapped_cache {
 	struct chunk_rec {
 		chunk_run run;                         /* written under chunk_lock_ before publication */
 		std::atomic<unsigned> shard{no_shard}; /* owning arena; no_shard for spares and large runs */
+		arena_chunk *ac = nullptr;             /* its record in that arena (arena::chunk_at); that shard's lock */
 		std::atomic<bool> large{false};        /* a run serving one large allocation */
 		std::atomic<std::uintptr_t> base{0};   /* run.alias, for lockless readers */
 		std::atomic<std::size_t> bytes{0};     /* run.bytes(), for lockless readers */
@@ -202,6 +203,7 @@ public:
 					/* The chunk was added for this request: do not leave it empty in the arena. */
 					UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok,
 						 "unmapped_cache: cannot remove an empty chunk");
+					rec->ac = nullptr;
 					rec->shard.store(no_shard, std::memory_order_release);
 					park_or_release(rec);
 				}
@@ -448,6 +450,7 @@ private:
 			spares_.push_back(rec);
 			return e;
 		}
+		rec->ac = s.a.chunk_at(rec->run.alias);
 		rec->shard.store(s.index, std::memory_order_release);
 		return error::ok;
 	}
@@ -485,6 +488,7 @@ private:
 		rec->base.store(rec->run.alias, std::memory_order_relaxed);
 		rec->bytes.store(rec->run.bytes(), std::memory_order_relaxed);
 		rec->shard.store(no_shard, std::memory_order_relaxed);
+		rec->ac = nullptr;
 		rec->large.store(large, std::memory_order_release);
 		recs_.push_back(rec);
 		held_chunks_ += nr_chunks;
@@ -544,7 +548,15 @@ private:
 	/* Frees addr in shard s whose lock g holds; fills the range first so failure changes nothing. */
 	error free_locked(shard &s, std::unique_lock<mutex> &g, chunk_rec *rec, std::uintptr_t addr) noexcept
 	{
-		auto f = s.a.free(addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
+		/*
+		 * A chunk joins and leaves a shard only under that shard's lock
+		 * (populate, below), so rec is still in s exactly when its shard
+		 * reads s now, and then rec->ac is s's record of it. It reads
+		 * otherwise only for a bad free that raced with the chunk emptying.
+		 */
+		if (rec->shard.load(std::memory_order_relaxed) != s.index || !rec->ac)
+			return error::not_live;
+		auto f = s.a.free_in(*rec->ac, addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
 			return src_.fill(rec->run, a - rec->run.alias, cfg_.fill_byte(), bytes);
 		});
 		if (!f.ok())
@@ -553,6 +565,7 @@ private:
 			return error::ok;
 		/* The chunk is empty: take it out of the arena, keep it as a spare or give it back. */
 		UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok, "unmapped_cache: cannot remove an empty chunk");
+		rec->ac = nullptr;
 		rec->shard.store(no_shard, std::memory_order_release);
 		bool reclaim = ++s.retired >= retired_batch;
 		if (reclaim)
