@@ -25,8 +25,10 @@
  *
  * Locks, in the order they nest (never take an earlier one while holding a
  * later one):
- *   1. shard::lock       one per arena: that arena, its live counters and
- *                        the deferred-free set of that shard;
+ *   1. shard::lock       one per arena: that arena, its live counters, the
+ *                        deferred-free set of that shard, and the arena
+ *                        handle (chunk_rec::ac) of each chunk it holds (a
+ *                        chunk joins or leaves a shard only under its lock);
  *   2. chunk_lock_       the spare list, large runs, chunk records and the
  *                        writers of the chunk table;
  *   3. machine::lock     page allocator and backend (taken by chunk_source).

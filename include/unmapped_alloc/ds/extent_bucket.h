@@ -17,9 +17,10 @@
  * sizes a relink is a shift inside one array instead of a descent and a
  * rebalance, and the tie-break reads the array, not the tree: where it
  * walked a bucket tree it took a dependent miss per node and one per node's
- * chunk. A full front that receives a lower extent hands its highest to
- * `rest` as its first node (no descent); a front that loses an extent takes
- * `rest`'s first.
+ * chunk. The extent next after the front may sit in the spill slot (see
+ * there) instead of `rest`. A full front that receives a lower extent hands
+ * its highest to spill (and spill's to `rest` as its first node: no
+ * descent); a front that loses an extent takes spill's, else `rest`'s first.
  *
  * No branch on the position. Where an address falls among the front is
  * data, and loops that stopped there mispredicted their exit about once per

@@ -14,11 +14,12 @@
  *   sizes    one extent_bucket per distinct free-extent size, keyed by size,
  *            in a Boost.Intrusive red-black tree;
  *   bucket   the extents of that size in address order: the lowest
- *            front_cap (8) in a sorted array inside the size node, the
- *            others, all at higher addresses, in a Boost.Intrusive
- *            red-black tree keyed by address (`rest`).
+ *            front_cap (8) in a sorted array inside the size node, maybe
+ *            the next one in its spill slot, the others, all at higher
+ *            addresses, in a Boost.Intrusive red-black tree keyed by
+ *            address (`rest`).
  *
- * The in-order walk of sizes, and inside each size its front then its rest,
+ * The in-order walk of sizes, and inside each size its front, spill, then rest,
  * is exactly the (size, address) order of a single tree keyed by the pair;
  * the split only lets extents of equal size share one size node. Free
  * extents vastly outnumber their distinct sizes (on the BPF mix at 100 K
