@@ -120,6 +120,22 @@ private:
 			if (!f.ok() || f.value.addr != a || f.value.size < l.size)
 				s += "lost " + std::to_string(a) + ";";
 		}
+		return s;
+	}
+
+	/*
+	 * The caches' live counts, or "" while a deferred free is queued in any
+	 * of them: those complete in the RCU callback thread whenever a grace
+	 * period ends, and change the count under a step. The queue is read
+	 * first: once it is empty no completion is in flight (one leaves the
+	 * queue after its free), and only this thread queues more.
+	 */
+	std::string live_counts() const
+	{
+		for (unsigned c = 0; c < 3; c++)
+			if (caches_[c]->stats().deferred_pending)
+				return "";
+		std::string s;
 		for (unsigned c = 0; c < 3; c++)
 			s += std::to_string(caches_[c]->stats().live_count) + ",";
 		return s;
@@ -160,7 +176,7 @@ private:
 	template <class Op>
 	auto step(const char *what, Op op)
 	{
-		std::string before = live_state();
+		std::string before = live_state(), counts_before = live_counts();
 		auto r = op();
 		error e = get_err(r);
 		if (e != error::ok) {
@@ -168,6 +184,8 @@ private:
 			REQUIRE(m_.backend.injector().fired());
 			REQUIRE((e == error::backend_failure || e == error::no_memory));
 			CHECK(live_state() == before);
+			if (std::string counts = live_counts(); !counts.empty() && !counts_before.empty())
+				CHECK(counts == counts_before);
 			check_machine();
 			failures++;
 			r = op();

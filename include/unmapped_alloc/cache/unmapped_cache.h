@@ -403,7 +403,7 @@ public:
 		st.metadata_bytes += sizeof(*this) + table_.memory_bytes() +
 				     (recs_.capacity() + free_recs_.capacity()) * sizeof(void *) +
 				     (recs_.size() + free_recs_.size()) * sizeof(chunk_rec);
-		st.deferred_pending = pending_.load(std::memory_order_relaxed);
+		st.deferred_pending = pending_.load(std::memory_order_acquire); /* pairs with the release in complete_deferred */
 		st.source = src_.stats();
 		return st;
 	}
