@@ -28,7 +28,7 @@ trap 'rm -rf "$out"' EXIT
 flags=(-std=c++20 -O3 -DNDEBUG -pthread -Wall -Wextra)
 # As bench/meson.build builds the speed benchmarks (the JCC-erratum mitigation).
 if echo 'int main(){}' | g++ -x c++ -Wa,-mbranches-within-32B-boundaries -o /dev/null - 2>/dev/null; then
-	flags+=(-Wa,-mbranches-within-32B-boundaries)
+	flags+=("-Wa,-mbranches-within-32B-boundaries")
 fi
 build() { # build OUT OLD NEW
 	g++ "${flags[@]}" -Dua=ua_old -DAB_MAKE=ab_make_old -I"$2/include" -I"$2/bench" -I"$src" -c "$src/variant.cpp" -o "$out/o.o" &
