@@ -265,3 +265,22 @@ TEST_CASE("arena: free_in with the chunk handle behaves as free")
 	CHECK(f.value.empty_chunk == base);
 	CHECK(a.check_consistency() == "");
 }
+
+TEST_CASE("arena: prefetch_free reads nothing, even through a stale or null handle")
+{
+	ua::arena a;
+	fake_chunks src;
+	auto p = alloc_grow(a, src, 300);
+	REQUIRE(p.ok());
+	std::uintptr_t base = a.lookup_chunk(p.value);
+	ua::arena_chunk *c = a.chunk_at(base);
+	REQUIRE(c);
+	a.prefetch_free(c, p.value);
+	REQUIRE(a.free(p.value).ok());
+	REQUIRE(a.remove_chunk(base) == error::ok);
+	CHECK(a.reclaim_retired() == 1); /* c is freed memory now */
+	a.prefetch_free(c, p.value);
+	a.prefetch_free(nullptr, p.value);
+	CHECK(a.check_consistency() == "");
+	CHECK(a.nr_chunks() == 0);
+}

@@ -103,7 +103,7 @@ class unmapped_cache {
 	struct chunk_rec {
 		chunk_run run;                         /* written under chunk_lock_ before publication */
 		std::atomic<unsigned> shard{no_shard}; /* owning arena; no_shard for spares and large runs */
-		arena_chunk *ac = nullptr;             /* its record in that arena (arena::chunk_at); that shard's lock */
+		std::atomic<arena_chunk *> ac{nullptr}; /* its record in that arena (arena::chunk_at); that shard's lock */
 		std::atomic<bool> large{false};        /* a run serving one large allocation */
 		std::atomic<std::uintptr_t> base{0};   /* run.alias, for lockless readers */
 		std::atomic<std::size_t> bytes{0};     /* run.bytes(), for lockless readers */
@@ -205,7 +205,7 @@ public:
 					/* The chunk was added for this request: do not leave it empty in the arena. */
 					UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok,
 						 "unmapped_cache: cannot remove an empty chunk");
-					rec->ac = nullptr;
+					rec->ac.store(nullptr, std::memory_order_relaxed);
 					rec->shard.store(no_shard, std::memory_order_release);
 					park_or_release(rec);
 				}
@@ -229,6 +229,8 @@ public:
 		if (si == no_shard)
 			return error::not_live; /* a spare chunk: nothing is allocated there */
 		shard &s = *shards_[si];
+		/* The bitmap line free_in reads first loads while the lock is taken (the handle may be stale here). */
+		s.a.prefetch_free(rec->ac.load(std::memory_order_relaxed), addr);
 		std::unique_lock<mutex> g(s.lock);
 		if (!s.deferred.empty() && s.deferred.count(addr))
 			return error::not_live; /* already freed with free_deferred() */
@@ -452,7 +454,7 @@ private:
 			spares_.push_back(rec);
 			return e;
 		}
-		rec->ac = s.a.chunk_at(rec->run.alias);
+		rec->ac.store(s.a.chunk_at(rec->run.alias), std::memory_order_relaxed);
 		rec->shard.store(s.index, std::memory_order_release);
 		return error::ok;
 	}
@@ -490,7 +492,7 @@ private:
 		rec->base.store(rec->run.alias, std::memory_order_relaxed);
 		rec->bytes.store(rec->run.bytes(), std::memory_order_relaxed);
 		rec->shard.store(no_shard, std::memory_order_relaxed);
-		rec->ac = nullptr;
+		rec->ac.store(nullptr, std::memory_order_relaxed);
 		rec->large.store(large, std::memory_order_release);
 		recs_.push_back(rec);
 		held_chunks_ += nr_chunks;
@@ -556,9 +558,10 @@ private:
 		 * reads s now, and then rec->ac is s's record of it. It reads
 		 * otherwise only for a bad free that raced with the chunk emptying.
 		 */
-		if (rec->shard.load(std::memory_order_relaxed) != s.index || !rec->ac)
+		arena_chunk *ac = rec->ac.load(std::memory_order_relaxed);
+		if (rec->shard.load(std::memory_order_relaxed) != s.index || !ac)
 			return error::not_live;
-		auto f = s.a.free_in(*rec->ac, addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
+		auto f = s.a.free_in(*ac, addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
 			return src_.fill(rec->run, a - rec->run.alias, cfg_.fill_byte(), bytes);
 		});
 		if (!f.ok())
@@ -567,7 +570,7 @@ private:
 			return error::ok;
 		/* The chunk is empty: take it out of the arena, keep it as a spare or give it back. */
 		UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok, "unmapped_cache: cannot remove an empty chunk");
-		rec->ac = nullptr;
+		rec->ac.store(nullptr, std::memory_order_relaxed);
 		rec->shard.store(no_shard, std::memory_order_release);
 		bool reclaim = ++s.retired >= retired_batch;
 		if (reclaim)
