@@ -25,8 +25,8 @@
  * free(ptr) finds the chunk in O(1) (ds/chunk_table.h), checks that ptr is the
  * start of a live allocation, finds its end from the bitmaps, and coalesces
  * with the free extents on both sides, found in O(1): the bitmaps give their
- * start addresses, and the chunk's chain of free extents starting in that
- * bitmap word (arena/chunk.h) gives their nodes.
+ * start addresses, and the chunk's chain of free extents starting near
+ * there (one per 256 units, arena/chunk.h) gives their nodes.
  * Extents never cross a chunk boundary. docs/design.md has the whole picture.
  * When an allocation fails with error::no_space the owner adds a chunk and
  * retries (as execmem_cache_alloc() populates and retries); when free()
@@ -165,7 +165,7 @@ public:
 	/* Removes an empty chunk (the owner gives it back). */
 	error remove_chunk(std::uintptr_t base) noexcept
 	{
-		arena_chunk *c = base % chunk_size ? nullptr : table_.lookup(base);
+		arena_chunk *c = chunk_at(base);
 		if (!c || c->live_count)
 			return error::bad_chunk;
 		free_extent *x = find_extent(*c, base);
@@ -257,8 +257,7 @@ public:
 	 */
 	arena_chunk *chunk_at(std::uintptr_t base) const noexcept
 	{
-		arena_chunk *c = base % chunk_size ? nullptr : table_.lookup(base);
-		return c;
+		return base % chunk_size ? nullptr : table_.lookup(base);
 	}
 
 	/*
@@ -270,8 +269,7 @@ public:
 	void prefetch_free(const arena_chunk *c, std::uintptr_t addr) const noexcept
 	{
 		std::size_t w = (addr & (chunk_size - 1)) >> (granule_shift_ + 6);
-		std::uintptr_t line = reinterpret_cast<std::uintptr_t>(c) + sizeof(arena_chunk) + 2 * w * sizeof(std::uint64_t);
-		__builtin_prefetch(reinterpret_cast<const void *>(line), 1);
+		__builtin_prefetch(reinterpret_cast<const void *>(arena_chunk::words_at(c, w)), 1);
 	}
 
 	/*
@@ -506,7 +504,7 @@ private:
 
 	/*
 	 * A free extent is in the tree (by size) and in its chunk's chain for
-	 * the bitmap word it starts in (by start; arena/chunk.h). The chains are
+	 * the 256 units it starts in (by start; arena/chunk.h). The chains are
 	 * exact, so free() finds both neighbours without the tree. Chains are
 	 * short (one extent nearly always): walks and pushes, no order.
 	 */
@@ -517,17 +515,17 @@ private:
 	void chain_push(free_extent &x) noexcept
 	{
 		free_extent **h = chain_of(*x.chunk, x.addr);
-		x.word_next = *h;
+		x.chain_next = *h;
 		*h = &x;
 	}
 	void chain_remove(free_extent &x) noexcept
 	{
 		free_extent **p = chain_of(*x.chunk, x.addr);
 		while (*p != &x)
-			p = &(*p)->word_next;
-		*p = x.word_next;
+			p = &(*p)->chain_next;
+		*p = x.chain_next;
 	}
-	/* x now starts at addr (in the same chunk): it changes chains only when the word changes. */
+	/* x now starts at addr (in the same chunk): it changes chains only when the chain differs. */
 	void chain_move(free_extent &x, std::uintptr_t addr) noexcept
 	{
 		if (chain_of(*x.chunk, addr) == chain_of(*x.chunk, x.addr)) {
@@ -553,7 +551,7 @@ private:
 	{
 		free_extent *x = *chain_of(c, addr);
 		while (x && x->addr != addr)
-			x = x->word_next;
+			x = x->chain_next;
 		return x;
 	}
 

@@ -56,11 +56,11 @@ inline std::string arena::check_consistency() const
 			runs++;
 			p = q;
 		}
-		/* Every chained node is a free extent of this chunk starting in its word. */
+		/* Every chained node is a free extent of this chunk starting in its chain's units. */
 		for (std::size_t w = 0; w < arena_chunk::nr_heads(units_); w++)
-			for (const free_extent *x = c.heads()[w]; x; x = x->word_next) {
+			for (const free_extent *x = c.heads()[w]; x; x = x->chain_next) {
 				if (x->chunk != &c || !x->bucket || chain_of(c, x->addr) != c.heads() + w)
-					return fail("chain holds a node of another word, chunk or no tree", x->addr);
+					return fail("chain holds a node of other units, another chunk or no tree", x->addr);
 				if (++chained > tree_.size())
 					return fail("chains hold more nodes than the tree (a cycle?)", c.base);
 			}

@@ -31,14 +31,15 @@
  *
  * Free extents by start. free() must find the nodes of the free extents on
  * both sides of the range it releases; the bitmaps give their start units.
- * After the bitmaps comes one chain head per bitmap word (64 units): the
- * arena's free extents that start in that word, linked through
- * free_extent::word_next in no order. Free extents are rare among units (on
+ * After the bitmaps comes one chain head per 256 units (head_shift): the
+ * arena's free extents that start in those units, linked through
+ * free_extent::chain_next in no order. Free extents are rare among units (on
  * the BPF mix at 100 K live allocations, ~2,600 extents over ~200 chunks of
  * 32,768 units), so a chain holds one extent or none nearly always, and one
- * line of heads covers 512 units: the neighbours of a freed range, and the
- * remainder of a carved extent, are usually in the line just read. 4 KiB per
- * chunk at the 64-byte granule (the bitmaps take 8 KiB). The arena owns the
+ * line of heads covers 2,048 units: the neighbours of a freed range, and the
+ * remainder of a carved extent, are usually in one line. 1 KiB per chunk at
+ * the 64-byte granule (the bitmaps take 8 KiB; one head per 64 units made
+ * it 4 KiB and pushed the metadata past the L2, docs/design.md). The arena owns the
  * chains (arena.h); they are written under its owner's lock and never read
  * by lockless readers.
  *
@@ -108,7 +109,19 @@ struct alignas(64) arena_chunk {
 		void operator()(arena_chunk *c) const noexcept { destroy(c); }
 	};
 
-	/* Both bitmaps interleaved word by word (used[w], starts[w], used[w + 1], ...), then used's `any`. */
+	/*
+	 * Both bitmaps interleaved word by word (used[w], starts[w], used[w + 1],
+	 * ...), then used's `any`. words_at(c, w) is the address of used[w] (and
+	 * starts[w] after it) as a number, computed from c's address alone
+	 * without reading the record: for a handle that may be stale
+	 * (arena::prefetch_free). meta() stays pointer arithmetic: derived from
+	 * an integer, the pointer cost the cache 3-5% (scripts/ab-compare.sh),
+	 * presumably as the compiler's alias analysis loses track of it.
+	 */
+	static std::uintptr_t words_at(const arena_chunk *c, std::size_t w) noexcept
+	{
+		return reinterpret_cast<std::uintptr_t>(c) + sizeof(arena_chunk) + 2 * w * sizeof(std::uint64_t);
+	}
 	std::uint64_t *meta() const noexcept
 	{
 		return reinterpret_cast<std::uint64_t *>(const_cast<arena_chunk *>(this) + 1);
@@ -191,7 +204,13 @@ struct alignas(64) arena_chunk {
 		if (from >= n)
 			return n;
 		std::size_t w = from >> 6, nw = bitmap::words_for(n);
-		const std::uint64_t *m2 = meta(); /* used[w] at 2w, starts[w] at 2w + 1 */
+		/*
+		 * The interleaved words read directly (used[w] at 2w, starts[w] at
+		 * 2w + 1): through the used()/starts() views the same walk measured
+		 * 4-5% slower for the arena (scripts/ab-compare.sh), at the same
+		 * instruction count.
+		 */
+		const std::uint64_t *m2 = meta();
 		auto boundary = [m2](std::size_t i) {
 			return bitmap::load(m2[2 * i + 1]) | ~bitmap::load(m2[2 * i]);
 		};

@@ -51,7 +51,7 @@ struct free_extent {
 	std::uintptr_t addr = 0;
 	arena_chunk *chunk = nullptr;
 	extent_bucket *bucket = nullptr; /* the size node holding it, while in a tree */
-	free_extent *word_next = nullptr; /* the owner's: next free extent starting in the same bitmap word */
+	free_extent *chain_next = nullptr; /* the owner's: next free extent in the same chain by start */
 	std::uint32_t size = 0;           /* bytes: an extent never spans more than a chunk (2 MiB) */
 	std::uint32_t chunk_id = 0;       /* the owner's dense number for chunk (see front_entry) */
 
