@@ -34,7 +34,7 @@
  *   3. machine::lock     page allocator and backend (taken by chunk_source).
  * The shrinker registry lock (cache/shrinker.h) comes before all of them.
  * 1 and 2 are ua::mutex (ds/mutex.h): a futex lock whose uncontended lock
- * and unlock are one inlined atomic instruction each.
+ * is one inlined compare-exchange and whose unlock is a plain store.
  *
  * RCU. contains() and find_allocation() take no lock: they run under an RCU
  * read guard (cache/rcu.h) and read the chunk table (atomic pointers, tables
@@ -203,10 +203,7 @@ public:
 				UA_CHECK(f.ok(), "unmapped_cache: cannot undo an allocation");
 				if (f.value.empty_chunk) {
 					/* The chunk was added for this request: do not leave it empty in the arena. */
-					UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok,
-						 "unmapped_cache: cannot remove an empty chunk");
-					rec->ac.store(nullptr, std::memory_order_relaxed);
-					rec->shard.store(no_shard, std::memory_order_release);
+					detach_locked(s, rec, f.value.empty_chunk);
 					park_or_release(rec);
 				}
 				return result<void *>::failure(error::backend_failure);
@@ -459,6 +456,14 @@ private:
 		return error::ok;
 	}
 
+	/* The empty chunk at base leaves shard s (lock held): populate() undone. */
+	void detach_locked(shard &s, chunk_rec *rec, std::uintptr_t base) noexcept
+	{
+		UA_CHECK(s.a.remove_chunk(base) == error::ok, "unmapped_cache: cannot remove an empty chunk");
+		rec->ac.store(nullptr, std::memory_order_relaxed);
+		rec->shard.store(no_shard, std::memory_order_release);
+	}
+
 	/* A new run from the chunk source, published in the chunk table. */
 	result<chunk_rec *> new_run(std::size_t nr_chunks, bool large) noexcept
 	{
@@ -569,9 +574,7 @@ private:
 		if (!f.value.empty_chunk)
 			return error::ok;
 		/* The chunk is empty: take it out of the arena, keep it as a spare or give it back. */
-		UA_CHECK(s.a.remove_chunk(f.value.empty_chunk) == error::ok, "unmapped_cache: cannot remove an empty chunk");
-		rec->ac.store(nullptr, std::memory_order_relaxed);
-		rec->shard.store(no_shard, std::memory_order_release);
+		detach_locked(s, rec, f.value.empty_chunk);
 		bool reclaim = ++s.retired >= retired_batch;
 		if (reclaim)
 			s.retired = 0;
