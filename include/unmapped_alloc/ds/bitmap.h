@@ -155,8 +155,7 @@ public:
 	/* True when no bit of [start, start + len) is set. */
 	bool range_clear(std::size_t start, std::size_t len) const noexcept
 	{
-		std::size_t n = find_next_set(start);
-		return n == npos || n >= start + len;
+		return find_next_set(start, start + len) == npos;
 	}
 
 	std::size_t count() const noexcept
