@@ -29,14 +29,15 @@
  *
  * ds/extent_bucket.h has the bucket and why its front is an array.
  *
- * Size index. Below a limit (4096 units: 256 KiB at the 64-byte granule,
- * every size at 4 KiB), size nodes are also reachable from an array indexed
- * by the size in units, and a bitmap (ds/bitmap.h) marks the sizes present.
- * lower_bound(size) is then a bitmap search and an array load, and a new size
- * node is linked before its successor (found the same way) without a descent.
- * It is an index of the size tree, not a second structure: the tree still
- * holds every size node in order and answers for sizes above the limit. The
- * answers are exactly the tree's.
+ * Size index. Up to a limit (4096 units: 256 KiB at the 64-byte granule,
+ * every size at 4 KiB), a size node lives in an array indexed by its size in
+ * units instead of the size tree, and a bitmap with summary words
+ * (ds/bitmap.h) marks the sizes present: lower_bound(size) is a bitmap
+ * search and an array load, and a new or emptied size node costs a slot and
+ * a bit, no link, unlink or rebalance. Only sizes above the limit are in the
+ * red-black tree, which is searched when the index has no size large enough.
+ * In order, the index's sizes come before the tree's, so the walk in
+ * (size, address) order is the index's set bits, then the tree.
  *
  * Descents are our own (ds/tree_descend.h): the child to follow is chosen
  * with a mask blend rather than a branch; linking, unlinking and rebalancing
@@ -97,8 +98,8 @@ public:
 				e_ = n;
 				return *this;
 			}
-			auto sit = ++t_->sizes_.iterator_to(*b);
-			e_ = sit == t_->sizes_.end() ? nullptr : sit->first();
+			extent_bucket *nb = t_->bucket_after(*b);
+			e_ = nb ? nb->first() : nullptr;
 			return *this;
 		}
 
@@ -125,6 +126,10 @@ public:
 	extent_tree &operator=(const extent_tree &) = delete;
 	~extent_tree()
 	{
+		for (std::size_t u = present_.find_next_set(0); u != bitmap::npos; u = present_.find_next_set(u + 1)) {
+			slots_[u]->rest.clear();
+			buckets_.destroy(slots_[u]);
+		}
 		while (!sizes_.empty()) {
 			extent_bucket *b = &*sizes_.begin();
 			b->rest.clear();
@@ -154,14 +159,11 @@ public:
 		} else {
 			b = buckets_.create(e.size);
 			UA_CHECK(b, "extent_tree: size node missing (reserve first)");
-			std::size_t next = u < limit_ ? present_.find_next_set(u + 1) : bitmap::npos;
-			if (next != bitmap::npos)
-				sizes_.insert_before(sizes_.iterator_to(*slots_[next]), *b); /* its successor: no descent */
-			else
-				by_size::insert(sizes_, *b, e.size);
 			if (u <= limit_) {
 				slots_[u] = b;
 				present_.set(u);
+			} else {
+				by_size::insert(sizes_, *b, e.size);
 			}
 			b->front[0] = {e.addr, e.chunk_id, &e}; /* a new bucket: its first entry, nothing to shift */
 			b->front_n = 1;
@@ -181,8 +183,9 @@ public:
 			if (u <= limit_) {
 				slots_[u] = nullptr;
 				present_.clear(u);
+			} else {
+				sizes_.erase(sizes_.iterator_to(*b));
 			}
-			sizes_.erase(sizes_.iterator_to(*b));
 			buckets_.destroy(b);
 		}
 	}
@@ -212,8 +215,8 @@ public:
 
 	iterator begin() const noexcept
 	{
-		auto &sizes = const_cast<sizes_t &>(sizes_);
-		return sizes.empty() ? end() : iterator(this, sizes.begin()->first());
+		extent_bucket *b = bucket_at_least(0);
+		return iterator(this, b ? b->first() : nullptr);
 	}
 	iterator end() const noexcept { return iterator(this, nullptr); }
 
@@ -227,7 +230,13 @@ public:
 	}
 
 	/* Size of the largest free extent, 0 when empty. */
-	std::size_t largest() const noexcept { return sizes_.empty() ? 0 : sizes_.rbegin()->size; }
+	std::size_t largest() const noexcept
+	{
+		if (!sizes_.empty())
+			return sizes_.rbegin()->size;
+		std::size_t u = present_.find_prev_set(limit_);
+		return u == bitmap::npos ? 0 : slots_[u]->size;
+	}
 
 	/* The size node of the smallest size >= size, or nullptr. */
 	extent_bucket *first_bucket_at_least(std::size_t size) const noexcept { return bucket_at_least(size); }
@@ -235,14 +244,32 @@ public:
 	/* Expensive: every size node is consistent (extent_bucket::consistent). */
 	bool fronts_consistent() const noexcept
 	{
+		for (std::size_t u = present_.find_next_set(0); u != bitmap::npos; u = present_.find_next_set(u + 1))
+			if (!slots_[u] || slots_[u]->size >> unit_shift_ != u || !slots_[u]->consistent())
+				return false;
 		for (const extent_bucket &b : sizes_)
-			if (!b.consistent())
+			if (b.size >> unit_shift_ <= limit_ || !b.consistent())
 				return false;
 		return true;
 	}
 
 private:
-	/* The size node of the smallest size >= size: the index below the limit, the tree above it. */
+	/* The size node after b in size order, or nullptr: the index's next set bit, then the tree. */
+	extent_bucket *bucket_after(const extent_bucket &b) const noexcept
+	{
+		auto &sizes = const_cast<sizes_t &>(sizes_);
+		std::size_t u = b.size >> unit_shift_;
+		if (u > limit_) {
+			auto it = ++sizes.iterator_to(const_cast<extent_bucket &>(b));
+			return it == sizes.end() ? nullptr : &*it;
+		}
+		std::size_t n = u < limit_ ? present_.find_next_set(u + 1) : bitmap::npos;
+		if (n != bitmap::npos)
+			return slots_[n];
+		return sizes.empty() ? nullptr : &*sizes.begin();
+	}
+
+	/* The size node of the smallest size >= size: the index up to the limit, the tree above it. */
 	extent_bucket *bucket_at_least(std::size_t size) const noexcept
 	{
 		std::size_t u = (size + (std::size_t{1} << unit_shift_) - 1) >> unit_shift_;
@@ -258,8 +285,8 @@ private:
 	unsigned unit_shift_;
 	std::size_t limit_;
 	bitmap present_;                          /* sizes (in units, <= limit_) that have a size node */
-	std::unique_ptr<extent_bucket *[]> slots_; /* their size nodes */
-	sizes_t sizes_;
+	std::unique_ptr<extent_bucket *[]> slots_; /* their size nodes, which are not in sizes_ */
+	sizes_t sizes_;                           /* size nodes above limit_ */
 	node_pool<extent_bucket> buckets_;
 	std::size_t count_ = 0;
 };
