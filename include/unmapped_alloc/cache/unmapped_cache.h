@@ -26,15 +26,25 @@
  * Locks, in the order they nest (never take an earlier one while holding a
  * later one):
  *   1. shard::lock       one per arena: that arena, its live counters, the
- *                        deferred-free set of that shard, and the arena
- *                        handle (chunk_rec::ac) of each chunk it holds (a
- *                        chunk joins or leaves a shard only under its lock);
+ *                        deferred-free set of that shard, and the chunk
+ *                        table's tag of each chunk it holds (a chunk joins
+ *                        or leaves a shard only under its lock);
  *   2. chunk_lock_       the spare list, large runs, chunk records and the
- *                        writers of the chunk table;
+ *                        chunk table's entries (insert, erase);
  *   3. machine::lock     page allocator and backend (taken by chunk_source).
  * The shrinker registry lock (cache/shrinker.h) comes before all of them.
  * 1 and 2 are ua::mutex (ds/mutex.h): a futex lock whose uncontended lock
  * is one inlined compare-exchange and whose unlock is a plain store.
+ *
+ * The chunk table. Each chunk the cache holds maps to its chunk_rec, and
+ * beside it (ds/chunk_table.h's tag, in the same cache line) to where it is:
+ * 0 for a spare chunk or a large run, else the arena record of the chunk
+ * (arena::chunk_at) with the shard's number in its low bits. free() reads
+ * both with one walk and, before taking any lock, knows the shard and can
+ * prefetch the arena's bitmap line. Under the shard lock it loads the tag
+ * again: only that lock changes it while the chunk is in the shard, so what
+ * it reads then is exact, and a stale pre-lock read (a bad free racing with
+ * the chunk emptying) is refused there.
  *
  * RCU. contains() and find_allocation() take no lock: they run under an RCU
  * read guard (cache/rcu.h) and read the chunk table (atomic pointers, tables
@@ -95,15 +105,15 @@ struct cache_stats {
 
 template <mapping_backend Backend>
 class unmapped_cache {
-	static constexpr unsigned no_shard = ~0u;
+	/* A tag (see The chunk table above): the arena record, 64-byte aligned, and the shard's number. */
+	static constexpr std::uintptr_t shard_mask = 63;
+	static_assert(alignof(arena_chunk) > shard_mask, "the shard's number fits below the record's alignment");
 	/* Retired arena chunk records reclaimed together, one grace period for the batch. */
 	static constexpr std::size_t retired_batch = 8;
 
 	/* One per run of chunks the cache holds; every chunk of the run maps to it. */
 	struct chunk_rec {
 		chunk_run run;                         /* written under chunk_lock_ before publication */
-		std::atomic<unsigned> shard{no_shard}; /* owning arena; no_shard for spares and large runs */
-		std::atomic<arena_chunk *> ac{nullptr}; /* its record in that arena (arena::chunk_at); that shard's lock */
 		std::atomic<bool> large{false};        /* a run serving one large allocation */
 		std::atomic<std::uintptr_t> base{0};   /* run.alias, for lockless readers */
 		std::atomic<std::size_t> bytes{0};     /* run.bytes(), for lockless readers */
@@ -119,6 +129,12 @@ class unmapped_cache {
 		shard(const arena_config &c, unsigned i) : a(c), index(i) {}
 	};
 
+	using table_type = chunk_table<chunk_rec, true>;
+	using slot_type = typename table_type::slot_type;
+
+	static unsigned tag_shard(std::uintptr_t tag) noexcept { return unsigned(tag & shard_mask); }
+	static arena_chunk *tag_chunk(std::uintptr_t tag) noexcept { return reinterpret_cast<arena_chunk *>(tag & ~shard_mask); }
+
 	struct deferred_free {
 		rcu_head head;
 		unmapped_cache *cache;
@@ -131,6 +147,7 @@ public:
 	unmapped_cache(machine<Backend> &m, cache_config cfg) : cfg_(cfg), src_(m, cfg_)
 	{
 		UA_CHECK(cfg_.valid(), "cache_config: invalid configuration");
+		UA_CHECK(cfg_.nr_shards <= shard_mask + 1, "unmapped_cache: a shard's number must fit in a tag");
 		arena_config ac{.granule = cfg_.granule};
 		shards_.reserve(cfg_.nr_shards);
 		for (unsigned i = 0; i < cfg_.nr_shards; i++)
@@ -203,7 +220,7 @@ public:
 				UA_CHECK(f.ok(), "unmapped_cache: cannot undo an allocation");
 				if (f.value.empty_chunk) {
 					/* The chunk was added for this request: do not leave it empty in the arena. */
-					detach_locked(s, rec, f.value.empty_chunk);
+					detach_locked(s, f.value.empty_chunk);
 					park_or_release(rec);
 				}
 				return result<void *>::failure(error::backend_failure);
@@ -217,21 +234,21 @@ public:
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		if (!addr)
 			return error::ok;
-		chunk_rec *rec = table_.lookup(addr);
+		const slot_type *sl = table_.slot(addr);
+		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
 		if (!rec)
 			return error::foreign_pointer;
-		if (rec->large.load(std::memory_order_acquire))
-			return free_large(rec, addr);
-		unsigned si = rec->shard.load(std::memory_order_acquire);
-		if (si == no_shard)
-			return error::not_live; /* a spare chunk: nothing is allocated there */
-		shard &s = *shards_[si];
-		/* The bitmap line free_in reads first loads while the lock is taken (the handle may be stale here). */
-		s.a.prefetch_free(rec->ac.load(std::memory_order_relaxed), addr);
+		std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
+		if (!tag) [[unlikely]] /* a large run, or a spare chunk where nothing is allocated */
+			return rec->large.load(std::memory_order_acquire) ? free_large(rec, addr) : error::not_live;
+		shard &s = *shards_[tag_shard(tag)];
+		/* What free_locked reads first loads while the lock is taken (the tag may be stale here). */
+		s.a.prefetch_free(tag_chunk(tag), addr);
+		__builtin_prefetch(&rec->run);
 		std::unique_lock<mutex> g(s.lock);
 		if (!s.deferred.empty() && s.deferred.count(addr))
 			return error::not_live; /* already freed with free_deferred() */
-		return free_locked(s, g, rec, addr);
+		return free_locked(s, g, *sl, addr);
 	}
 
 	/* Frees p after an RCU grace period: readers and executors of p finish first. */
@@ -240,7 +257,8 @@ public:
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		if (!addr)
 			return error::ok;
-		chunk_rec *rec = table_.lookup(addr);
+		const slot_type *sl = table_.slot(addr);
+		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
 		if (!rec)
 			return error::foreign_pointer;
 		auto *d = new (std::nothrow) deferred_free{{}, this, addr};
@@ -257,14 +275,14 @@ public:
 				return error::not_live;
 			}
 		} else {
-			unsigned si = rec->shard.load(std::memory_order_acquire);
-			if (si == no_shard) {
+			std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
+			if (!tag) {
 				delete d;
 				return error::not_live;
 			}
-			shard &s = *shards_[si];
+			shard &s = *shards_[tag_shard(tag)];
 			std::lock_guard<mutex> g(s.lock);
-			error e = check_start_locked(s, addr);
+			error e = check_start_locked(s, addr); /* the arena's own lookup: exact under the lock */
 			if (e == error::ok && s.deferred.count(addr))
 				e = error::not_live;
 			if (e == error::ok) {
@@ -292,27 +310,30 @@ public:
 		if (len == 0)
 			return error::zero_size;
 		auto addr = reinterpret_cast<std::uintptr_t>(dst);
-		chunk_rec *rec = table_.lookup(addr);
+		const slot_type *sl = table_.slot(addr);
+		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
 		if (!rec)
 			return error::foreign_pointer;
-		if (rec->large.load(std::memory_order_acquire)) {
+		std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
+		if (!tag) {
+			if (!rec->large.load(std::memory_order_acquire))
+				return error::not_live;
 			std::lock_guard<mutex> g(chunk_lock_);
-			if (!rec->in_use || !rec->large)
+			if (!rec->in_use || !rec->large || sl->value.load(std::memory_order_relaxed) != rec)
 				return error::not_live;
 			if (addr + len > rec->run.alias + rec->run.bytes() || addr + len < addr)
 				return error::too_large;
 			return src_.write(rec->run, addr - rec->run.alias, src, len);
 		}
-		unsigned si = rec->shard.load(std::memory_order_acquire);
-		if (si == no_shard)
-			return error::not_live;
-		shard &s = *shards_[si];
+		shard &s = *shards_[tag_shard(tag)];
 		std::lock_guard<mutex> g(s.lock);
 		auto l = s.a.lookup(addr);
 		if (!l.ok())
 			return l.err;
 		if (len > l.value.addr + l.value.size - addr)
 			return error::too_large; /* would run past the allocation */
+		/* addr is live in s, so its chunk is in s and cannot change now: load its record again. */
+		rec = sl->value.load(std::memory_order_relaxed);
 		return src_.write(rec->run, addr - rec->run.alias, src, len);
 	}
 
@@ -330,16 +351,17 @@ public:
 	{
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		rcu::read_guard rg;
-		chunk_rec *rec = table_.lookup(addr);
+		const slot_type *sl = table_.slot(addr);
+		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
 		if (!rec)
 			return result<allocation>::failure(error::foreign_pointer);
 		if (rec->large.load(std::memory_order_acquire))
 			return {allocation{rec->base.load(std::memory_order_relaxed), rec->bytes.load(std::memory_order_relaxed)},
 				error::ok};
-		unsigned si = rec->shard.load(std::memory_order_acquire);
-		if (si == no_shard)
+		std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
+		if (!tag)
 			return result<allocation>::failure(error::not_live);
-		return shards_[si]->a.lookup_lockless(addr);
+		return shards_[tag_shard(tag)]->a.lookup_lockless(addr);
 	}
 
 	/* ---- chunks, shrinking, stats -------------------------------------- */
@@ -414,6 +436,14 @@ public:
 			std::lock_guard<mutex> g(sp->lock);
 			if (std::string why = sp->a.check_consistency(); !why.empty())
 				return std::string(cfg_.name) + ": " + why;
+			std::string why;
+			sp->a.for_each_chunk([&](std::uintptr_t base, std::size_t) {
+				const slot_type *sl = table_.slot(base);
+				if (why.empty() && (!sl || sl->tag.load(std::memory_order_relaxed) != make_tag(*sp, base)))
+					why = std::string(cfg_.name) + ": a chunk's tag does not name its shard and arena record";
+			});
+			if (!why.empty())
+				return why;
 		}
 		std::lock_guard<mutex> g(chunk_lock_);
 		for (chunk_rec *rec : recs_)
@@ -451,17 +481,21 @@ private:
 			spares_.push_back(rec);
 			return e;
 		}
-		rec->ac.store(s.a.chunk_at(rec->run.alias), std::memory_order_relaxed);
-		rec->shard.store(s.index, std::memory_order_release);
+		table_.set_tag(rec->run.alias, make_tag(s, rec->run.alias));
 		return error::ok;
 	}
 
-	/* The empty chunk at base leaves shard s (lock held): populate() undone. */
-	void detach_locked(shard &s, chunk_rec *rec, std::uintptr_t base) noexcept
+	/* The tag of shard s's chunk at base (s's lock held, or the shard's arena otherwise unchanging). */
+	std::uintptr_t make_tag(const shard &s, std::uintptr_t base) const noexcept
 	{
+		return reinterpret_cast<std::uintptr_t>(s.a.chunk_at(base)) | s.index;
+	}
+
+	/* The empty chunk at base leaves shard s (lock held): populate() undone. */
+	void detach_locked(shard &s, std::uintptr_t base) noexcept
+	{
+		table_.set_tag(base, 0);
 		UA_CHECK(s.a.remove_chunk(base) == error::ok, "unmapped_cache: cannot remove an empty chunk");
-		rec->ac.store(nullptr, std::memory_order_relaxed);
-		rec->shard.store(no_shard, std::memory_order_release);
 	}
 
 	/* A new run from the chunk source, published in the chunk table. */
@@ -496,8 +530,6 @@ private:
 		rec->in_use = true;
 		rec->base.store(rec->run.alias, std::memory_order_relaxed);
 		rec->bytes.store(rec->run.bytes(), std::memory_order_relaxed);
-		rec->shard.store(no_shard, std::memory_order_relaxed);
-		rec->ac.store(nullptr, std::memory_order_relaxed);
 		rec->large.store(large, std::memory_order_release);
 		recs_.push_back(rec);
 		held_chunks_ += nr_chunks;
@@ -554,19 +586,24 @@ private:
 		return l.value.addr == addr ? error::ok : error::interior_pointer;
 	}
 
-	/* Frees addr in shard s whose lock g holds; fills the range first so failure changes nothing. */
-	error free_locked(shard &s, std::unique_lock<mutex> &g, chunk_rec *rec, std::uintptr_t addr) noexcept
+	/*
+	 * Frees addr, in the chunk whose table slot is sl, in shard s whose lock
+	 * g holds; fills the range first so failure changes nothing.
+	 */
+	error free_locked(shard &s, std::unique_lock<mutex> &g, const slot_type &sl, std::uintptr_t addr) noexcept
 	{
 		/*
 		 * A chunk joins and leaves a shard only under that shard's lock
-		 * (populate, below), so rec is still in s exactly when its shard
-		 * reads s now, and then rec->ac is s's record of it. It reads
-		 * otherwise only for a bad free that raced with the chunk emptying.
+		 * (populate, detach_locked), so the tag names s exactly when the
+		 * chunk is in s, and then it names s's record of it and the slot's
+		 * record cannot change. It names another shard, or none, only for a
+		 * bad free that raced with the chunk emptying.
 		 */
-		arena_chunk *ac = rec->ac.load(std::memory_order_relaxed);
-		if (rec->shard.load(std::memory_order_relaxed) != s.index || !ac)
+		std::uintptr_t tag = sl.tag.load(std::memory_order_relaxed);
+		if (!tag || tag_shard(tag) != s.index)
 			return error::not_live;
-		auto f = s.a.free_in(*ac, addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
+		chunk_rec *rec = sl.value.load(std::memory_order_relaxed);
+		auto f = s.a.free_in(*tag_chunk(tag), addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
 			return src_.fill(rec->run, a - rec->run.alias, cfg_.fill_byte(), bytes);
 		});
 		if (!f.ok())
@@ -574,7 +611,7 @@ private:
 		if (!f.value.empty_chunk)
 			return error::ok;
 		/* The chunk is empty: take it out of the arena, keep it as a spare or give it back. */
-		detach_locked(s, rec, f.value.empty_chunk);
+		detach_locked(s, f.value.empty_chunk);
 		bool reclaim = ++s.retired >= retired_batch;
 		if (reclaim)
 			s.retired = 0;
@@ -666,17 +703,19 @@ private:
 	/* False when the free's backend step failed and nothing changed: the caller retries later. */
 	bool complete_deferred(std::uintptr_t addr) noexcept
 	{
-		chunk_rec *rec = table_.lookup(addr);
+		const slot_type *sl = table_.slot(addr);
+		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
 		UA_CHECK(rec, "unmapped_cache: deferred free of a vanished chunk");
 		if (rec->large.load(std::memory_order_acquire)) {
 			std::lock_guard<mutex> g(chunk_lock_);
 			large_deferred_.erase(addr);
 			release_large_locked(rec);
 		} else {
-			shard &s = *shards_[rec->shard.load(std::memory_order_acquire)];
+			/* The queued allocation is still live, so its chunk stays in its shard: the tag is set. */
+			shard &s = *shards_[tag_shard(sl->tag.load(std::memory_order_acquire))];
 			std::unique_lock<mutex> g(s.lock);
 			auto node = s.deferred.extract(addr);
-			error e = free_locked(s, g, rec, addr);
+			error e = free_locked(s, g, *sl, addr);
 			if (e != error::ok) {
 				/* Nothing changed and the lock is still held: queue it again, without allocating. */
 				UA_CHECK(e == error::backend_failure, "unmapped_cache: deferred free failed");
@@ -706,7 +745,7 @@ private:
 	chunk_source<Backend> src_;
 	std::vector<std::unique_ptr<shard>> shards_;
 	mutable mutex chunk_lock_;
-	chunk_table<chunk_rec> table_;               /* writers: chunk_lock_ */
+	table_type table_;                           /* entries: chunk_lock_; tags: the holding shard's lock */
 	std::vector<chunk_rec *> recs_;              /* chunk_lock_: records in use */
 	std::vector<chunk_rec *> free_recs_;         /* chunk_lock_: records to reuse (type-stable) */
 	std::vector<chunk_rec *> spares_;            /* chunk_lock_ */

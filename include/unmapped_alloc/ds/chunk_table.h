@@ -15,6 +15,16 @@
  * object a reader might have loaded must wait for a grace period first.
  *
  * Writers (insert/erase) are serialised by the owner's lock.
+ *
+ * Tags. A chunk_table<T, true> keeps one more word per chunk beside the
+ * pointer, in the same 16-byte slot (so in the same cache line): an owner
+ * that must know something about a chunk before it takes a lock (the cache:
+ * which shard holds it, and that shard's record of it) reads it with the
+ * pointer, without loading the object the pointer names. insert() publishes
+ * a slot with tag 0 and erase() leaves tag 0. Between them the tag is the
+ * owner's: set_tag() and the loads through slot() follow the owner's rules,
+ * which may be a different lock from the one serialising insert and erase
+ * (cache/unmapped_cache.h documents its own).
  */
 #pragma once
 
@@ -25,19 +35,41 @@
 #include <memory>
 #include <new>
 
+#include "../check.h"
 #include "../config.h"
 #include "../error.h"
 
 namespace ua {
 
+namespace detail {
+
+template <class T, bool Tagged>
+struct chunk_slot {
+	std::atomic<T *> value{nullptr};
+	void clear_tag() noexcept {}
+};
+
 template <class T>
+struct alignas(16) chunk_slot<T, true> {
+	std::atomic<T *> value{nullptr};
+	std::atomic<std::uintptr_t> tag{0}; /* the owner's word; 0 while the slot is empty */
+	void clear_tag() noexcept { tag.store(0, std::memory_order_relaxed); }
+};
+
+}  // namespace detail
+
+template <class T, bool Tagged = false>
 class chunk_table {
 	static constexpr unsigned bits = 9;
 	static constexpr std::size_t fanout = std::size_t{1} << bits;
 	static constexpr unsigned addr_bits = 48;
 
+public:
+	using slot_type = detail::chunk_slot<T, Tagged>;
+
+private:
 	struct leaf {
-		std::array<std::atomic<T *>, fanout> slot{};
+		std::array<slot_type, fanout> slot{};
 	};
 	struct mid {
 		std::array<std::atomic<leaf *>, fanout> slot{};
@@ -85,9 +117,11 @@ public:
 			m->slot[i1].store(l, std::memory_order_release);
 			bytes_ += sizeof(leaf);
 		}
-		if (l->slot[i2].load(std::memory_order_relaxed))
+		slot_type &sl = l->slot[i2];
+		if (sl.value.load(std::memory_order_relaxed))
 			return error::bad_chunk;
-		l->slot[i2].store(value, std::memory_order_release);
+		sl.clear_tag();
+		sl.value.store(value, std::memory_order_release);
 		return error::ok;
 	}
 
@@ -102,7 +136,37 @@ public:
 		leaf *l = m ? m->slot[i1].load(std::memory_order_acquire) : nullptr;
 		if (!l)
 			return nullptr;
-		return l->slot[i2].exchange(nullptr, std::memory_order_acq_rel);
+		slot_type &sl = l->slot[i2];
+		sl.clear_tag();
+		return sl.value.exchange(nullptr, std::memory_order_acq_rel);
+	}
+
+	/*
+	 * The slot of addr's chunk, or nullptr when no chunk near addr was ever
+	 * inserted. The slot's memory lives as long as the table, so the pointer
+	 * may be kept and its words loaded again later (under the owner's lock);
+	 * its value is nullptr while no chunk is there. Lock-free.
+	 */
+	const slot_type *slot(std::uintptr_t addr) const noexcept
+	{
+		if (addr >= limit)
+			return nullptr;
+		std::size_t i0, i1, i2;
+		split(addr, i0, i1, i2);
+		mid *m = root_[i0].load(std::memory_order_acquire);
+		if (!m)
+			return nullptr;
+		leaf *l = m->slot[i1].load(std::memory_order_acquire);
+		return l ? &l->slot[i2] : nullptr;
+	}
+
+	/* Sets the tag of the chunk at base, which is in the table (the owner's rules: see Tags above). */
+	void set_tag(std::uintptr_t base, std::uintptr_t tag, std::memory_order mo = std::memory_order_release) noexcept
+		requires Tagged
+	{
+		slot_type *sl = const_cast<slot_type *>(slot(base));
+		UA_CHECK(sl && sl->value.load(std::memory_order_relaxed), "chunk_table: tag for a chunk not in the table");
+		sl->tag.store(tag, mo);
 	}
 
 	/* The chunk containing addr, or nullptr. Lock-free; safe against concurrent insert/erase. */
@@ -118,7 +182,7 @@ public:
 		leaf *l = m->slot[i1].load(std::memory_order_acquire);
 		if (!l)
 			return nullptr;
-		return l->slot[i2].load(std::memory_order_acquire);
+		return l->slot[i2].value.load(std::memory_order_acquire);
 	}
 
 	std::size_t memory_bytes() const noexcept { return sizeof(*this) + bytes_; }
