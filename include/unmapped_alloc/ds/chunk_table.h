@@ -130,15 +130,11 @@ public:
 	{
 		if (base % chunk_size || base >= limit)
 			return nullptr;
-		std::size_t i0, i1, i2;
-		split(base, i0, i1, i2);
-		mid *m = root_[i0].load(std::memory_order_acquire);
-		leaf *l = m ? m->slot[i1].load(std::memory_order_acquire) : nullptr;
-		if (!l)
+		slot_type *sl = const_cast<slot_type *>(slot(base));
+		if (!sl)
 			return nullptr;
-		slot_type &sl = l->slot[i2];
-		sl.clear_tag();
-		return sl.value.exchange(nullptr, std::memory_order_acq_rel);
+		sl->clear_tag();
+		return sl->value.exchange(nullptr, std::memory_order_acq_rel);
 	}
 
 	/*
@@ -172,17 +168,8 @@ public:
 	/* The chunk containing addr, or nullptr. Lock-free; safe against concurrent insert/erase. */
 	T *lookup(std::uintptr_t addr) const noexcept
 	{
-		if (addr >= limit)
-			return nullptr;
-		std::size_t i0, i1, i2;
-		split(addr, i0, i1, i2);
-		mid *m = root_[i0].load(std::memory_order_acquire);
-		if (!m)
-			return nullptr;
-		leaf *l = m->slot[i1].load(std::memory_order_acquire);
-		if (!l)
-			return nullptr;
-		return l->slot[i2].value.load(std::memory_order_acquire);
+		const slot_type *sl = slot(addr);
+		return sl ? sl->value.load(std::memory_order_acquire) : nullptr;
 	}
 
 	std::size_t memory_bytes() const noexcept { return sizeof(*this) + bytes_; }
