@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "cache_fixture.h"
@@ -122,8 +123,26 @@ TEST_CASE_TEMPLATE("cache: spare chunks, release beyond them and shrink restore 
 		CHECK(c.stats().spare_chunks == 0);
 		REQUIRE(c.free(r.value) == error::ok);
 		CHECK(c.stats().spare_chunks == 1);
+		/* r's chunk is the spare now: held, but in no arena (its table tag is 0). */
+		CHECK(c.contains(r.value));
+		CHECK(c.free(r.value) == error::not_live);
+		CHECK(c.free_deferred(r.value) == error::not_live);
+		CHECK(c.find_allocation(r.value).err == error::not_live);
+		char code[4] = {};
+		CHECK(c.write(r.value, code, sizeof(code)) == error::not_live);
+		/* The other chunks went back: their addresses are no longer the cache's. */
+		int foreign = 0;
+		for (void *p : v) {
+			error e = c.free(p);
+			CHECK((e == error::not_live || e == error::foreign_pointer));
+			foreign += e == error::foreign_pointer;
+		}
+		CHECK(foreign == 4); /* two chunks of two allocations each */
+		CHECK(c.check_consistency() == "");
 		/* The shrinker gives the spare back; its frames are in the direct map again. */
 		CHECK(c.shrink() == 1);
+		CHECK(c.free(r.value) == error::foreign_pointer);
+		CHECK_FALSE(c.contains(r.value));
 		CHECK(m->backend.direct_map_state(fr->pfn) == dm_state::rw);
 		CHECK(c.stats().chunks == 0);
 		CHECK(m->pages.nr_free_pages() == free_before);
@@ -334,4 +353,41 @@ TEST_CASE_TEMPLATE("cache: churn on the BPF mix stays within a few chunks of its
 		REQUIRE(c.free(p) == error::ok);
 	c.shrink();
 	CHECK(c.stats().chunks == 0);
+}
+
+TEST_CASE_TEMPLATE("cache: allocations from every shard are freed from any thread", M, BACKENDS)
+{
+	auto m = M::make();
+	cache_config cfg = text_cache_config();
+	cfg.nr_shards = 2;
+	unmapped_cache<typename M::backend> c(*m, cfg);
+	/* Two new threads have consecutive thread numbers, so they allocate from both shards. */
+	std::vector<void *> got[2];
+	auto work = [&](int t) {
+		for (int i = 0; i < 64; i++) {
+			auto r = c.alloc(128 + 64 * i);
+			if (r.ok())
+				got[t].push_back(r.value);
+		}
+	};
+	std::thread a(work, 0);
+	a.join();
+	std::thread b(work, 1);
+	b.join();
+	REQUIRE(got[0].size() == 64);
+	REQUIRE(got[1].size() == 64);
+	/* Different shards take different chunks: no chunk holds allocations of both threads. */
+	auto chunk_of = [](void *p) { return reinterpret_cast<std::uintptr_t>(p) & ~(chunk_size - 1); };
+	for (void *p : got[0])
+		for (void *q : got[1])
+			REQUIRE(chunk_of(p) != chunk_of(q));
+	CHECK(c.check_consistency() == ""); /* every arena chunk's tag names its shard */
+	for (int t = 0; t < 2; t++)
+		for (void *p : got[t]) {
+			auto f = c.find_allocation(static_cast<char *>(p) + 1);
+			CHECK((f.ok() && f.value.addr == reinterpret_cast<std::uintptr_t>(p)));
+			REQUIRE(c.free(p) == error::ok); /* from this thread, whichever shard holds it */
+		}
+	CHECK(c.stats().live_count == 0);
+	CHECK(c.check_consistency() == "");
 }
