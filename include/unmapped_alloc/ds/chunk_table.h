@@ -4,9 +4,10 @@
  *
  * Chunks are 2 MiB aligned, so an address's chunk index is addr >> 21. Over
  * the 48-bit lower canonical half that is 27 bits, split 9/9/9 into a root
- * array inside the table and lazily allocated 4 KiB mid and leaf arrays, as
- * the kernel's page tables and snmalloc's pagemap do. A lookup is three
- * dependent loads, whatever the number of chunks.
+ * array inside the table and lazily allocated mid and leaf arrays (4 KiB
+ * each; 8 KiB leaves in a tagged table), as the kernel's page tables and
+ * snmalloc's pagemap do. A lookup is three dependent loads, whatever the
+ * number of chunks.
  *
  * Entries are std::atomic pointers so lookups may run without the owner's
  * lock (under RCU: see cache/ for the rules). Mid and leaf arrays are never
