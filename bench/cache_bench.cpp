@@ -16,7 +16,9 @@
  *      takes or gives back a chunk.
  *   3. throughput of 2 threads (each with its own live set, on one cache with
  *      two shards) over the throughput of 1 thread doing the same work: the
- *      median over five such pairs of runs.
+ *      median over nine such pairs of runs, in alternating order. Beside it,
+ *      the same pairs for jemalloc with an arena per thread, which share
+ *      nothing but the machine: what the host gives two threads just then.
  * The backend is the simulated direct map by default, so backend calls cost
  * next to nothing and the figures measure the allocators; --backend real runs
  * on memfd memory, where every free also pays a pwrite() of trap bytes.
@@ -24,6 +26,7 @@
  *
  * Usage: cache_bench [--json FILE] [--steps N] [--rounds R] [--live N] [--backend sim|real] [--seed S]
  */
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -71,11 +74,51 @@ std::unique_ptr<ua::machine<B>> make_machine(std::uint64_t pages)
 	return m;
 }
 
+/* Medians over pairs of runs: the work on one thread and on two at once. */
+struct scaling_figures {
+	double t1_ops = 0, t2_ops = 0, ratio = 0;
+};
+
+template <class Work>
+double seconds(Work &&work)
+{
+	auto t0 = clock_type::now();
+	work();
+	return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+/* work(i) runs thread i's share (i = 0 or 1); ops is one share's operations. */
+template <class Work>
+scaling_figures scaling_pairs(Work &work, double ops)
+{
+	std::vector<double> one_ops, two_ops, ratio;
+	auto one = [&] { std::thread a(work, 0u); a.join(); };
+	auto two = [&] {
+		std::thread a(work, 0u), b(work, 1u);
+		a.join();
+		b.join();
+	};
+	for (int r = 0; r < 9; r++) {
+		double t1, t2;
+		if (r % 2 == 0) {
+			t1 = seconds(one);
+			t2 = seconds(two);
+		} else {
+			t2 = seconds(two);
+			t1 = seconds(one);
+		}
+		one_ops.push_back(ops / t1);
+		two_ops.push_back(2 * ops / t2);
+		ratio.push_back(two_ops.back() / one_ops.back());
+	}
+	return {ua::bench::median(one_ops), ua::bench::median(two_ops), ua::bench::median(ratio)};
+}
+
 struct figures {
 	ua::bench::side_by_side speed; /* a: the cache, b: jemalloc */
 	double dm_per_1000 = 0;
 	std::uint64_t steady_allocs = 0, steady_dm_changes = 0;
-	double t1_ops = 0, t2_ops = 0, scaling = 0; /* medians over five pairs of runs */
+	scaling_figures cache_threads, jemalloc_threads; /* the cache's figure, and the host's reference */
 	std::size_t cache_peak_chunks = 0;
 };
 
@@ -117,41 +160,55 @@ figures measure(const options &o, std::uint64_t pages)
 		tc.drain();
 		tj.drain();
 	}
-	/* Scaling: the same per-thread work, once on one thread, then on two at once. */
+	/*
+	 * Scaling: the same per-thread work on one thread and on two at once,
+	 * for the cache and, as the host's reference, for jemalloc with an arena
+	 * per thread (the threads share only the machine chunks come from, whose
+	 * lock is taken when an arena grows). Nine pairs each, the order within a pair alternating so that
+	 * a drift of the shared host's speed falls on both sides; each figure is
+	 * the median of its pairs' ratios.
+	 */
 	{
+		std::size_t per_thread = o.steps / 2, live = o.live / 2;
+		const std::array<ua::bench::step_sequence, 2> seq{ua::bench::make_bpf_sequence(live, per_thread, o.seed + 1),
+								   ua::bench::make_bpf_sequence(live, per_thread, o.seed + 2)};
 		auto m = make_machine<B>(pages);
 		ua::cache_config cfg = ua::text_cache_config("bench2");
 		cfg.nr_shards = 2;
 		ua::unmapped_cache<B> c(*m, cfg);
-		std::size_t per_thread = o.steps / 2, live = o.live / 2;
-		auto s1 = ua::bench::make_bpf_sequence(live, per_thread, o.seed + 1);
-		auto s2 = ua::bench::make_bpf_sequence(live, per_thread, o.seed + 2);
-		auto work = [&](const ua::bench::step_sequence &q) {
+		auto cache_work = [&](unsigned i) {
 			cache_heap<B> h{c};
-			ua::bench::turns<cache_heap<B>> t(h, q, "cache_bench (threads)");
+			ua::bench::turns<cache_heap<B>> t(h, seq[i], "cache_bench (threads)");
 			t.fill();
-			t.turn(0, q.sizes.size());
+			t.turn(0, per_thread);
 			t.drain();
 		};
-		/* Five pairs, one thread then two; the figure is the median of the pairs' ratios. */
-		std::vector<double> one_ops, two_ops, ratio;
-		for (int r = 0; r < 5; r++) {
-			auto t0 = clock_type::now();
-			std::thread a(work, std::cref(s1));
-			a.join();
-			auto t1 = clock_type::now();
-			std::thread b(work, std::cref(s1)), d(work, std::cref(s2));
-			b.join();
-			d.join();
-			auto t2 = clock_type::now();
-			double one = std::chrono::duration<double>(t1 - t0).count(), two = std::chrono::duration<double>(t2 - t1).count();
-			one_ops.push_back(double(per_thread + live) / one);
-			two_ops.push_back(double(2 * (per_thread + live)) / two);
-			ratio.push_back(two_ops.back() / one_ops.back());
+		/*
+		 * One machine for both arenas, as the cache's shards share one: two
+		 * simulated machines would hand out the same alias addresses, which
+		 * jemalloc (one address map for the process) cannot tell apart.
+		 */
+		auto jm = make_machine<B>(pages);
+		std::array<std::unique_ptr<ua::bench::machine_chunks<B>>, 2> jsrc;
+		std::array<std::unique_ptr<ua::peers::jemalloc_arena<ua::bench::machine_chunks<B>>>, 2> ja;
+		for (unsigned i = 0; i < 2; i++) {
+			jsrc[i] = std::make_unique<ua::bench::machine_chunks<B>>(*jm);
+			ja[i] = std::make_unique<ua::peers::jemalloc_arena<ua::bench::machine_chunks<B>>>(*jsrc[i]);
+			if (!ja[i]->ok()) {
+				std::fprintf(stderr, "cache_bench: experimental.arenas_create_ext failed\n");
+				std::exit(1);
+			}
 		}
-		f.t1_ops = ua::bench::median(one_ops);
-		f.t2_ops = ua::bench::median(two_ops);
-		f.scaling = ua::bench::median(ratio);
+		auto jemalloc_work = [&](unsigned i) {
+			jemalloc_heap<B> h{*ja[i]};
+			ua::bench::turns<jemalloc_heap<B>> t(h, seq[i], "cache_bench (jemalloc threads)");
+			t.fill();
+			t.turn(0, per_thread);
+			t.drain();
+		};
+		double ops = double(per_thread + live); /* per thread: the fill's allocations and the steps */
+		f.cache_threads = scaling_pairs(cache_work, ops);
+		f.jemalloc_threads = scaling_pairs(jemalloc_work, ops);
 	}
 	return f;
 }
@@ -203,14 +260,16 @@ int main(int argc, char **argv)
 	std::uint64_t gib = o.real ? 1 + (o.live * 4096 + (std::uint64_t{1} << 30) - 1) / (std::uint64_t{1} << 30) : 64;
 	std::uint64_t pages = gib << 18;
 	figures f = o.real ? measure<ua::linux_backend>(o, pages) : measure<ua::sim_direct_map>(o, pages);
-	double vs = f.speed.ratio, scaling = f.scaling;
+	double vs = f.speed.ratio, scaling = f.cache_threads.ratio;
 	std::printf("alloc+free at %zu live: cache %.1f ns/op, jemalloc %.1f ns/op, cache/jemalloc %.3f (rounds %.3f-%.3f) (target <= 1.0) %s\n",
 		    o.live, f.speed.a_ns, f.speed.b_ns, vs, f.speed.ratio_lo, f.speed.ratio_hi, vs <= 1.0 ? "met" : "MISSED");
 	std::printf("steady state: %llu direct-map changes over %llu allocations = %.3f per 1000 (target <= 1) %s\n",
 		    (unsigned long long)f.steady_dm_changes, (unsigned long long)f.steady_allocs, f.dm_per_1000,
 		    f.dm_per_1000 <= 1.0 ? "met" : "MISSED");
-	std::printf("threads: 1 thread %.2f Mops/s, 2 threads %.2f Mops/s, scaling %.2fx (target >= 1.6) %s\n", f.t1_ops / 1e6,
-		    f.t2_ops / 1e6, scaling, scaling >= 1.6 ? "met" : "MISSED");
+	std::printf("threads: 1 thread %.2f Mops/s, 2 threads %.2f Mops/s, scaling %.2fx (target >= 1.6) %s\n",
+		    f.cache_threads.t1_ops / 1e6, f.cache_threads.t2_ops / 1e6, scaling, scaling >= 1.6 ? "met" : "MISSED");
+	std::printf("  host reference, jemalloc with an arena per thread: 1 thread %.2f Mops/s, 2 threads %.2f Mops/s, scaling %.2fx\n",
+		    f.jemalloc_threads.t1_ops / 1e6, f.jemalloc_threads.t2_ops / 1e6, f.jemalloc_threads.ratio);
 	std::printf("cache peak chunks: %zu\n", f.cache_peak_chunks);
 	if (o.json) {
 		FILE *out = std::fopen(o.json, "w");
@@ -224,11 +283,13 @@ int main(int argc, char **argv)
 			     " \"vs_jemalloc_rounds\": [%.4f, %.4f],\n"
 			     " \"steady_dm_changes\": %llu, \"steady_allocs\": %llu, \"dm_changes_per_1000_allocs\": %.4f,\n"
 			     " \"threads1_ops_per_s\": %.0f, \"threads2_ops_per_s\": %.0f, \"thread_scaling\": %.4f,\n"
+			     " \"jemalloc_threads1_ops_per_s\": %.0f, \"jemalloc_threads2_ops_per_s\": %.0f, \"jemalloc_thread_scaling\": %.4f,\n"
 			     " \"cache_peak_chunks\": %zu}\n",
 			     o.real ? "real" : "sim", o.live, o.steps, o.rounds, (unsigned long long)o.seed, f.speed.a_ns, f.speed.b_ns, vs,
 			     f.speed.ratio_lo, f.speed.ratio_hi,
-			     (unsigned long long)f.steady_dm_changes, (unsigned long long)f.steady_allocs, f.dm_per_1000, f.t1_ops,
-			     f.t2_ops, scaling, f.cache_peak_chunks);
+			     (unsigned long long)f.steady_dm_changes, (unsigned long long)f.steady_allocs, f.dm_per_1000,
+			     f.cache_threads.t1_ops, f.cache_threads.t2_ops, scaling, f.jemalloc_threads.t1_ops, f.jemalloc_threads.t2_ops,
+			     f.jemalloc_threads.ratio, f.cache_peak_chunks);
 		std::fclose(out);
 	}
 	return 0;
