@@ -15,7 +15,8 @@
  *      call covering whole 2 MiB pages, which CPA changes in place;
  *   3. one TLB flush for the run;
  *   4. fill it (trap bytes for text, zeroes otherwise) through the backend's
- *      write path, never through the user alias;
+ *      write path, never through the user alias (later fills of freed
+ *      ranges: see fill());
  *   5. map it at an alias with the cache's user protection;
  *   6. for secrets: lock it, exclude it from core dumps and from fork.
  *
@@ -39,6 +40,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "../error.h"
 #include "../mapping/machine.h"
@@ -141,9 +143,26 @@ public:
 	{
 		return m_.backend.write_frames(run.pfn, off, src, n) == 0 ? error::ok : error::backend_failure;
 	}
-	/* Fills part of a run (text_poke_set()); no machine lock, as write(). */
+	/*
+	 * Fills part of a run (text_poke_set()); no machine lock, as write().
+	 *
+	 * Where the user alias is writable real memory (a secret cache on the
+	 * real backend) the bytes go through the alias instead: stores instead
+	 * of a syscall, and nothing shared between threads. On the real backend
+	 * the write path is pwrite() to the one memfd, and the kernel's shmem
+	 * write path takes the file's inode lock, so fills from different
+	 * threads serialise there. A fill through the alias cannot fail.
+	 */
 	error fill(const chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
 	{
+		if constexpr (Backend::dereferenceable) {
+			if (cfg_.user_prot() == prot::rw) {
+				void *p = reinterpret_cast<void *>(run.alias + off);
+				std::memset(p, byte, n);
+				asm volatile("" : : "r"(p) : "memory"); /* nothing reads the bytes before reuse: keep the stores */
+				return error::ok;
+			}
+		}
 		return m_.backend.fill_frames(run.pfn, off, byte, n) == 0 ? error::ok : error::backend_failure;
 	}
 
