@@ -180,6 +180,11 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	REQUIRE(b.set_direct_map_ro({2 * pages_per_chunk, pages_per_chunk}) == 0);
 	CHECK(b.stats().pmd_mapped_kb == view_kb);
 	REQUIRE(b.set_direct_map_default({2 * pages_per_chunk, pages_per_chunk}) == 0);
+	/* Whole-chunk changes leave nothing for collapse() to do. */
+	CHECK_FALSE(b.may_be_split(pages_per_chunk));
+	CHECK_FALSE(b.may_be_split(2 * pages_per_chunk));
+	CHECK(b.collapse({pages_per_chunk, 2 * pages_per_chunk}) == 0);
+	CHECK(b.stats().collapses_2m == 0);
 
 	/* One 4 KiB page inside chunk 2: that 2 MiB page is split. */
 	*b.direct_map_address(2 * pages_per_chunk + 7) = std::byte{9};
@@ -190,6 +195,9 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(s.directmap_4k_kb == pmd_kb);
 	CHECK(s.splits_2m == 1);
 	CHECK(s.vma_count == vmas_before + 2); /* the page's VMA cut the chunk's in three */
+	CHECK(b.may_be_split(2 * pages_per_chunk + 500));
+	CHECK_FALSE(b.may_be_split(pages_per_chunk));
+	CHECK_FALSE(b.may_be_split(3 * pages_per_chunk));
 
 	/* Restoring does not merge it back. */
 	REQUIRE(b.set_direct_map_default({2 * pages_per_chunk + 7, 1}) == 0);
@@ -206,6 +214,7 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(s.collapses_2m == 1);
 	CHECK(s.splits_2m == 0);
 	CHECK(*b.direct_map_address(2 * pages_per_chunk + 7) == std::byte{9});
+	CHECK_FALSE(b.may_be_split(2 * pages_per_chunk));
 
 	/*
 	 * Unlike CPA, the split only zapped the PMD: the shmem folio stayed one
@@ -228,6 +237,23 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(s.pmd_mapped_kb == view_kb - pmd_kb);
 	CHECK(s.splits_2m == 1);
 	CHECK(s.collapses_2m == 1);
+	CHECK(b.may_be_split(3 * pages_per_chunk)); /* still to merge once its frames agree */
+
+	/* They do: the next collapse merges it. A change that ends inside a 2 MiB page marks that page too. */
+	REQUIRE(b.set_direct_map_default({3 * pages_per_chunk, 1}) == 0);
+	REQUIRE(b.collapse({3 * pages_per_chunk, pages_per_chunk}) == 0);
+	s = b.stats();
+	CHECK(s.pmd_mapped_kb == view_kb);
+	CHECK(s.collapses_2m == 2);
+	REQUIRE(b.set_direct_map_default({pages_per_chunk, pages_per_chunk}) == 0);
+	REQUIRE(b.set_direct_map_invalid({0, pages_per_chunk + 3}) == 0);
+	CHECK_FALSE(b.may_be_split(0));
+	CHECK(b.may_be_split(pages_per_chunk));
+	CHECK(b.stats().pmd_mapped_kb == view_kb - pmd_kb);
+	REQUIRE(b.set_direct_map_default({0, pages_per_chunk + 3}) == 0);
+	REQUIRE(b.collapse({0, 2 * pages_per_chunk}) == 0);
+	CHECK(b.stats().pmd_mapped_kb == view_kb);
+	CHECK_FALSE(b.may_be_split(pages_per_chunk));
 }
 
 #if defined(__x86_64__)

@@ -19,7 +19,8 @@
  *                      refaulted by PTEs), and restoring does not merge it back
  *                      - the CPA rule. Every boundary also splits the VMA,
  *                      and VMAs are bounded by vm.max_map_count.
- *   collapse           madvise(MADV_COLLAPSE) of the 2 MiB pages touched.
+ *   collapse           madvise(MADV_COLLAPSE) of the 2 MiB pages touched that
+ *                      this backend may have split (below).
  *   map_alias          another MAP_SHARED mmap of the same file pages, so a
  *                      writable and an executable alias share physical pages.
  *   write/fill_frames  pwrite(2) on the memfd: the text_poke_copy()
@@ -27,6 +28,15 @@
  *                      (or any) mapping, so no address is ever W and X.
  *   release_frames     fallocate(PUNCH_HOLE): the frames read back as zeros.
  *   flush_tlb          nothing: mprotect() already flushed; only counted.
+ *
+ * Which 2 MiB pages of the view may be split is recorded too: those a change
+ * covered only part of (the CPA rule above) since they were last collapsed,
+ * and every page when the view was not PMD-mapped at construction. collapse()
+ * acts on those only, so restoring whole chunks (every release of a cache's
+ * chunk) costs no madvise and no read of /proc/self/smaps, which takes tens
+ * of milliseconds in a process with large mappings. A page the kernel split
+ * on its own (none does while the view is mapped and there is no swap) is
+ * not known here; stats() still sees it.
  *
  * The direct-map state of every frame is recorded here, so direct_map_state()
  * needs no syscall and a failed mprotect() - which can fail part way with
@@ -149,6 +159,8 @@ public:
 		const alias *a = find_alias(addr);
 		return a ? std::optional<prot>(a->p) : std::nullopt;
 	}
+	/* True when the 2 MiB page holding pfn may be split (collapse() would act on it). */
+	bool may_be_split(pfn_t pfn) const noexcept { return pfn < nr_pages_ && maybe_split_[pfn / pages_per_chunk]; }
 	/* Frames behind the alias containing addr, if addr is inside one. */
 	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept
 	{
@@ -239,11 +251,13 @@ private:
 	void restore_direct_map(frame_range r) noexcept;
 	int pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, std::size_t n) noexcept;
 	int read_view_pmd_kb(std::uint64_t *kb) const noexcept;
+	void note_partial_change(frame_range r) noexcept;
 
 	int fd_ = -1;
 	std::byte *view_ = nullptr;
 	std::uint64_t nr_pages_ = 0;
 	std::vector<std::uint8_t> state_;      /* dm_state per frame; metadata outside the memfd */
+	std::vector<std::uint8_t> maybe_split_; /* per 2 MiB page: 1 when it may no longer be one PMD mapping */
 	std::map<std::uintptr_t, alias> aliases_;
 	int init_error_ = 0;
 	const char *init_step_ = "";
@@ -283,6 +297,7 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 	std::size_t bytes = std::size_t(nr_pages << page_shift);
 	try {
 		state_.assign(nr_pages, std::uint8_t(dm_state::rw));
+		maybe_split_.assign(nr_pages / pages_per_chunk, 0);
 	} catch (const std::bad_alloc &) {
 		return fail("frame state", -ENOMEM);
 	}
@@ -320,6 +335,8 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 	} catch (const std::bad_alloc &) {
 		return fail("huge-page figures", -ENOMEM);
 	}
+	if (rc || initial_pmd_kb_ != std::uint64_t(bytes >> 10))
+		std::fill(maybe_split_.begin(), maybe_split_.end(), std::uint8_t{1}); /* not (known to be) PMD-mapped */
 }
 
 inline void linux_backend::destroy() noexcept
@@ -335,6 +352,7 @@ inline void linux_backend::destroy() noexcept
 	fd_ = -1;
 	nr_pages_ = 0;
 	state_.clear();
+	maybe_split_.clear();
 }
 
 inline void linux_backend::steal(linux_backend &o) noexcept
@@ -343,8 +361,10 @@ inline void linux_backend::steal(linux_backend &o) noexcept
 	view_ = std::exchange(o.view_, nullptr);
 	nr_pages_ = std::exchange(o.nr_pages_, 0);
 	state_ = std::move(o.state_);
+	maybe_split_ = std::move(o.maybe_split_);
 	aliases_ = std::move(o.aliases_);
 	o.state_.clear();
+	o.maybe_split_.clear();
 	o.aliases_.clear();
 	init_error_ = std::exchange(o.init_error_, -EINVAL);
 	init_step_ = std::exchange(o.init_step_, "moved from");
@@ -379,8 +399,18 @@ inline int linux_backend::change_direct_map(frame_range r, dm_state to) noexcept
 		return err;
 	}
 	std::fill(first, last, std::uint8_t(to));
+	note_partial_change(r);
 	prot_changes_++;
 	return 0;
+}
+
+/* A change that covers only part of a 2 MiB page splits its PMD mapping: only the first and last page can be partial. */
+inline void linux_backend::note_partial_change(frame_range r) noexcept
+{
+	if (r.pfn % pages_per_chunk)
+		maybe_split_[r.pfn / pages_per_chunk] = 1;
+	if (r.end() % pages_per_chunk)
+		maybe_split_[(r.end() - 1) / pages_per_chunk] = 1;
 }
 
 /*
@@ -400,6 +430,7 @@ inline void linux_backend::restore_direct_map(frame_range r) noexcept
 		int rc = ::mprotect(direct_map_address(pfn), std::size_t((run - pfn) << page_shift),
 				    mmap_prot(dm_state(state_[pfn])));
 		UA_CHECK(rc == 0, "linux_backend: cannot roll back a failed direct-map change");
+		note_partial_change({pfn, run - pfn});
 		pfn = run;
 	}
 }
@@ -408,17 +439,31 @@ inline int linux_backend::collapse(frame_range r) noexcept
 {
 	if (!valid(r))
 		return -EINVAL;
+	/*
+	 * Only 2 MiB pages this backend may have split, and whose frames share
+	 * one state (one VMA covers them, so they can be one PMD).
+	 */
+	auto collapsible = [&](pfn_t chunk) {
+		auto begin = state_.begin() + std::ptrdiff_t(chunk);
+		return maybe_split_[chunk / pages_per_chunk] &&
+		       std::adjacent_find(begin, begin + pages_per_chunk, std::not_equal_to<>()) == begin + pages_per_chunk;
+	};
+	pfn_t first = align_down(r.pfn, pages_per_chunk);
+	bool any = false;
+	for (pfn_t chunk = first; chunk < r.end() && !any; chunk += pages_per_chunk)
+		any = collapsible(chunk);
+	if (!any)
+		return 0; /* nothing to merge: no madvise, no smaps read */
 	std::uint64_t before = 0, after = 0;
 	bool counted = read_view_pmd_kb(&before) == 0;
-	/* Only 2 MiB pages whose frames share one state can be one PMD (one VMA covers them). */
 	int err = 0;
-	pfn_t first = align_down(r.pfn, pages_per_chunk);
 	for (pfn_t chunk = first; chunk < r.end() && !err; chunk += pages_per_chunk) {
-		auto begin = state_.begin() + std::ptrdiff_t(chunk);
-		if (std::adjacent_find(begin, begin + pages_per_chunk, std::not_equal_to<>()) != begin + pages_per_chunk)
+		if (!collapsible(chunk))
 			continue;
 		if (::madvise(direct_map_address(chunk), chunk_size, madv_collapse) != 0)
 			err = -errno; /* EINVAL: kernel without MADV_COLLAPSE; EAGAIN/ENOMEM: could not */
+		else
+			maybe_split_[chunk / pages_per_chunk] = 0;
 	}
 	if (counted && read_view_pmd_kb(&after) == 0 && after > before)
 		collapses_2m_ += (after - before) / (pmd_size >> 10);
