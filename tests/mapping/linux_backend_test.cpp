@@ -425,8 +425,13 @@ TEST_CASE("release_frames gives the contents back: they read as zeros")
 	std::uintptr_t a = 0;
 	REQUIRE(b.map_alias({0, pages_per_chunk}, prot::read, &a) == 0);
 	std::memset(b.direct_map_address(0), 0xab, 2 * chunk_size);
+	CHECK_FALSE(b.frames_released(3));
 
 	REQUIRE(b.release_frames({3, 2}) == 0);
+	/* Writes into that 2 MiB page allocate first from now on; the next page's do not need to. */
+	CHECK(b.frames_released(0));
+	CHECK(b.frames_released(pages_per_chunk - 1));
+	CHECK_FALSE(b.frames_released(pages_per_chunk));
 	CHECK(*b.direct_map_address(2) == std::byte{0xab});
 	CHECK(*b.direct_map_address(3) == std::byte{0});
 	CHECK(*(b.direct_map_address(5) - 1) == std::byte{0});
@@ -443,9 +448,18 @@ TEST_CASE("release_frames gives the contents back: they read as zeros")
 	CHECK(zero);
 
 	/* Writes after a release allocate again. */
+	CHECK(b.frames_released(pages_per_chunk));
 	const char msg[] = "again";
 	REQUIRE(b.write_frames(pages_per_chunk, 10, msg, sizeof(msg)) == 0);
 	CHECK(std::memcmp(b.direct_map_address(pages_per_chunk) + 10, msg, sizeof(msg)) == 0);
+	REQUIRE(b.fill_frames(3, 0, 0x5a, 2 * page_size) == 0);
+	CHECK(*b.direct_map_address(3) == std::byte{0x5a});
+	CHECK(*(b.direct_map_address(5) - 1) == std::byte{0x5a});
+	/* And where nothing was released, writes go straight to pwrite. */
+	CHECK_FALSE(b.frames_released(2 * pages_per_chunk));
+	REQUIRE(b.fill_frames(2 * pages_per_chunk, 100, 0x77, 3 * page_size) == 0);
+	CHECK(*(b.direct_map_address(2 * pages_per_chunk) + 100) == std::byte{0x77});
+	CHECK(*(b.direct_map_address(2 * pages_per_chunk) + 100 + 3 * page_size - 1) == std::byte{0x77});
 }
 
 TEST_CASE("a direct-map change refused by the kernel (vm.max_map_count) changes nothing")

@@ -26,6 +26,8 @@
  *   write/fill_frames  pwrite(2) on the memfd: the text_poke_copy()
  *                      equivalent, the bytes never pass through an executable
  *                      (or any) mapping, so no address is ever W and X.
+ *                      Preceded by fallocate(2) in 2 MiB pages where
+ *                      release_frames has punched a hole (below).
  *   release_frames     fallocate(PUNCH_HOLE): the frames read back as zeros.
  *   flush_tlb          nothing: mprotect() already flushed; only counted.
  *
@@ -68,6 +70,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
@@ -158,6 +161,11 @@ public:
 	{
 		const alias *a = find_alias(addr);
 		return a ? std::optional<prot>(a->p) : std::nullopt;
+	}
+	/* True when release_frames() has punched a frame of pfn's 2 MiB page: writes there fallocate first. */
+	bool frames_released(pfn_t pfn) const noexcept
+	{
+		return pfn < nr_pages_ && released_[pfn / pages_per_chunk].load(std::memory_order_relaxed);
 	}
 	/* True when the 2 MiB page holding pfn may be split (collapse() would act on it). */
 	bool may_be_split(pfn_t pfn) const noexcept { return pfn < nr_pages_ && maybe_split_[pfn / pages_per_chunk]; }
@@ -258,6 +266,8 @@ private:
 	std::uint64_t nr_pages_ = 0;
 	std::vector<std::uint8_t> state_;      /* dm_state per frame; metadata outside the memfd */
 	std::vector<std::uint8_t> maybe_split_; /* per 2 MiB page: 1 when it may no longer be one PMD mapping */
+	/* Per 2 MiB page: 1 once release_frames() punched any of its frames (never cleared). Atomic: contents operations run concurrently. */
+	std::unique_ptr<std::atomic<std::uint8_t>[]> released_;
 	std::map<std::uintptr_t, alias> aliases_;
 	int init_error_ = 0;
 	const char *init_step_ = "";
@@ -298,6 +308,7 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 	try {
 		state_.assign(nr_pages, std::uint8_t(dm_state::rw));
 		maybe_split_.assign(nr_pages / pages_per_chunk, 0);
+		released_.reset(new std::atomic<std::uint8_t>[nr_pages / pages_per_chunk]()); /* zeroes: the view is populated below */
 	} catch (const std::bad_alloc &) {
 		return fail("frame state", -ENOMEM);
 	}
@@ -353,6 +364,7 @@ inline void linux_backend::destroy() noexcept
 	nr_pages_ = 0;
 	state_.clear();
 	maybe_split_.clear();
+	released_.reset();
 }
 
 inline void linux_backend::steal(linux_backend &o) noexcept
@@ -362,6 +374,7 @@ inline void linux_backend::steal(linux_backend &o) noexcept
 	nr_pages_ = std::exchange(o.nr_pages_, 0);
 	state_ = std::move(o.state_);
 	maybe_split_ = std::move(o.maybe_split_);
+	released_ = std::move(o.released_);
 	aliases_ = std::move(o.aliases_);
 	o.state_.clear();
 	o.maybe_split_.clear();
@@ -552,16 +565,22 @@ inline int linux_backend::secure_alias(std::uintptr_t addr, std::size_t bytes) n
 }
 
 /*
- * Writes n bytes at file position pos. The range is allocated first
- * (fallocate mode 0; shmem_fallocate() undoes its own allocations on failure),
- * so the copy itself cannot run out of memory half way and leave a partial
- * write behind.
+ * Writes n bytes at file position pos. Where the range may hold a hole (a 2
+ * MiB page release_frames() punched), it is allocated first (fallocate mode
+ * 0; shmem_fallocate() undoes its own allocations on failure), so the copy
+ * itself cannot run out of memory half way and leave a partial write behind.
+ * Elsewhere every page exists since construction populated the view, and the
+ * fallocate() would be a second syscall per write that takes the inode lock
+ * again (it cost text caches' frees ~25%, cache_bench --backend real).
  */
 inline int linux_backend::pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, std::size_t n) noexcept
 {
 	if (n == 0)
 		return 0;
-	if (::fallocate(fd_, 0, off_t(pos), off_t(n)) != 0)
+	bool holes = false;
+	for (std::uint64_t c = pos >> chunk_shift; c <= (pos + n - 1) >> chunk_shift && !holes; c++)
+		holes = released_[c].load(std::memory_order_relaxed);
+	if (holes && ::fallocate(fd_, 0, off_t(pos), off_t(n)) != 0)
 		return -errno;
 	std::size_t done = 0;
 	while (done < n) {
@@ -634,6 +653,9 @@ inline int linux_backend::release_frames(frame_range r) noexcept
 {
 	if (!valid(r))
 		return -EINVAL;
+	/* Marked first: a punch that fails part way may still have freed pages. */
+	for (pfn_t c = r.pfn / pages_per_chunk; c <= (r.end() - 1) / pages_per_chunk; c++)
+		released_[c].store(1, std::memory_order_relaxed);
 	/* shmem_fallocate(PUNCH_HOLE) frees the pages and zaps every mapping of them; they refault as zeros. */
 	if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(r.pfn << page_shift), off_t(r.bytes())) != 0)
 		return -errno;
