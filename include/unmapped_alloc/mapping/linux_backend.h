@@ -454,25 +454,22 @@ inline int linux_backend::collapse(frame_range r) noexcept
 		return -EINVAL;
 	/*
 	 * Only 2 MiB pages this backend may have split, and whose frames share
-	 * one state (one VMA covers them, so they can be one PMD).
+	 * one state (one VMA covers them, so they can be one PMD). The merge
+	 * count reads smaps before the first madvise and after the last: with
+	 * nothing to merge, no syscall at all.
 	 */
-	auto collapsible = [&](pfn_t chunk) {
-		auto begin = state_.begin() + std::ptrdiff_t(chunk);
-		return maybe_split_[chunk / pages_per_chunk] &&
-		       std::adjacent_find(begin, begin + pages_per_chunk, std::not_equal_to<>()) == begin + pages_per_chunk;
-	};
-	pfn_t first = align_down(r.pfn, pages_per_chunk);
-	bool any = false;
-	for (pfn_t chunk = first; chunk < r.end() && !any; chunk += pages_per_chunk)
-		any = collapsible(chunk);
-	if (!any)
-		return 0; /* nothing to merge: no madvise, no smaps read */
 	std::uint64_t before = 0, after = 0;
-	bool counted = read_view_pmd_kb(&before) == 0;
+	bool any = false, counted = false;
 	int err = 0;
-	for (pfn_t chunk = first; chunk < r.end() && !err; chunk += pages_per_chunk) {
-		if (!collapsible(chunk))
+	for (pfn_t chunk = align_down(r.pfn, pages_per_chunk); chunk < r.end() && !err; chunk += pages_per_chunk) {
+		auto begin = state_.begin() + std::ptrdiff_t(chunk);
+		if (!maybe_split_[chunk / pages_per_chunk] ||
+		    std::adjacent_find(begin, begin + pages_per_chunk, std::not_equal_to<>()) != begin + pages_per_chunk)
 			continue;
+		if (!any) {
+			any = true;
+			counted = read_view_pmd_kb(&before) == 0;
+		}
 		if (::madvise(direct_map_address(chunk), chunk_size, madv_collapse) != 0)
 			err = -errno; /* EINVAL: kernel without MADV_COLLAPSE; EAGAIN/ENOMEM: could not */
 		else
