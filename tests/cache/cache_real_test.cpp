@@ -139,6 +139,24 @@ TEST_CASE("real cache: secrets are locked, kept out of core dumps and absent in 
 	REQUIRE(c.free(r.value) == error::ok);
 }
 
+TEST_CASE("real cache: a secret run given back reaches the direct map zeroed")
+{
+	auto m = ua_test::real_machine::make();
+	cache_config cfg = secret_cache_config();
+	chunk_source<real> src(*m, cfg);
+	auto r = src.acquire(1);
+	REQUIRE(r.ok());
+	chunk_run run = r.value;
+	std::memset(reinterpret_cast<void *>(run.alias), 0x5a, run.bytes()); /* what a user left there */
+	REQUIRE(src.release(run) == error::ok);
+	REQUIRE(m->backend.direct_map_state(run.pfn) == dm_state::rw);
+	const volatile std::byte *dm = m->backend.direct_map_address(run.pfn);
+	bool zero = true;
+	for (std::size_t i = 0; i < run.bytes(); i++)
+		zero &= dm[i] == std::byte{0};
+	CHECK(zero);
+}
+
 TEST_CASE("real cache: long churn in text and secret caches splits no huge page; the direct map is whole after")
 {
 	auto m = ua_test::real_machine::make();

@@ -110,8 +110,8 @@ public:
 		typename machine<Backend>::guard g(m_.lock);
 		Backend &b = m_.backend;
 		frame_range r = run.frames();
-		/* Secrets never reach the direct map with their contents. */
-		if (cfg_.kind == cache_kind::secret && b.fill_frames(r.pfn, 0, 0, run.bytes()) != 0)
+		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
+		if (cfg_.kind == cache_kind::secret && fill(run, 0, 0, run.bytes()) != error::ok)
 			return error::backend_failure;
 		if (b.unmap_alias(run.alias, run.bytes()) != 0)
 			return error::backend_failure;
