@@ -21,7 +21,8 @@
  *      nothing but the machine: what the host gives two threads just then.
  * The backend is the simulated direct map by default, so backend calls cost
  * next to nothing and the figures measure the allocators; --backend real runs
- * on memfd memory, where every free also pays a pwrite() of trap bytes.
+ * on memfd memory, where every free of a text cache also pays a pwrite() of
+ * trap bytes (a secret cache zeroes through its alias).
  * Absolute times are context only (the machine is shared): read the ratios.
  *
  * --cache secret measures a secret cache instead of a text cache: freed
@@ -168,9 +169,9 @@ figures measure(const options &o, std::uint64_t pages)
 	 * Scaling: the same per-thread work on one thread and on two at once,
 	 * for the cache and, as the host's reference, for jemalloc with an arena
 	 * per thread (the threads share only the machine chunks come from, whose
-	 * lock is taken when an arena grows). Nine pairs each, the order within a pair alternating so that
-	 * a drift of the shared host's speed falls on both sides; each figure is
-	 * the median of its pairs' ratios.
+	 * lock is taken when an arena grows). Nine pairs each, the order within a
+	 * pair alternating so that a drift of the shared host's speed falls on
+	 * both sides; each figure is the median of its pairs' ratios.
 	 */
 	{
 		std::size_t per_thread = o.steps / 2, live = o.live / 2;
@@ -180,13 +181,14 @@ figures measure(const options &o, std::uint64_t pages)
 		ua::cache_config cfg = o.secret ? ua::secret_cache_config("bench2") : ua::text_cache_config("bench2");
 		cfg.nr_shards = 2;
 		ua::unmapped_cache<B> c(*m, cfg);
-		auto cache_work = [&](unsigned i) {
-			cache_heap<B> h{c};
-			ua::bench::turns<cache_heap<B>> t(h, seq[i], "cache_bench (threads)");
+		/* One thread's share: fill its live set, run its steps, drain. */
+		auto share = [&]<class Heap>(Heap h, unsigned i) {
+			ua::bench::turns<Heap> t(h, seq[i], "cache_bench (threads)");
 			t.fill();
 			t.turn(0, per_thread);
 			t.drain();
 		};
+		auto cache_work = [&](unsigned i) { share(cache_heap<B>{c}, i); };
 		/*
 		 * One machine for both arenas, as the cache's shards share one: two
 		 * simulated machines would hand out the same alias addresses, which
@@ -203,13 +205,7 @@ figures measure(const options &o, std::uint64_t pages)
 				std::exit(1);
 			}
 		}
-		auto jemalloc_work = [&](unsigned i) {
-			jemalloc_heap<B> h{*ja[i]};
-			ua::bench::turns<jemalloc_heap<B>> t(h, seq[i], "cache_bench (jemalloc threads)");
-			t.fill();
-			t.turn(0, per_thread);
-			t.drain();
-		};
+		auto jemalloc_work = [&](unsigned i) { share(jemalloc_heap<B>{*ja[i]}, i); };
 		double ops = double(per_thread + live); /* per thread: the fill's allocations and the steps */
 		f.cache_threads = scaling_pairs(cache_work, ops);
 		f.jemalloc_threads = scaling_pairs(jemalloc_work, ops);
