@@ -19,7 +19,8 @@
 #include <cstdint>
 #include <map>
 
-#include <unmapped_alloc/mapping.h>
+#include <unmapped_alloc/phys.h>
+#include <unmapped_alloc/sim.h>
 
 namespace ua::bench {
 

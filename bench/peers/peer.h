@@ -38,7 +38,8 @@
 #include <unmapped_alloc/check.h>
 #include <unmapped_alloc/config.h>
 #include <unmapped_alloc/error.h>
-#include <unmapped_alloc/mapping.h>
+#include <unmapped_alloc/phys.h>
+#include <unmapped_alloc/sim.h>
 
 namespace ua::peers {
 

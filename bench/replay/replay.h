@@ -55,7 +55,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include <unmapped_alloc/mapping.h>
+#include <unmapped_alloc/phys.h>
+#include <unmapped_alloc/sim.h>
 
 #include "peers/bpf_prog_pack.h"
 #include "peers/execmem.h"

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* cache.h - umbrella of the cache layer (above arena/ and mapping/; below the public API). */
+/* cache.h - umbrella of the cache layer (above arena/, phys/ and sim/; below the public API). */
 #pragma once
 
 #include "arena.h"
-#include "mapping.h"
+#include "phys.h"
+#include "sim.h"
 #include "cache/cache_config.h"
 #include "cache/rcu.h"
 #include "cache/shrinker.h"

@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping.h - umbrella of the mapping layer (above ds/, beside arena/, below cache/):
- * the page allocator, the backend contract and both backends.
+ * mapping.h - umbrella of the mapping layer (above ds/): the vocabulary of
+ * frames and protections, the mapping_backend contract, and the real Linux
+ * backend. The simulated backend is sim/ (sim.h), the page allocator and the
+ * machine that joins it to a backend are phys/ (phys.h).
  */
 #pragma once
 
 #include "mapping/types.h"
 #include "mapping/backend.h"
-#include "mapping/page_alloc.h"
-#include "mapping/sim_direct_map.h"
 #include "mapping/linux_backend.h"
-#include "mapping/machine.h"

@@ -13,11 +13,12 @@
 #include <tuple>
 
 #include <unmapped_alloc/mapping/backend.h>
-#include <unmapped_alloc/mapping/sim_direct_map.h>
+#include <unmapped_alloc/sim/sim_direct_map.h>
 #if __has_include(<unmapped_alloc/mapping/linux_backend.h>)
 #include <unmapped_alloc/mapping/linux_backend.h>
 #define UA_HAVE_LINUX_BACKEND 1
 #endif
+#include <support/fault_backend.h>
 
 using ua::dm_state;
 using ua::frame_range;
@@ -68,6 +69,11 @@ void check_same_counters(const ua::backend_stats &a, const ua::backend_stats &b)
 }  // namespace
 
 static_assert(ua::mapping_backend<ua::sim_direct_map>);
+/* The fault-injecting wrapper (tests/support) is a backend over either backend. */
+static_assert(ua::mapping_backend<ua::fault_backend<ua::sim_direct_map>>);
+#ifdef UA_HAVE_LINUX_BACKEND
+static_assert(ua::mapping_backend<ua::fault_backend<ua::linux_backend>>);
+#endif
 
 TEST_CASE_TEMPLATE_DEFINE("direct map: remove, read-only and restore round trips", B, dm_round_trip)
 {

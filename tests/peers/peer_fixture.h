@@ -24,7 +24,8 @@
 #include <string>
 #include <type_traits>
 
-#include <unmapped_alloc/mapping.h>
+#include <unmapped_alloc/phys.h>
+#include <unmapped_alloc/sim.h>
 
 namespace peer_test {
 

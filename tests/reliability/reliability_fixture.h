@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include <unmapped_alloc/mapping/fault_backend.h>
+#include <support/fault_backend.h>
 #include <unmapped_alloc/unmapped_alloc.h>
 
 namespace ua_test {

@@ -61,7 +61,7 @@
 
 #include <boost/intrusive/list_hook.hpp>
 
-#include "../ds/bitmap.h"
+#include "../ds.h"
 
 namespace ua {
 

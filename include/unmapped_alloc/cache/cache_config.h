@@ -25,7 +25,7 @@
 #include <cstdint>
 
 #include "../config.h"
-#include "../mapping/types.h"
+#include "../mapping.h"
 
 namespace ua {
 

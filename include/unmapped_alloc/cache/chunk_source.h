@@ -43,7 +43,7 @@
 #include <cstring>
 
 #include "../error.h"
-#include "../mapping/machine.h"
+#include "../phys.h"
 #include "cache_config.h"
 
 namespace ua {

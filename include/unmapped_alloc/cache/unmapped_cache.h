@@ -78,11 +78,9 @@
 
 #include "../arena.h"
 #include "../check.h"
-#include "../ds/chunk_table.h"
-#include "../ds/mutex.h"
-#include "../ds/thread_number.h"
+#include "../ds.h"
 #include "../error.h"
-#include "../mapping/machine.h"
+#include "../phys.h"
 #include "cache_config.h"
 #include "chunk_source.h"
 #include "rcu.h"

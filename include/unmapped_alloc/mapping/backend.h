@@ -39,7 +39,7 @@
  *     -EINVAL (W^X).
  *
  * Thread safety: a backend is not internally synchronised; its owner
- * serialises calls under machine::lock (mapping/machine.h). The exception is
+ * serialises calls under machine::lock (phys/machine.h). The exception is
  * write_frames() and fill_frames(): they touch only the frames' contents
  * (pwrite() to the memfd; a counter in the simulation), so a caller that owns
  * the frames may call them concurrently with each other and with any other

@@ -79,7 +79,7 @@
 #include <vector>
 
 #include "../check.h"
-#include "../ds/striped_counter.h"
+#include "../ds.h"
 #include "backend.h"
 #include "smaps.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/page_alloc_check.h - the page allocator's expensive consistency walk
+ * phys/page_alloc_check.h - the page allocator's expensive consistency walk
  * (check.h's third level), for tests. Included at the end of page_alloc.h.
  */
 #pragma once

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/page_alloc.h - the simulated page allocator the library sits beside.
+ * phys/page_alloc.h - the simulated page allocator the library sits beside.
  *
  * A buddy allocator over 4 KiB frames [0, nr_pages), orders 0..18 (4 KiB up to
  * 1 GiB, the x86-64 PUD page), with two zones: ZONE_NORMAL below, ZONE_MOVABLE
@@ -58,7 +58,7 @@
 #include "../config.h"
 #include "../error.h"
 #include "pageblock.h"
-#include "types.h"
+#include "../mapping.h"
 
 namespace ua {
 
@@ -162,7 +162,7 @@ public:
 	 * Fault injection, as the kernel's should_fail_alloc_page()
 	 * (mm/fail_page_alloc.c): when set, a valid alloc_pages() request asks
 	 * fn(ctx, order) first and fails with no_memory, changing nothing, when
-	 * it answers true. For tests (mapping/fault_backend.h); nullptr clears it.
+	 * it answers true. For tests (tests/support/fault_backend.h); nullptr clears it.
 	 */
 	using fault_hook = bool (*)(void *ctx, unsigned order) noexcept;
 	void set_fault_hook(fault_hook fn, void *ctx) noexcept

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* Tests for mapping/page_alloc.h and mapping/page_age.h. */
+/* Tests for phys/page_alloc.h and phys/page_age.h. */
 #include <doctest/doctest.h>
 
 #include <map>
 #include <random>
 #include <vector>
 
-#include <unmapped_alloc/mapping/page_alloc.h>
+#include <unmapped_alloc/phys/page_alloc.h>
 
 using namespace ua;
 

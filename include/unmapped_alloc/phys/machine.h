@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/machine.h - one machine: its page allocator and its mapping backend.
+ * phys/machine.h - one machine: its page allocator and its mapping backend.
  *
  * Everything that allocates memory leaving the direct map, the library's
  * caches and the peer allocators alike, sits beside the same page allocator
@@ -21,7 +21,7 @@
 #include <mutex>
 #include <utility>
 
-#include "backend.h"
+#include "../mapping.h"
 #include "page_alloc.h"
 
 namespace ua {

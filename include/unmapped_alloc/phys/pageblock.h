@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/pageblock.h - the page allocator's orders and its 512-bit block maths.
+ * phys/pageblock.h - the page allocator's orders and its 512-bit block maths.
  *
  * The buddy allocator (page_alloc.h) keeps no record per frame or per free
  * block: free blocks follow from which frames are free, because buddies always
@@ -17,7 +17,7 @@
 #include <cstdint>
 
 #include "../config.h"
-#include "types.h"
+#include "../mapping.h"
 
 namespace ua {
 

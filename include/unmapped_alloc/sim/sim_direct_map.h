@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/sim_direct_map.h - the simulated mapping backend: an x86-64 direct
+ * sim/sim_direct_map.h - the simulated mapping backend: an x86-64 direct
  * map of any size (1 GiB to 1 TiB and beyond) with CPA's rules, plus a
  * simulated module area for aliases.
  *
@@ -43,11 +43,10 @@
 #include <set>
 #include <string>
 
-#include "../ds/striped_counter.h"
-#include "backend.h"
+#include "../ds.h"
+#include "../mapping.h"
 #include "sim_module_area.h"
 #include "sim_page_tables.h"
-#include "types.h"
 
 namespace ua {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/page_age.h - ageing a simulated machine, and measuring how widely
+ * phys/page_age.h - ageing a simulated machine, and measuring how widely
  * its free memory is spread.
  *
  * The "aged" machine of the published sockex1 experiment had its memory first

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Tests for mapping/sim_direct_map.h (and the two models it composes,
+ * Tests for sim/sim_direct_map.h (and the two models it composes,
  * sim_page_tables.h and sim_module_area.h): exact CPA counters for each
  * split/no-split/collapse case, the boot layout, a 1 TiB machine, alias
  * placement, and a randomized comparison against a flat per-frame model.
@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include <unmapped_alloc/mapping/sim_direct_map.h>
+#include <unmapped_alloc/sim/sim_direct_map.h>
 
 using ua::dm_state;
 using ua::frame_range;

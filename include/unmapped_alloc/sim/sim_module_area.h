@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/sim_module_area.h - the simulated module area: address space for
+ * sim/sim_module_area.h - the simulated module area: address space for
  * aliases (the executable views of frames) and the record of every alias.
  *
  * The kernel maps module text and BPF programs in a dedicated virtual range
@@ -34,7 +34,7 @@
 #include <string>
 
 #include "../config.h"
-#include "types.h"
+#include "../mapping.h"
 
 namespace ua {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mapping/sim_page_tables.h - a sparse model of the x86-64 direct map's page
+ * sim/sim_page_tables.h - a sparse model of the x86-64 direct map's page
  * tables below the PUD level, with CPA's split and collapse rules.
  *
  * The direct map is a run of 1 GiB regions (one PUD entry each). A region is
@@ -52,7 +52,7 @@
 
 #include "../check.h"
 #include "../config.h"
-#include "types.h"
+#include "../mapping.h"
 
 namespace ua {
 
