@@ -8,5 +8,6 @@
 #pragma once
 
 #include "mapping/types.h"
+#include "mapping/memory_map.h"
 #include "mapping/backend.h"
 #include "mapping/linux_backend.h"
