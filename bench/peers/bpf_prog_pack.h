@@ -1,36 +1,45 @@
 // SPDX-License-Identifier: MIT
 /*
- * peers/bpf_prog_pack.h - bpf_prog_pack (kernel/bpf/core.c, 5.18+).
+ * peers/bpf_prog_pack.h - bpf_prog_pack (kernel/bpf/core.c), by release.
  *
- *   - packs of BPF_PROG_PACK_SIZE = 2 MiB, in a list in creation order
- *     (alloc_new_pack(): list_add_tail()), under one global mutex
- *     (pack_mutex);
- *   - a bitmap per pack with one bit per BPF_PROG_CHUNK_SIZE = 64 bytes;
- *     bpf_prog_pack_alloc() takes the first pack, in list order, where
- *     bitmap_find_next_zero_area(bitmap, BPF_PROG_CHUNK_COUNT, 0, nbits, 0)
- *     finds room: first fit, lowest position, no alignment mask;
- *   - a new pack is filled with INT3 (bpf_fill_ill_insns()) and made
- *     read-only + executable with set_memory_rox() on the whole pack, which
- *     CPA applies to the direct-map alias too (cpa_process_alias(): the
- *     direct map becomes read-only, its NX bit untouched);
- *   - bpf_prog_pack_free() fills the freed range with INT3 through
- *     bpf_arch_text_invalidate() (text_poke_set()), clears its bits, and
- *     frees the pack as soon as it is empty (no spare pack kept), through
- *     vfree() with VM_FLUSH_RESET_PERMS (vm_reset_perms(): direct map
- *     invalid, one flush, default);
- *   - requests larger than a pack take their own page-rounded mapping
- *     (bpf_jit_alloc_exec(round_up(size, PAGE_SIZE)) = module_alloc:
- *     order-0 pages, INT3 fill, set_memory_rox()).
+ * Common to every release (57631054fae6 onwards):
+ *   - packs in a list in creation order (alloc_new_pack(): list_add_tail()),
+ *     one global mutex (pack_mutex), a bitmap per pack with one bit per
+ *     BPF_PROG_CHUNK_SIZE = 64 bytes; bpf_prog_pack_alloc() takes the first
+ *     pack, in list order, where bitmap_find_next_zero_area(bitmap,
+ *     BPF_PROG_CHUNK_COUNT, 0, nbits, 0) finds room: first fit, no mask;
+ *   - a new pack is vmalloc'ed (module_alloc(), from 6.10
+ *     bpf_jit_alloc_exec() = execmem_alloc(EXECMEM_BPF), which has no ROX
+ *     cache on x86), filled with INT3 (bpf_fill_ill_insns()), marked
+ *     VM_FLUSH_RESET_PERMS and made read-only + executable: set_memory_ro()
+ *     then set_memory_x() before 6.2, set_memory_rox() (d48567c9a0d1) from
+ *     6.2. The CPA alias step changes the direct map of every frame of the
+ *     pack (set_memory.h);
+ *   - bpf_prog_pack_free(): INT3 over the freed range
+ *     (bpf_arch_text_invalidate() = text_poke_set()), bits cleared, and an
+ *     empty pack is freed at once (no spare) through vfree() with
+ *     vm_reset_perms();
+ *   - a request larger than a pack takes its own round_up(size, PAGE_SIZE)
+ *     vmalloc area: INT3, VM_FLUSH_RESET_PERMS, ro + x / rox.
+ * What a pack is, by release (research/peers_by_release.md):
+ *   5.18-rc   (-rc1/-rc2) PMD_SIZE, one huge (order-9) vmalloc page
+ *             (fac54e2bfb5b made module_alloc() huge), its direct map
+ *             changed in place; VM_FLUSH_RESET_PERMS then resets it page by
+ *             page at free, which splits it;
+ *   5.18      PAGE_SIZE: 559089e0a93d (5.18-rc3) made huge vmalloc opt-in,
+ *             so select_bpf_prog_pack_size()'s huge test fails;
+ *   6.0       ea2babac63d4: PMD_SIZE * num_possible_nodes() (SZ_2M from
+ *             2024) of order-0 vmalloc pages, one node here: 512 frames.
+ * Sizes are taken as the JIT passes them (round_up(proglen + 4 + 16, 64))
+ * and rounded to 64 B; alignment above 64 B is refused.
  *
- * Sizes: callers pass the size as the JIT rounds it
- * (round_up(jited_len + header + 16, 64)); the pack rounds to 64 B anyway.
- * Alignment above 64 B is refused: the pack gives 64 B.
- *
- * Where a pack's frames come from (docs/peers.md): 5.18 took them with
- * module_alloc_huge() (huge vmalloc: one order-9 block); after that was
- * reverted, module_alloc()/execmem take 512 order-0 pages, which on a fresh
- * machine come back as one contiguous block anyway. We take one order-9
- * block per pack, so a pack is one alias over contiguous frames.
+ * pack_source::freetype_unmapped composes the pack with the 2026 freetype
+ * __GFP_UNMAPPED (freetype_pool.h): the pack's 512 order-0 pages come out of
+ * the direct map inside the page allocator, a pageblock at a time, so the
+ * set_memory_rox() alias step finds them not present and changes nothing,
+ * and a freed pack gives its pages back to the unmapped lists without
+ * vm_reset_perms() (mapping them back would defeat the freetype). No kernel
+ * ships this composition.
  */
 #pragma once
 
@@ -39,26 +48,37 @@
 #include <cstdint>
 #include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
-#include "vm_area.h"
+#include "freetype_pool.h"
+#include "set_memory.h"
 
 namespace ua::peers {
 
+enum class pack_source { page_allocator, freetype_unmapped };
+
 struct bpf_prog_pack_config {
-	dm_action action = dm_action::ro; /* set_memory_rox() reaching the direct map */
+	kernel_release release = newest_release;
+	pack_source source = pack_source::page_allocator;
 };
 
 template <mapping_backend B>
 class bpf_prog_pack_peer {
 public:
 	static constexpr const char *name = "bpf-prog-pack";
-	static constexpr std::size_t pack_size = chunk_size;                /* BPF_PROG_PACK_SIZE */
-	static constexpr std::size_t prog_chunk = 64;                       /* BPF_PROG_CHUNK_SIZE */
-	static constexpr std::size_t chunk_count = pack_size / prog_chunk;  /* BPF_PROG_CHUNK_COUNT */
+	static constexpr kernel_release releases[] = {v5_18_rc, v5_18, v6_0, v6_2};
+	static constexpr bool proposal = false;
+	static constexpr std::size_t prog_chunk = 64; /* BPF_PROG_CHUNK_SIZE */
 
-	explicit bpf_prog_pack_peer(machine<B> &m, bpf_prog_pack_config cfg = {}) : m_(m), cfg_(cfg) {}
+	explicit bpf_prog_pack_peer(machine<B> &m, bpf_prog_pack_config cfg = {})
+		: m_(m), cfg_(cfg), at_(release_at(releases, cfg.release)),
+		  pack_pages_(at_ == v5_18 ? 1 : pages_per_chunk)
+	{
+		if (cfg_.source == pack_source::freetype_unmapped)
+			pool_ = std::make_unique<freetype_pool<B>>(m_);
+	}
 	bpf_prog_pack_peer(const bpf_prog_pack_peer &) = delete;
 	bpf_prog_pack_peer &operator=(const bpf_prog_pack_peer &) = delete;
 	~bpf_prog_pack_peer()
@@ -68,36 +88,42 @@ public:
 		drain();
 	}
 
+	/* False when the release has no bpf_prog_pack (before 5.18-rc1): every alloc is not_supported. */
+	bool supported() const noexcept { return at_ != kernel_release{}; }
+	std::size_t pack_size() const noexcept { return std::size_t(pack_pages_) << page_shift; }
+	std::size_t chunk_count() const noexcept { return pack_size() / prog_chunk; }
+
 	result<std::uintptr_t> alloc(std::size_t size, std::size_t align)
 	{
 		using res = result<std::uintptr_t>;
+		if (!supported())
+			return res::failure(error::not_supported);
 		if (error e = check_request(size, align, prog_chunk); e != error::ok)
 			return res::failure(e);
 		if (pages_of(size) > m_.nr_pages())
 			return res::failure(error::too_large);
 		std::lock_guard<std::mutex> g(lock_);
-		if (size > pack_size) {
+		if (size > pack_size()) {
 			vm_area a;
 			{
 				std::lock_guard<std::mutex> mg(m_.lock);
-				if (error e = vm_area_alloc_locked(m_, pages_of(size), cfg_.action, prot::rx, trap_byte, counts_, a);
-				    e != error::ok)
+				if (error e = new_area_locked(pages_of(size), a); e != error::ok)
 					return res::failure(e);
 			}
-			for (const vm_run &r : a.runs)
-				census_.add(r.frames);
-			const std::uintptr_t addr = a.addr();
-			live_bytes_ += a.nr_pages << page_shift;
+			for (const frame_range &r : a.runs)
+				census_.add(r);
+			const std::uintptr_t addr = a.addr;
+			live_bytes_ += a.bytes();
 			requested_ += size;
 			live_.emplace(addr, record{nullptr, 0, size, std::move(a)});
 			return {addr, error::ok};
 		}
 		const std::size_t nbits = (size + prog_chunk - 1) / prog_chunk;
 		pack *pk = nullptr;
-		std::size_t pos = chunk_count;
+		std::size_t pos = 0;
 		for (pack &p : packs_) {
 			pos = find_zero_area(p.bitmap, nbits);
-			if (pos < chunk_count) {
+			if (pos < chunk_count()) {
 				pk = &p;
 				break;
 			}
@@ -111,7 +137,7 @@ public:
 		for (std::size_t i = pos; i < pos + nbits; i++)
 			pk->bitmap[i >> 6] |= std::uint64_t{1} << (i & 63);
 		pk->used += nbits;
-		const std::uintptr_t addr = pk->addr + pos * prog_chunk;
+		const std::uintptr_t addr = pk->area.addr + pos * prog_chunk;
 		live_bytes_ += nbits * prog_chunk;
 		requested_ += size;
 		live_.emplace(addr, record{pk, nbits, size, {}});
@@ -128,21 +154,18 @@ public:
 		if (!rec.pk) {
 			{
 				std::lock_guard<std::mutex> mg(m_.lock);
-				if (error e = vm_area_free_locked(m_, rec.big, cfg_.action, true, counts_); e != error::ok)
+				if (error e = free_area_locked(rec.big); e != error::ok)
 					return e;
 			}
-			for (const vm_run &r : rec.big.runs)
-				census_.remove(r.frames);
-			live_bytes_ -= rec.big.nr_pages << page_shift;
+			for (const frame_range &r : rec.big.runs)
+				census_.remove(r);
+			live_bytes_ -= rec.big.bytes();
 		} else {
 			pack &pk = *rec.pk;
-			const std::size_t pos = (p - pk.addr) / prog_chunk;
-			{
-				/* bpf_arch_text_invalidate(): INT3 over the freed range, through text_poke_set(). */
-				std::lock_guard<std::mutex> mg(m_.lock);
-				if (m_.backend.fill_frames(pk.frames.pfn, pos * prog_chunk, trap_byte, rec.nbits * prog_chunk) != 0)
-					return error::backend_failure;
-			}
+			const std::size_t pos = (p - pk.area.addr) / prog_chunk;
+			/* bpf_arch_text_invalidate(): INT3 over the freed range, through text_poke_set(). */
+			if (vm_fill(m_.backend, pk.area, pos * prog_chunk, trap_byte, rec.nbits * prog_chunk) != 0)
+				return error::backend_failure;
 			for (std::size_t i = pos; i < pos + rec.nbits; i++)
 				pk.bitmap[i >> 6] &= ~(std::uint64_t{1} << (i & 63));
 			pk.used -= rec.nbits;
@@ -155,7 +178,7 @@ public:
 		return error::ok;
 	}
 
-	/* Nothing is cached by design; an empty pack left by a failed release goes now. */
+	/* Nothing is cached by design; an empty pack left by a failed release goes now, and the pool's free blocks. */
 	void drain()
 	{
 		std::lock_guard<std::mutex> g(lock_);
@@ -163,6 +186,10 @@ public:
 			pack *pk = &*it++;
 			if (pk->used == 0)
 				(void)free_pack(pk);
+		}
+		if (pool_) {
+			std::lock_guard<std::mutex> mg(m_.lock);
+			pool_->release_locked(counts_);
 		}
 	}
 
@@ -175,8 +202,18 @@ public:
 		s.requested_bytes = requested_;
 		s.pages_held = census_.pages();
 		s.chunks = census_.chunks();
-		s.metadata_bytes = census_.metadata_bytes() + packs_.size() * (sizeof(pack) + chunk_count / 8 + 2 * sizeof(void *)) +
+		s.metadata_bytes = census_.metadata_bytes() +
+				   packs_.size() * (sizeof(pack) + chunk_count() / 8 + 2 * sizeof(void *)) +
 				   live_.size() * map_node_bytes<std::uintptr_t, record>;
+		if (pool_) {
+			/* What the peer holds is what its pool took: handed-out pages and its free lists. */
+			std::lock_guard<std::mutex> mg(m_.lock);
+			s.pages_held = pool_->pages_taken();
+			s.chunks = 0;
+			for (const auto &[pfn, order] : pool_->lists().blocks())
+				s.chunks += order > chunk_order ? std::uint64_t{1} << (order - chunk_order) : 1;
+			s.metadata_bytes += pool_->metadata_bytes();
+		}
 		s.dm_changes = counts_.dm_changes;
 		s.flushes = counts_.flushes;
 		return s;
@@ -187,98 +224,167 @@ public:
 		std::lock_guard<std::mutex> g(lock_);
 		return packs_.size();
 	}
+	/* The unmapped pool under the packs (pack_source::freetype_unmapped), else nullptr. */
+	const freetype_pool<B> *pool() const noexcept { return pool_.get(); }
 
 private:
 	struct pack {
-		std::uintptr_t addr = 0;
-		frame_range frames;
-		std::vector<std::uint64_t> bitmap = std::vector<std::uint64_t>(chunk_count / 64);
+		vm_area area;
+		std::vector<std::uint64_t> bitmap;
 		std::size_t used = 0;
 	};
 	struct record {
-		pack *pk;      /* nullptr: a request larger than a pack */
+		pack *pk; /* nullptr: a request larger than a pack */
 		std::size_t nbits;
 		std::size_t requested;
 		vm_area big;
 	};
 
 	/* bitmap_find_next_zero_area(map, chunk_count, 0, nbits, 0): lowest run of nbits clear bits. */
-	static std::size_t find_zero_area(const std::vector<std::uint64_t> &map, std::size_t nbits)
+	std::size_t find_zero_area(const std::vector<std::uint64_t> &map, std::size_t nbits) const
 	{
+		const std::size_t count = chunk_count();
 		std::size_t i = 0;
-		while (i < chunk_count) {
+		while (i < count) {
 			i = next_bit(map, i, false);
-			if (i + nbits > chunk_count)
-				return chunk_count;
+			if (i + nbits > count)
+				return count;
 			const std::size_t end = next_bit(map, i, true);
 			if (end - i >= nbits)
 				return i;
 			i = end;
 		}
-		return chunk_count;
+		return count;
 	}
-	/* First index >= from whose bit equals `set`, or chunk_count. */
-	static std::size_t next_bit(const std::vector<std::uint64_t> &map, std::size_t from, bool set)
+	/* First index >= from whose bit equals `set`, or chunk_count(). */
+	std::size_t next_bit(const std::vector<std::uint64_t> &map, std::size_t from, bool set) const
 	{
-		while (from < chunk_count) {
+		const std::size_t count = chunk_count();
+		while (from < count) {
 			std::uint64_t w = set ? map[from >> 6] : ~map[from >> 6];
 			w &= ~std::uint64_t{0} << (from & 63);
-			if (w)
-				return (from & ~std::size_t{63}) + std::size_t(std::countr_zero(w));
+			if (w) {
+				const std::size_t i = (from & ~std::size_t{63}) + std::size_t(std::countr_zero(w));
+				return i < count ? i : count;
+			}
 			from = (from | 63) + 1;
 		}
-		return chunk_count;
+		return count;
 	}
 
-	/* alloc_new_pack(): frames, INT3 fill, alias, set_memory_rox (direct map ro), one flush. */
+	/*
+	 * A pack's or an oversized program's area: vmalloc (huge for the
+	 * 5.18-rc pack) or freetype pages, INT3, VM_FLUSH_RESET_PERMS,
+	 * set_memory_ro + _x (before 6.2) or set_memory_rox, alias rx.
+	 * Machine lock held. All or nothing.
+	 */
+	error new_area_locked(std::uint64_t nr_pages, vm_area &out)
+	{
+		vm_area a;
+		const bool huge = at_ == v5_18_rc; /* module_alloc() was huge for every area of 2 MiB multiples */
+		if (pool_) {
+			if (error e = pool_pages_locked(nr_pages, a); e != error::ok)
+				return e;
+		} else if (error e = vmalloc_locked(m_, nr_pages, vmalloc_opts{huge, prot::rw, trap_byte}, a); e != error::ok) {
+			return e;
+		}
+		const bool rox = at_ >= v6_2;
+		if (error e = set_memory_locked(m_, a, 0, nr_pages, rox ? mem_change::rox : mem_change::ro, counts_);
+		    e != error::ok) {
+			release_area_locked(a);
+			return e;
+		}
+		if (!rox)
+			must(int(set_memory_locked(m_, a, 0, nr_pages, mem_change::x, counts_)), "bpf-prog-pack: set_memory_x");
+		if (m_.backend.protect_alias(a.addr, a.bytes(), prot::rx) != 0) {
+			must(int(set_memory_locked(m_, a, 0, nr_pages, mem_change::rw, counts_)), "bpf-prog-pack: undo of ro");
+			release_area_locked(a);
+			return error::backend_failure;
+		}
+		out = std::move(a);
+		return error::ok;
+	}
+
+	/* nr_pages order-0 __GFP_UNMAPPED pages at one alias, INT3-filled. Machine lock held. */
+	error pool_pages_locked(std::uint64_t nr_pages, vm_area &out)
+	{
+		vm_area a;
+		auto undo = [&](error e) {
+			for (const frame_range &r : a.runs)
+				for (pfn_t p = r.pfn; p < r.end(); p++)
+					pool_->free_locked(p, 0);
+			return e;
+		};
+		for (std::uint64_t i = 0; i < nr_pages; i++) {
+			auto r = pool_->alloc_locked(0, false, counts_);
+			if (!r)
+				return undo(r.err);
+			if (!a.runs.empty() && a.runs.back().end() == r.value)
+				a.runs.back().nr_pages++;
+			else
+				a.runs.push_back({r.value, 1});
+			a.nr_pages++;
+		}
+		for (const frame_range &r : a.runs)
+			if (m_.backend.fill_frames(r.pfn, 0, trap_byte, r.bytes()) != 0)
+				return undo(error::backend_failure);
+		if (m_.backend.map_alias_runs(a.runs.data(), a.runs.size(), prot::rw, &a.addr) != 0)
+			return undo(error::backend_failure);
+		out = std::move(a);
+		return error::ok;
+	}
+
+	/* Undo of new_area_locked() before the area was handed out: no reset (nothing is ro). */
+	void release_area_locked(const vm_area &a)
+	{
+		if (!pool_) {
+			must(int(vfree_locked(m_, a, false, counts_)), "bpf-prog-pack: free during rollback");
+			return;
+		}
+		must(m_.backend.unmap_alias(a.addr, a.bytes()), "bpf-prog-pack: unmap during rollback");
+		for (const frame_range &r : a.runs)
+			for (pfn_t p = r.pfn; p < r.end(); p++)
+				pool_->free_locked(p, 0);
+	}
+
+	/* vfree() with VM_FLUSH_RESET_PERMS, or the pages back to the unmapped lists. Machine lock held. */
+	error free_area_locked(const vm_area &a)
+	{
+		if (!pool_)
+			return vfree_locked(m_, a, true, counts_);
+		must(m_.backend.unmap_alias(a.addr, a.bytes()), "bpf-prog-pack: unmap of an alias it mapped");
+		for (const frame_range &r : a.runs)
+			for (pfn_t p = r.pfn; p < r.end(); p++)
+				pool_->free_locked(p, 0);
+		return error::ok;
+	}
+
+	/* alloc_new_pack(): a pack area, its bitmap, at the list's tail. */
 	error alloc_new_pack()
 	{
-		std::lock_guard<std::mutex> mg(m_.lock);
-		auto r = m_.pages.alloc_pages(chunk_order, gfp_normal_only);
-		if (!r)
-			return error::no_memory;
 		pack pk;
-		pk.frames = {r.value, pages_per_chunk};
-		auto undo_frames = [&] {
-			UA_CHECK(m_.pages.free_pages(r.value, chunk_order) == error::ok, "bpf-prog-pack: freeing a new pack");
-			return error::backend_failure;
-		};
-		if (m_.backend.fill_frames(pk.frames.pfn, 0, trap_byte, pack_size) != 0)
-			return undo_frames();
-		if (m_.backend.map_alias(pk.frames, prot::rx, &pk.addr) != 0)
-			return undo_frames();
-		counts_.dm_changes++;
-		if (apply_dm(m_.backend, pk.frames, cfg_.action) != 0) {
-			must(m_.backend.unmap_alias(pk.addr, pack_size), "bpf-prog-pack: unmap during rollback");
-			return undo_frames();
+		pk.bitmap.assign((chunk_count() + 63) / 64, 0);
+		{
+			std::lock_guard<std::mutex> mg(m_.lock);
+			if (error e = new_area_locked(pack_pages_, pk.area); e != error::ok)
+				return e;
 		}
-		counts_.flushes++;
-		must(m_.backend.flush_tlb(pk.frames), "bpf-prog-pack: flush of a new pack");
-		census_.add(pk.frames);
+		for (const frame_range &r : pk.area.runs)
+			census_.add(r);
 		packs_.push_back(std::move(pk));
 		return error::ok;
 	}
 
-	/* list_del() + vfree() with VM_FLUSH_RESET_PERMS. On failure the pack stays, unchanged. */
+	/* list_del() + vfree(). On failure the pack stays, unchanged. */
 	error free_pack(pack *pk)
 	{
 		{
 			std::lock_guard<std::mutex> mg(m_.lock);
-			counts_.dm_changes++;
-			if (m_.backend.set_direct_map_invalid(pk->frames) != 0)
-				return error::backend_failure;
-			counts_.flushes++;
-			must(m_.backend.flush_tlb(pk->frames), "bpf-prog-pack: flush of a pack it holds");
-			counts_.dm_changes++;
-			if (m_.backend.set_direct_map_default(pk->frames) != 0) {
-				counts_.dm_changes++;
-				must(apply_dm(m_.backend, pk->frames, cfg_.action), "bpf-prog-pack: re-apply during rollback");
-				return error::backend_failure;
-			}
-			must(m_.backend.unmap_alias(pk->addr, pack_size), "bpf-prog-pack: unmap of a pack it mapped");
-			UA_CHECK(m_.pages.free_pages(pk->frames.pfn, chunk_order) == error::ok, "bpf-prog-pack: freeing a pack");
+			if (error e = free_area_locked(pk->area); e != error::ok)
+				return e;
 		}
-		census_.remove(pk->frames);
+		for (const frame_range &r : pk->area.runs)
+			census_.remove(r);
 		packs_.remove_if([pk](const pack &x) { return &x == pk; });
 		return error::ok;
 	}
@@ -286,7 +392,7 @@ private:
 	error classify(std::uintptr_t p) const
 	{
 		for (const pack &pk : packs_) {
-			if (p < pk.addr || p - pk.addr >= pack_size)
+			if (p < pk.area.addr || p - pk.area.addr >= pack_size())
 				continue;
 			auto it = live_.upper_bound(p);
 			if (it != live_.begin()) {
@@ -297,19 +403,22 @@ private:
 			return error::not_live;
 		}
 		for (const auto &[addr, rec] : live_)
-			if (!rec.pk && p > addr && p - addr < (rec.big.nr_pages << page_shift))
+			if (!rec.pk && p > addr && p - addr < rec.big.bytes())
 				return error::interior_pointer;
 		return error::foreign_pointer;
 	}
 
 	machine<B> &m_;
 	const bpf_prog_pack_config cfg_;
-	mutable std::mutex lock_; /* pack_mutex; taken before machine::lock */
-	std::list<pack> packs_;   /* pack_list, creation order */
+	const kernel_release at_;       /* the change point followed */
+	const std::uint64_t pack_pages_; /* BPF_PROG_PACK_SIZE in pages */
+	mutable std::mutex lock_;       /* pack_mutex; taken before machine::lock */
+	std::list<pack> packs_;         /* pack_list, creation order */
 	std::map<std::uintptr_t, record> live_;
 	frame_census census_;
 	call_counts counts_;
 	std::uint64_t live_bytes_ = 0, requested_ = 0;
+	std::unique_ptr<freetype_pool<B>> pool_; /* last: destroyed after everything it lent is back */
 };
 
 static_assert(peer_allocator<bpf_prog_pack_peer<sim_direct_map>>);

@@ -1,35 +1,56 @@
 // SPDX-License-Identifier: MIT
 /*
- * peers/execmem.h - the execmem ROX cache (mm/execmem.c, 6.13+).
+ * peers/execmem.h - execmem's ROX cache for module text (mm/execmem.c), by
+ * release, on x86 (research/peers_by_release.md has every source).
  *
- *   - free and busy ranges in two maple trees (free_areas, busy_areas) under
- *     one mutex; ordered maps here. Sizes are whole pages (4 KiB
- *     granularity: module sections and BPF packs are page-aligned);
- *   - __execmem_cache_alloc(): walk free_areas in address order
- *     (mas_for_each) and take the first range that fits: address-ordered
- *     first fit; the request takes the range's low end, the rest stays free;
+ * Common to every release that has it:
+ *   - free and busy ranges in two maple trees under one mutex (ordered maps
+ *     here), whole pages; __execmem_cache_alloc() walks free_areas in address
+ *     order (mas_for_each) and takes the low end of the first range that
+ *     fits: address-ordered first fit;
  *   - execmem_cache_populate() on a miss: execmem_vmalloc() of
- *     round_up(size, PMD_SIZE) with VM_ALLOW_HUGE_VMAP (2 MiB pages), filled
- *     with trapping instructions (execmem_fill_trapping_insns()), removed
- *     from the direct map (6.13: execmem_set_direct_map_valid(vm, false); 6.16+:
- *     set_memory_rox(), which leaves the direct map read-only - the
- *     dm_action config), mapped ROX, one flush; then the allocation retries.
- *     When no 2 MiB block is free, 6.16+ retries with the request's own size;
- *   - execmem_cache_free(): the range is filled with trapping instructions
- *     (text_poke_set()) and returned to free_areas by execmem_cache_add(),
- *     which merges it with the free neighbours just below and above;
- *   - execmem_cache_clean(), run from a workqueue after a free: each free
- *     range that is PMD-aligned and a multiple of PMD_SIZE goes back (direct
- *     map valid again, vfree()). No shrinker, no spare chunk.
- *
- * Modelling choices (docs/peers.md): clean runs synchronously after each
- * free. A chunk is one contiguous block of frames mapped at one alias (the
- * backend maps contiguous frames only), so a request above 2 MiB takes a
- * block of the next power-of-two order. Merging never crosses separately
- * obtained chunks: in the kernel each vmalloc area is followed by a guard
- * page, so two areas are never adjacent; alias addresses here can be. A
- * chunk is released when its whole range is free and it is a multiple of
- * 2 MiB, which is what clean's test amounts to for a single area.
+ *     round_up(size, PMD_SIZE) with VM_ALLOW_HUGE_VMAP - order-9 pages,
+ *     vmalloc falling back to order-0 pages for the whole area when one
+ *     fails (vm_area.h) - filled with INT3, added to free_areas; the request
+ *     retries;
+ *   - a free returns the range to free_areas (execmem_cache_add() merges it
+ *     with the free neighbours below and above) and schedules
+ *     execmem_cache_clean(): every free range that is PMD-aligned and a
+ *     PMD multiple gets its direct map back (execmem_set_direct_map_valid(vm,
+ *     true): set_direct_map_valid_noflush() per vmalloc page, 512 pages at a
+ *     time for a huge area) and is vfree()d. No shrinker, no spare.
+ * By release:
+ *   6.13-rc   5185e7f9f3bd: populate removes the area from the direct map
+ *             (execmem_set_direct_map_valid(vm, false), per vmalloc page: in
+ *             place per 2 MiB for a huge area, page by page after the order-0
+ *             fallback) and maps it ROX; modules write through a writable
+ *             copy, so allocation changes nothing; a free fills the range
+ *             through text_poke_set(). Disabled before v6.13 shipped
+ *             (a9bbe3413331): 6.13 and 6.14 have no cache (`releases` lists
+ *             6.13 as a point where the peer is absent again).
+ *   6.15      925f42645118: populate does set_memory_rox() instead, leaving
+ *             the area in the direct map read-only (set_memory.h: in place
+ *             per 2 MiB for a huge area); modules call execmem_make_temp_rw()
+ *             (set_memory_nx() + set_memory_rw()) on their range before
+ *             writing and execmem_restore_rox() after: the RW step reaches
+ *             the direct-map alias, splitting the chunk's 2 MiB direct-map
+ *             page unless the range covers it whole, and the restore collapses
+ *             only the vmalloc range (41d88484c71c); a free still fills
+ *             through text_poke_set().
+ *   6.17      838955f64ae7/187fd8521dd8/3bd4e0ac61b2: allocation through
+ *             execmem_alloc_rw() (execmem_force_rw(), as make_temp_rw); a
+ *             free is execmem_force_rw(), memset, execmem_restore_rox(), and
+ *             when that fails the busy range is marked pending
+ *             (PENDING_FREE_MASK) for execmem_cache_free_slow(), delayed work
+ *             that retries (here: at the start of the next call and in
+ *             drain()); populate tries the request's own size when
+ *             round_up(size, PMD_SIZE) fails. 6.18 is the same.
+ * Modelling choices (docs/peers.md): clean runs synchronously after each free
+ * (a workqueue in the kernel); the writes between make_temp_rw and
+ * restore_rox happen inside alloc(); the alias keeps prot::rx throughout (an
+ * alias has one protection here, the vmalloc PTEs of the range go RW only
+ * for that window); a chunk is released when its whole range is free, and
+ * merging never crosses chunks (each vmalloc area has a guard page).
  */
 #pragma once
 
@@ -39,20 +60,26 @@
 #include <map>
 #include <mutex>
 
-#include "peer.h"
+#include "set_memory.h"
 
 namespace ua::peers {
 
 struct execmem_config {
-	dm_action action = dm_action::invalid; /* invalid: 6.13; ro: 6.16+ (set_memory_rox) */
+	kernel_release release = newest_release;
 };
 
 template <mapping_backend B>
 class execmem_peer {
 public:
 	static constexpr const char *name = "execmem";
+	/* 6.13 is where the cache is gone again (a9bbe3413331): the peer is absent at 6.13 and 6.14. */
+	static constexpr kernel_release releases[] = {v6_13_rc, v6_13, v6_15, v6_17};
+	static constexpr bool proposal = false;
 
-	explicit execmem_peer(machine<B> &m, execmem_config cfg = {}) : m_(m), cfg_(cfg) {}
+	explicit execmem_peer(machine<B> &m, execmem_config cfg = {})
+		: m_(m), cfg_(cfg), at_(release_at(releases, cfg.release))
+	{
+	}
 	execmem_peer(const execmem_peer &) = delete;
 	execmem_peer &operator=(const execmem_peer &) = delete;
 	~execmem_peer()
@@ -63,21 +90,36 @@ public:
 			must(int(release_chunk(chunks_.begin())), "execmem: release at destruction");
 	}
 
+	/* False when the release has no ROX cache on x86: every alloc is not_supported. */
+	bool supported() const noexcept { return at_ != kernel_release{} && at_ != v6_13; }
+
 	result<std::uintptr_t> alloc(std::size_t size, std::size_t align)
 	{
 		using res = result<std::uintptr_t>;
+		if (!supported())
+			return res::failure(error::not_supported);
 		if (error e = check_request(size, align, page_size); e != error::ok)
 			return res::failure(e);
 		if (pages_of(size) > m_.nr_pages())
 			return res::failure(error::too_large);
 		const std::size_t bytes = align_up(size, page_size);
 		std::lock_guard<std::mutex> g(lock_);
+		run_pending_frees();
 		std::uintptr_t addr = cache_alloc(bytes);
 		if (!addr) {
 			if (error e = populate(bytes); e != error::ok)
 				return res::failure(e);
 			addr = cache_alloc(bytes);
 			UA_CHECK(addr != 0, "execmem: a populated chunk did not fit the request");
+		}
+		if (at_ >= v6_15) {
+			/* execmem_make_temp_rw() / execmem_force_rw(), the module written, execmem_restore_rox(). */
+			std::lock_guard<std::mutex> mg(m_.lock);
+			if (error e = force_rw_then_rox_locked(addr, bytes); e != error::ok) {
+				busy_.erase(addr);
+				(void)cache_add(addr, bytes);
+				return res::failure(e);
+			}
 		}
 		requested_[addr] = size;
 		requested_total_ += size;
@@ -88,30 +130,26 @@ public:
 	error free(std::uintptr_t p)
 	{
 		std::lock_guard<std::mutex> g(lock_);
+		run_pending_frees();
 		auto it = busy_.find(p);
-		if (it == busy_.end())
-			return classify(p);
-		const std::size_t bytes = it->second;
-		auto ch = chunk_of(p);
-		{
-			std::lock_guard<std::mutex> mg(m_.lock);
-			const pfn_t pfn = ch->second.frames.pfn + ((p - ch->first) >> page_shift);
-			if (m_.backend.fill_frames(pfn, 0, trap_byte, bytes) != 0)
-				return error::backend_failure;
-		}
-		busy_.erase(it);
-		live_bytes_ -= bytes;
+		if (it == busy_.end() || it->second.pending)
+			return it == busy_.end() ? classify(p) : error::not_live;
+		live_bytes_ -= it->second.bytes;
 		requested_total_ -= requested_[p];
 		requested_.erase(p);
-		const auto merged = cache_add(p, bytes);
-		clean(merged, ch);
+		if (error e = cache_free(it); e != error::ok) {
+			/* execmem_cache_free(): the range waits for execmem_cache_free_slow(). */
+			it->second.pending = true;
+			pending_++;
+		}
 		return error::ok;
 	}
 
-	/* No shrinker: the clean pass is all there is, and it ran after each free. */
+	/* The pending frees retried (execmem_cache_free_slow()), then a clean pass. */
 	void drain()
 	{
 		std::lock_guard<std::mutex> g(lock_);
+		run_pending_frees();
 		for (auto ch = chunks_.begin(); ch != chunks_.end();) {
 			auto cur = ch++;
 			auto fr = free_.find(cur->first);
@@ -124,15 +162,15 @@ public:
 	{
 		std::lock_guard<std::mutex> g(lock_);
 		peer_stats s;
-		s.live_count = busy_.size();
+		s.live_count = busy_.size() - pending_;
 		s.live_bytes = live_bytes_;
 		s.requested_bytes = requested_total_;
 		s.pages_held = census_.pages();
 		s.chunks = census_.chunks();
-		s.metadata_bytes = census_.metadata_bytes() + (busy_.size() + free_.size()) * map_node_bytes<std::uintptr_t, std::size_t> +
-				   chunks_.size() * map_node_bytes<std::uintptr_t, chunk>;
-		s.dm_changes = dm_changes_;
-		s.flushes = flushes_;
+		s.metadata_bytes = census_.metadata_bytes() + (busy_.size() + free_.size()) * map_node_bytes<std::uintptr_t, busy> +
+				   chunks_.size() * map_node_bytes<std::uintptr_t, vm_area>;
+		s.dm_changes = counts_.dm_changes;
+		s.flushes = counts_.flushes;
 		return s;
 	}
 
@@ -142,13 +180,19 @@ public:
 		std::lock_guard<std::mutex> g(lock_);
 		return free_;
 	}
+	/* Frees waiting for execmem_cache_free_slow() (pending_free_cnt). */
+	std::size_t pending_frees() const
+	{
+		std::lock_guard<std::mutex> g(lock_);
+		return pending_;
+	}
 
 private:
-	struct chunk {
-		frame_range frames;
-		unsigned order;
+	struct busy {
+		std::size_t bytes;
+		bool pending = false; /* PENDING_FREE_MASK */
 	};
-	using chunk_iter = typename std::map<std::uintptr_t, chunk>::iterator;
+	using chunk_iter = typename std::map<std::uintptr_t, vm_area>::iterator;
 	using range_iter = std::map<std::uintptr_t, std::size_t>::iterator;
 
 	chunk_iter chunk_of(std::uintptr_t p)
@@ -156,6 +200,66 @@ private:
 		auto it = chunks_.upper_bound(p);
 		UA_CHECK(it != chunks_.begin(), "execmem: address outside every chunk");
 		return --it;
+	}
+	/* Pages [page, page + n) of the chunk holding addr. */
+	std::uint64_t page_in_chunk(chunk_iter ch, std::uintptr_t addr) const { return (addr - ch->first) >> page_shift; }
+
+	/* force_rw (set_memory_nx + set_memory_rw), the writes, restore_rox (set_memory_rox). Machine lock held. */
+	error force_rw_then_rox_locked(std::uintptr_t addr, std::size_t bytes)
+	{
+		auto ch = chunk_of(addr);
+		const std::uint64_t page = page_in_chunk(ch, addr), n = bytes >> page_shift;
+		must(int(set_memory_locked(m_, ch->second, page, n, mem_change::nx, counts_)), "execmem: set_memory_nx");
+		if (error e = set_memory_locked(m_, ch->second, page, n, mem_change::rw, counts_); e != error::ok)
+			return e;
+		if (error e = set_memory_locked(m_, ch->second, page, n, mem_change::rox, counts_); e != error::ok) {
+			must(int(set_memory_locked(m_, ch->second, page, n, mem_change::rox, counts_)), "execmem: restore_rox retry");
+			return e;
+		}
+		return error::ok;
+	}
+
+	/* execmem_cache_free() / __execmem_cache_free(): fill (6.17: through force_rw/restore_rox), add, clean. */
+	error cache_free(typename std::map<std::uintptr_t, busy>::iterator it)
+	{
+		const std::uintptr_t p = it->first;
+		const std::size_t bytes = it->second.bytes;
+		auto ch = chunk_of(p);
+		{
+			std::lock_guard<std::mutex> mg(m_.lock);
+			if (at_ >= v6_17) {
+				const std::uint64_t page = page_in_chunk(ch, p), n = bytes >> page_shift;
+				must(int(set_memory_locked(m_, ch->second, page, n, mem_change::nx, counts_)), "execmem: set_memory_nx");
+				if (error e = set_memory_locked(m_, ch->second, page, n, mem_change::rw, counts_); e != error::ok)
+					return e;
+				must(vm_fill(m_.backend, ch->second, p - ch->first, trap_byte, bytes), "execmem: memset of the range");
+				must(int(set_memory_locked(m_, ch->second, page, n, mem_change::rox, counts_)),
+				     "execmem: restore_rox of pages made rw");
+			} else if (vm_fill(m_.backend, ch->second, p - ch->first, trap_byte, bytes) != 0) {
+				return error::backend_failure; /* text_poke_set() */
+			}
+		}
+		busy_.erase(it);
+		const auto merged = cache_add(p, bytes);
+		clean(merged, ch);
+		return error::ok;
+	}
+
+	/* execmem_cache_free_slow(): retry every pending range. */
+	void run_pending_frees()
+	{
+		if (!pending_)
+			return;
+		for (auto it = busy_.begin(); it != busy_.end();) {
+			auto cur = it++;
+			if (!cur->second.pending)
+				continue;
+			cur->second.pending = false;
+			if (cache_free(cur) == error::ok)
+				pending_--;
+			else
+				cur->second.pending = true;
+		}
 	}
 
 	/* __execmem_cache_alloc(): address-ordered first fit; 0 when nothing fits. */
@@ -169,7 +273,7 @@ private:
 			free_.erase(it);
 			if (rest)
 				free_.emplace(addr + bytes, rest);
-			busy_.emplace(addr, bytes);
+			busy_.emplace(addr, busy{bytes});
 			return addr;
 		}
 		return 0;
@@ -179,7 +283,7 @@ private:
 	range_iter cache_add(std::uintptr_t p, std::size_t bytes)
 	{
 		const auto ch = chunk_of(p);
-		const std::uintptr_t lo_chunk = ch->first, hi_chunk = ch->first + ch->second.frames.bytes();
+		const std::uintptr_t lo_chunk = ch->first, hi_chunk = ch->first + ch->second.bytes();
 		std::uintptr_t lower = p;
 		std::size_t len = bytes;
 		auto next = free_.lower_bound(p);
@@ -201,92 +305,124 @@ private:
 	/* execmem_cache_clean() for one free range: release its chunk when the range is all of it. */
 	void clean(range_iter fr, chunk_iter ch)
 	{
-		const std::size_t chunk_bytes = ch->second.frames.bytes();
+		const std::size_t chunk_bytes = ch->second.bytes();
 		if (fr->first != ch->first || fr->second != chunk_bytes || chunk_bytes % chunk_size != 0)
 			return;
 		(void)release_chunk(ch); /* on failure the chunk stays cached, whole and free */
 	}
 
+	/* execmem_set_direct_map_valid(vm, true) per vmalloc page, then vfree(). */
 	error release_chunk(chunk_iter ch)
 	{
-		const frame_range r = ch->second.frames;
+		const vm_area &a = ch->second;
 		{
 			std::lock_guard<std::mutex> mg(m_.lock);
-			dm_changes_++;
-			if (m_.backend.set_direct_map_default(r) != 0)
-				return error::backend_failure;
-			flushes_++;
-			must(m_.backend.flush_tlb(r), "execmem: flush of a chunk it holds");
-			must(m_.backend.unmap_alias(ch->first, r.bytes()), "execmem: unmap of a chunk it mapped");
-			UA_CHECK(m_.pages.free_pages(r.pfn, ch->second.order) == error::ok, "execmem: freeing a chunk");
+			if (error e = set_valid_locked(a, true); e != error::ok)
+				return e;
+			must(int(vfree_locked(m_, a, false, counts_)), "execmem: vfree of a chunk");
 		}
-		census_.remove(r);
+		for (const frame_range &r : a.runs)
+			census_.remove(r);
 		free_.erase(ch->first);
 		chunks_.erase(ch);
 		return error::ok;
 	}
 
-	/* execmem_cache_populate(): a chunk for at least `bytes`, trap-filled, out of the direct map, mapped ROX. */
+	/* execmem_set_direct_map_valid(): per vmalloc page of the area's order, undone on failure. Machine lock held. */
+	error set_valid_locked(const vm_area &a, bool valid)
+	{
+		const std::uint64_t step = std::uint64_t{1} << a.page_order;
+		std::uint64_t done = 0;
+		auto apply = [&](frame_range r, bool v) {
+			counts_.dm_changes++;
+			return v ? m_.backend.set_direct_map_default(r) : m_.backend.set_direct_map_invalid(r);
+		};
+		for (const frame_range &run : a.runs) {
+			for (pfn_t p = run.pfn; p < run.end(); p += step) {
+				if (apply({p, step}, valid) != 0) {
+					std::uint64_t i = 0;
+					for (const frame_range &r2 : a.runs)
+						for (pfn_t q = r2.pfn; q < r2.end() && i < done; q += step, i++)
+							must(apply({q, step}, !valid), "execmem: undo of execmem_set_direct_map_valid");
+					return error::backend_failure;
+				}
+				done++;
+			}
+		}
+		return error::ok;
+	}
+
+	/*
+	 * execmem_cache_populate(): an area of round_up(bytes, PMD_SIZE) (6.17:
+	 * then of bytes), INT3, out of the direct map (6.13-rc) or set_memory_rox
+	 * (6.15+), alias rx, into free_areas.
+	 */
 	error populate(std::size_t bytes)
 	{
-		std::lock_guard<std::mutex> mg(m_.lock);
-		unsigned order = order_of(pages_of(align_up(bytes, chunk_size)));
-		auto r = m_.pages.alloc_pages(order, gfp_normal_only);
-		if (!r) {
-			/* 6.16+: no 2 MiB pages, so a chunk of the request's own size. */
-			order = order_of(pages_of(bytes));
-			r = m_.pages.alloc_pages(order, gfp_normal_only);
-			if (!r)
-				return error::no_memory;
+		vm_area a;
+		{
+			std::lock_guard<std::mutex> mg(m_.lock);
+			const vmalloc_opts o{true, prot::rw, trap_byte};
+			error e = vmalloc_locked(m_, pages_of(align_up(bytes, chunk_size)), o, a);
+			if (e == error::no_memory && at_ >= v6_17)
+				e = vmalloc_locked(m_, pages_of(bytes), o, a);
+			if (e != error::ok)
+				return e;
+			auto undo = [&](error err) {
+				must(int(vfree_locked(m_, a, false, counts_)), "execmem: free of a new chunk");
+				return err;
+			};
+			if (at_ == v6_13_rc) {
+				if (error err = set_valid_locked(a, false); err != error::ok)
+					return undo(err);
+			} else if (error err = set_memory_locked(m_, a, 0, a.nr_pages, mem_change::rox, counts_); err != error::ok) {
+				return undo(err);
+			}
+			if (m_.backend.protect_alias(a.addr, a.bytes(), prot::rx) != 0) {
+				if (at_ == v6_13_rc)
+					must(int(set_valid_locked(a, true)), "execmem: restore during rollback");
+				else
+					must(int(set_memory_locked(m_, a, 0, a.nr_pages, mem_change::rw, counts_)), "execmem: undo of rox");
+				return undo(error::backend_failure);
+			}
 		}
-		const frame_range fr{r.value, std::uint64_t{1} << order};
-		auto undo_frames = [&] {
-			UA_CHECK(m_.pages.free_pages(fr.pfn, order) == error::ok, "execmem: freeing a new chunk");
-			return error::backend_failure;
-		};
-		if (m_.backend.fill_frames(fr.pfn, 0, trap_byte, fr.bytes()) != 0)
-			return undo_frames();
-		std::uintptr_t addr = 0;
-		if (m_.backend.map_alias(fr, prot::rx, &addr) != 0)
-			return undo_frames();
-		dm_changes_++;
-		if (apply_dm(m_.backend, fr, cfg_.action) != 0) {
-			must(m_.backend.unmap_alias(addr, fr.bytes()), "execmem: unmap during rollback");
-			return undo_frames();
-		}
-		flushes_++;
-		must(m_.backend.flush_tlb(fr), "execmem: flush of a new chunk");
-		census_.add(fr);
-		chunks_.emplace(addr, chunk{fr, order});
-		cache_add(addr, fr.bytes());
+		for (const frame_range &r : a.runs)
+			census_.add(r);
+		const std::uintptr_t addr = a.addr;
+		const std::size_t len = a.bytes();
+		chunks_.emplace(addr, std::move(a));
+		cache_add(addr, len);
 		return error::ok;
 	}
 
 	error classify(std::uintptr_t p)
 	{
-		auto in = [p](const std::map<std::uintptr_t, std::size_t> &m) {
+		auto in = [p](const auto &m, auto len) {
 			auto it = m.upper_bound(p);
 			if (it == m.begin())
 				return false;
 			--it;
-			return p - it->first < it->second;
+			return p - it->first < len(it->second);
 		};
-		if (in(busy_))
+		if (in(busy_, [](const busy &b) { return b.bytes; }))
 			return error::interior_pointer;
-		if (in(free_))
+		if (in(free_, [](std::size_t n) { return n; }))
 			return error::not_live;
 		return error::foreign_pointer;
 	}
 
 	machine<B> &m_;
 	const execmem_config cfg_;
+	const kernel_release at_;
 	mutable std::mutex lock_; /* execmem_cache.mutex; taken before machine::lock */
 	std::map<std::uintptr_t, std::size_t> free_; /* free_areas: start -> bytes */
-	std::map<std::uintptr_t, std::size_t> busy_; /* busy_areas: start -> bytes */
-	std::map<std::uintptr_t, chunk> chunks_;     /* obtained chunks by alias address */
+	std::map<std::uintptr_t, busy> busy_;         /* busy_areas: start -> bytes, pending flag */
+	std::map<std::uintptr_t, vm_area> chunks_;    /* the vmalloc areas, by alias address */
 	std::map<std::uintptr_t, std::size_t> requested_;
 	frame_census census_;
-	std::uint64_t live_bytes_ = 0, requested_total_ = 0, dm_changes_ = 0, flushes_ = 0;
+	call_counts counts_;
+	std::size_t pending_ = 0; /* pending_free_cnt */
+	std::uint64_t live_bytes_ = 0, requested_total_ = 0;
 };
 
 static_assert(peer_allocator<execmem_peer<sim_direct_map>>);

@@ -1,63 +1,76 @@
 // SPDX-License-Identifier: MIT
 /*
- * peers/gfp_unmapped.h - the __GFP_UNMAPPED cache (Mike Rapoport's RFC,
- * March 2023, mm/unmapped-alloc.c).
+ * peers/gfp_unmapped.h - the __GFP_UNMAPPED cache of Mike Rapoport's RFC
+ * (20230308094106.227365-1-rppt@kernel.org, March 2023; mm/unmapped-alloc.c).
  *
- * A buddy cache beside the page allocator, with its own free lists per order
- * (struct unmapped_free_area free_area[]):
- *   - unmapped_pages_alloc(): __rmqueue_smallest() over the cache's lists
- *     (smallest order first, the head of the list: list_add() pushes at the
- *     head), expand() splitting the rest back into the lists; on a miss the
- *     cache is refilled with alloc_pages(PMD_ORDER), falling back to smaller
- *     orders down to the request's when no 2 MiB block is free, and the
- *     request is served from the new block;
- *   - a request of n pages takes an order-ceil(log2 n) block, as
- *     alloc_pages() would; orders above PMD_ORDER fail (the refill loop
- *     never runs);
+ * A buddy cache beside the page allocator (buddy_lists.h: LIFO lists per
+ * order, __rmqueue_smallest() + expand(), __free_one_page() merging):
+ *   - unmapped_pages_alloc(gfp, order): the cache first; on a miss
+ *     alloc_pages(gfp | __GFP_ZERO, cache_order) for cache_order = PMD_ORDER
+ *     (= pageblock_order: the cache is refilled by pageblocks) down to the
+ *     request's order, the new block cached (set_pageblock_unmapped()), and
+ *     the request served from it; an order above PMD_ORDER never refills and
+ *     fails;
  *   - pages leave the direct map one by one as they are handed out
  *     (set_direct_map_invalid_noflush() per page, then one
  *     flush_tlb_kernel_range()), not the whole block up front;
- *   - unmapped_pages_free() returns the block to the cache (__free_one_page()
- *     merging with free buddies); the pages stay unmapped;
- *   - a shrinker: count_objects() is the cached free pages; scan_objects()
- *     walks the lists from order 0 up, maps each page back
- *     (set_direct_map_default_noflush(), no flush) and frees the block to the
- *     page allocator. drain() runs a full scan.
+ *   - freed pages go back to the cache (free_pages_prepare() sees the
+ *     pageblock flag and calls unmapped_pages_free());
+ *   - a shrinker (patch 3, 20230308094106.227365-4): count_objects() is the
+ *     cached free pages; scan_objects() walks the lists from order 0 up, maps
+ *     each page back (set_direct_map_default_noflush(), no flush) and frees
+ *     it (__free_unmapped_page()); drain() runs a full scan.
+ * Users (config.use):
+ *   module_alloc  patch 4 (20230308094106.227365-5): x86 module_alloc()
+ *                 passes GFP_KERNEL | __GFP_UNMAPPED to vmalloc, and
+ *                 vm_area_alloc_pages() skips the bulk allocator for it: an
+ *                 n-page request is n order-0 unmapped_pages_alloc() calls
+ *                 mapped at one alias; the text is made ROX with
+ *                 set_memory_rox(), whose alias step finds the frames not
+ *                 present (set_memory.h); vfree() with VM_FLUSH_RESET_PERMS
+ *                 (x86 module_alloc() sets it) runs vm_reset_perms(), which
+ *                 maps the pages back before they return to the cache;
+ *   pages         alloc_pages(GFP_KERNEL | __GFP_UNMAPPED, get_order(n)): one
+ *                 block per request, mapped read-write, freed unmapped.
  *
- * Differences, each forced by the model and documented in docs/peers.md:
+ * Differences, each forced by the model or chosen and said in docs/peers.md:
  *   - the RFC's code unmaps only the pages of the request that triggered a
- *     refill; the design (cover letter, LSFMM 2023) unmaps every page handed
- *     out. We unmap each handed-out page that is still mapped.
- *   - buddies merge only inside the block the cache took from the page
- *     allocator (the RFC merges up to MAX_ORDER - 1), and the shrinker gives
- *     back whole taken blocks only: the page allocator frees a block with
- *     the order it was allocated with (no split_page()). A free block
- *     smaller than its taken block is mapped back but stays cached.
- *   - the user mapping is one alias per allocation (the RFC's callers vmap
- *     the pages).
+ *     refill and hands later cache hits out as they are (still mapped, or
+ *     mapped again by vm_reset_perms()), which contradicts the flag's
+ *     contract; we unmap every handed-out page that is still mapped;
+ *   - buddies merge only inside the block the cache took (the RFC merges up
+ *     to MAX_ORDER - 1), and the shrinker gives back whole taken blocks only:
+ *     the page allocator frees a block with the order it was taken with. A
+ *     smaller free block is mapped back but stays cached;
+ *   - __GFP_ZERO zeroing of the refill block is not counted.
  */
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <list>
 #include <map>
 #include <mutex>
-#include <unordered_map>
+#include <utility>
+#include <vector>
 
-#include "peer.h"
+#include "buddy_lists.h"
+#include "set_memory.h"
 
 namespace ua::peers {
 
+enum class gfp_unmapped_use { module_alloc, pages };
+
 struct gfp_unmapped_config {
-	prot alias_prot = prot::rw; /* rw: secretmem-like; rx: module text */
+	gfp_unmapped_use use = gfp_unmapped_use::module_alloc;
 };
 
 template <mapping_backend B>
 class gfp_unmapped_peer {
 public:
 	static constexpr const char *name = "gfp-unmapped";
+	static constexpr bool proposal = true; /* never merged: the same at every kernel */
 	static constexpr unsigned cache_order = chunk_order; /* PMD_ORDER */
 
 	explicit gfp_unmapped_peer(machine<B> &m, gfp_unmapped_config cfg = {}) : m_(m), cfg_(cfg) {}
@@ -75,60 +88,39 @@ public:
 		using res = result<std::uintptr_t>;
 		if (error e = check_request(size, align, page_size); e != error::ok)
 			return res::failure(e);
-		const unsigned order = order_of(pages_of(size));
+		const std::uint64_t n = pages_of(size);
+		if (n > m_.nr_pages())
+			return res::failure(error::too_large);
+		const bool vm = cfg_.use == gfp_unmapped_use::module_alloc;
+		const unsigned order = vm ? 0 : order_of(n);
 		if (order > cache_order)
 			return res::failure(error::too_large);
 		std::lock_guard<std::mutex> g(lock_);
-		pfn_t refilled = no_hint;
-		pfn_t pfn = rmqueue_smallest(order);
-		if (pfn == no_hint) {
-			refilled = refill(order);
-			if (refilled == no_hint)
-				return res::failure(error::no_memory);
-			pfn = rmqueue_smallest(order);
-		}
-		const frame_range blk{pfn, std::uint64_t{1} << order};
-		std::uintptr_t addr = 0;
+		live_area la;
+		la.requested = size;
 		{
 			std::lock_guard<std::mutex> mg(m_.lock);
-			pfn_t done = blk.pfn;
-			bool unmapped = false;
-			int rc = 0;
-			for (; done < blk.end() && rc == 0; done++) {
-				if (m_.backend.direct_map_state(done) != dm_state::rw)
-					continue;
-				dm_changes_++;
-				rc = m_.backend.set_direct_map_invalid({done, 1});
-				unmapped |= rc == 0;
-				if (rc != 0)
-					break;
-				unmapped_now_[done - blk.pfn] = true;
-			}
-			if (rc == 0 && unmapped) {
-				flushes_++;
-				must(m_.backend.flush_tlb(blk), "gfp-unmapped: flush of frames it holds");
-			}
-			if (rc == 0)
-				rc = m_.backend.map_alias(blk, cfg_.alias_prot, &addr);
-			if (rc != 0) {
-				/* Unwind: remap what this call unmapped, return the block, drop a new refill. */
-				for (pfn_t p = blk.end(); p-- > blk.pfn;) {
-					if (p - blk.pfn < unmapped_now_.size() && unmapped_now_[p - blk.pfn]) {
-						dm_changes_++;
-						must(m_.backend.set_direct_map_default({p, 1}), "gfp-unmapped: remap during rollback");
-					}
-				}
-				unmapped_now_.fill(false);
-				free_one_page(blk.pfn, order);
-				if (refilled != no_hint)
-					release_if_whole_locked(refilled);
+			take_record rec;
+			if (error e = take_locked(vm ? n : 1, order, la.area, rec); e != error::ok)
+				return res::failure(e);
+			if (m_.backend.map_alias_runs(la.area.runs.data(), la.area.runs.size(), prot::rw, &la.area.addr) != 0) {
+				untake_locked(la.area, rec);
 				return res::failure(error::backend_failure);
 			}
-			unmapped_now_.fill(false);
+			if (vm) {
+				/* The module's text: set_memory_rox(); its alias step finds the frames not present. */
+				must(int(set_memory_locked(m_, la.area, 0, n, mem_change::rox, counts_)), "gfp-unmapped: rox");
+				if (m_.backend.protect_alias(la.area.addr, la.area.bytes(), prot::rx) != 0) {
+					must(m_.backend.unmap_alias(la.area.addr, la.area.bytes()), "gfp-unmapped: unmap");
+					untake_locked(la.area, rec);
+					return res::failure(error::backend_failure);
+				}
+			}
 		}
-		live_.emplace(addr, live_block{blk.pfn, order, size});
-		live_pages_ += blk.nr_pages;
+		const std::uintptr_t addr = la.area.addr;
+		live_pages_ += la.area.nr_pages;
 		requested_ += size;
+		live_.emplace(addr, std::move(la));
 		return {addr, error::ok};
 	}
 
@@ -138,21 +130,23 @@ public:
 		auto it = live_.find(p);
 		if (it == live_.end()) {
 			auto up = live_.upper_bound(p);
-			if (up != live_.begin()) {
-				--up;
-				if (p - up->first < (std::uint64_t{page_size} << up->second.order))
-					return error::interior_pointer;
-			}
+			if (up != live_.begin() && p - std::prev(up)->first < std::prev(up)->second.area.bytes())
+				return error::interior_pointer;
 			return error::foreign_pointer;
 		}
-		const live_block b = it->second;
+		const vm_area &a = it->second.area;
 		{
 			std::lock_guard<std::mutex> mg(m_.lock);
-			must(m_.backend.unmap_alias(p, page_size << b.order), "gfp-unmapped: unmap of an alias it mapped");
+			if (cfg_.use == gfp_unmapped_use::module_alloc) {
+				/* vfree() with VM_FLUSH_RESET_PERMS: the pages are mapped back, then cached. */
+				if (error e = vm_reset_perms_locked(m_, a, counts_); e != error::ok)
+					return e;
+			}
+			must(m_.backend.unmap_alias(a.addr, a.bytes()), "gfp-unmapped: unmap of an alias it mapped");
+			give_back_locked(a); /* unmapped_pages_free() */
 		}
-		free_one_page(b.pfn, b.order); /* unmapped_pages_free(): stays unmapped, in the cache */
-		live_pages_ -= std::uint64_t{1} << b.order;
-		requested_ -= b.requested;
+		live_pages_ -= a.nr_pages;
+		requested_ -= it->second.requested;
 		live_.erase(it);
 		return error::ok;
 	}
@@ -161,7 +155,7 @@ public:
 	std::uint64_t shrink_count() const
 	{
 		std::lock_guard<std::mutex> g(lock_);
-		return census_.pages() - live_pages_;
+		return lists_.free_pages();
 	}
 
 	/* The shrinker's scan_objects(): up to nr_to_scan pages, lists from order 0 up. Returns pages freed. */
@@ -170,14 +164,16 @@ public:
 		std::lock_guard<std::mutex> g(lock_);
 		std::lock_guard<std::mutex> mg(m_.lock);
 		std::uint64_t freed = 0;
-		for (unsigned o = 0; o <= cache_order && freed < nr_to_scan; o++) {
-			for (auto it = free_[o].begin(); it != free_[o].end() && freed < nr_to_scan;) {
-				const pfn_t pfn = *it++;
-				for (pfn_t p = pfn; p < pfn + (pfn_t{1} << o); p++) {
-					if (m_.backend.direct_map_state(p) == dm_state::rw)
+		for (unsigned o = 0; o <= buddy_lists::max_order && freed < nr_to_scan; o++) {
+			const std::list<pfn_t> heads = lists_.list(o);
+			for (pfn_t pfn : heads) {
+				if (freed >= nr_to_scan)
+					break;
+				for (pfn_t q = pfn; q < pfn + (pfn_t{1} << o); q++) {
+					if (m_.backend.direct_map_state(q) == dm_state::rw)
 						continue;
-					dm_changes_++;
-					must(m_.backend.set_direct_map_default({p, 1}), "gfp-unmapped: remap of a cached page");
+					counts_.dm_changes++;
+					must(m_.backend.set_direct_map_default({q, 1}), "gfp-unmapped: remap of a cached page");
 				}
 				if (release_if_whole_locked(pfn))
 					freed += std::uint64_t{1} << o;
@@ -197,11 +193,10 @@ public:
 		s.requested_bytes = requested_;
 		s.pages_held = census_.pages();
 		s.chunks = census_.chunks();
-		s.metadata_bytes = census_.metadata_bytes() + live_.size() * map_node_bytes<std::uintptr_t, live_block> +
-				   blocks_.size() * map_node_bytes<pfn_t, unsigned> +
-				   free_at_.size() * (map_node_bytes<pfn_t, free_ref> + 3 * sizeof(void *));
-		s.dm_changes = dm_changes_;
-		s.flushes = flushes_;
+		s.metadata_bytes = census_.metadata_bytes() + lists_.metadata_bytes() +
+				   live_.size() * map_node_bytes<std::uintptr_t, live_area>;
+		s.dm_changes = counts_.dm_changes;
+		s.flushes = counts_.flushes;
 		return s;
 	}
 
@@ -209,86 +204,100 @@ public:
 	std::uint64_t nr_free(unsigned order) const
 	{
 		std::lock_guard<std::mutex> g(lock_);
-		return order <= cache_order ? free_[order].size() : 0;
+		return lists_.nr_free(order);
 	}
 
 private:
-	struct live_block {
-		pfn_t pfn;
-		unsigned order;
-		std::size_t requested;
-	};
-	struct free_ref {
-		unsigned order;
-		std::list<pfn_t>::iterator it;
+	struct live_area {
+		vm_area area;
+		std::size_t requested = 0;
 	};
 
-	/* The block the cache took that contains pfn: (start, order). */
-	std::pair<pfn_t, unsigned> taken_block(pfn_t pfn) const
-	{
-		auto it = blocks_.upper_bound(pfn);
-		UA_CHECK(it != blocks_.begin(), "gfp-unmapped: frame outside every taken block");
-		--it;
-		return *it;
-	}
+	/* What take_locked() did beyond taking blocks off the lists, so that it can be undone. */
+	struct take_record {
+		std::vector<pfn_t> refills;  /* blocks this call took from the page allocator */
+		std::vector<pfn_t> unmapped; /* pages this call removed from the direct map */
+	};
 
-	void add_free(pfn_t pfn, unsigned order)
+	/*
+	 * count blocks of 2^order from the cache (refilled as needed), every
+	 * page still mapped unmapped, one flush when any was. All or nothing.
+	 * Machine lock held.
+	 */
+	error take_locked(std::uint64_t count, unsigned order, vm_area &out, take_record &rec)
 	{
-		free_[order].push_front(pfn); /* list_add(): at the head */
-		free_at_[pfn] = free_ref{order, free_[order].begin()};
-	}
-	void del_free(pfn_t pfn)
-	{
-		auto it = free_at_.find(pfn);
-		free_[it->second.order].erase(it->second.it);
-		free_at_.erase(it);
-	}
-
-	/* __free_one_page(): merge with free buddies, within the taken block. */
-	void free_one_page(pfn_t pfn, unsigned order)
-	{
-		const auto [base, top] = taken_block(pfn);
-		(void)base;
-		while (order < top) {
-			const pfn_t buddy = pfn ^ (pfn_t{1} << order);
-			auto it = free_at_.find(buddy);
-			if (it == free_at_.end() || it->second.order != order)
-				break;
-			del_free(buddy);
-			pfn &= buddy;
-			order++;
-		}
-		add_free(pfn, order);
-	}
-
-	/* __rmqueue_smallest() + expand(); no_hint when the cache has nothing that fits. */
-	pfn_t rmqueue_smallest(unsigned order)
-	{
-		for (unsigned o = order; o <= cache_order; o++) {
-			if (free_[o].empty())
-				continue;
-			const pfn_t pfn = free_[o].front();
-			del_free(pfn);
-			while (o > order) {
-				o--;
-				add_free(pfn + (pfn_t{1} << o), o);
+		vm_area a;
+		a.page_order = order;
+		const std::uint64_t step = std::uint64_t{1} << order;
+		for (std::uint64_t i = 0; i < count; i++) {
+			pfn_t pfn = lists_.alloc(order);
+			if (pfn == no_hint) {
+				const pfn_t r = refill_locked(order);
+				if (r != no_hint) {
+					rec.refills.push_back(r);
+					pfn = lists_.alloc(order);
+				}
 			}
-			return pfn;
+			if (pfn == no_hint) {
+				untake_locked(a, rec);
+				return error::no_memory;
+			}
+			if (!a.runs.empty() && a.runs.back().end() == pfn)
+				a.runs.back().nr_pages += step;
+			else
+				a.runs.push_back({pfn, step});
+			a.nr_pages += step;
 		}
-		return no_hint;
+		for (const frame_range &r : a.runs) {
+			for (pfn_t p = r.pfn; p < r.end(); p++) {
+				if (m_.backend.direct_map_state(p) != dm_state::rw)
+					continue;
+				counts_.dm_changes++;
+				if (m_.backend.set_direct_map_invalid({p, 1}) != 0) {
+					untake_locked(a, rec);
+					return error::backend_failure;
+				}
+				rec.unmapped.push_back(p);
+			}
+		}
+		if (!rec.unmapped.empty()) {
+			counts_.flushes++;
+			must(m_.backend.flush_tlb(a.hull()), "gfp-unmapped: flush of frames it holds");
+		}
+		out = std::move(a);
+		return error::ok;
+	}
+
+	/* Undo of take_locked(): pages mapped again, blocks back to the cache, this call's refills released. */
+	void untake_locked(const vm_area &a, const take_record &rec)
+	{
+		for (std::size_t i = rec.unmapped.size(); i-- > 0;) {
+			counts_.dm_changes++;
+			must(m_.backend.set_direct_map_default({rec.unmapped[i], 1}), "gfp-unmapped: remap during rollback");
+		}
+		give_back_locked(a);
+		for (pfn_t r : rec.refills)
+			UA_CHECK(release_if_whole_locked(r), "gfp-unmapped: a refill of this call is not whole again");
+	}
+
+	/* The area's blocks back to the cache (unmapped_pages_free()). Machine lock held. */
+	void give_back_locked(const vm_area &a)
+	{
+		const std::uint64_t step = std::uint64_t{1} << a.page_order;
+		for (const frame_range &r : a.runs)
+			for (pfn_t p = r.pfn; p < r.end(); p += step)
+				lists_.free(p, a.page_order);
 	}
 
 	/* The refill loop of unmapped_pages_alloc(): PMD order first, then smaller, down to the request's. */
-	pfn_t refill(unsigned order)
+	pfn_t refill_locked(unsigned order)
 	{
-		std::lock_guard<std::mutex> mg(m_.lock);
 		for (unsigned o = cache_order + 1; o-- > order;) {
-			auto r = m_.pages.alloc_pages(o, gfp_normal_only);
+			auto r = alloc_frames(m_.pages, o);
 			if (!r)
 				continue;
-			blocks_.emplace(r.value, o);
+			lists_.add_block(r.value, o);
 			census_.add({r.value, std::uint64_t{1} << o});
-			add_free(r.value, o);
 			return r.value;
 		}
 		return no_hint;
@@ -297,34 +306,30 @@ private:
 	/* Give a wholly free taken block back to the page allocator (mapped). Machine lock held. */
 	bool release_if_whole_locked(pfn_t pfn)
 	{
-		auto bit = blocks_.find(pfn);
-		auto fit = free_at_.find(pfn);
-		if (bit == blocks_.end() || fit == free_at_.end() || fit->second.order != bit->second)
+		if (!lists_.whole_free(pfn))
 			return false;
-		const frame_range r{pfn, std::uint64_t{1} << bit->second};
+		const unsigned order = lists_.blocks().at(pfn);
+		const frame_range r{pfn, std::uint64_t{1} << order};
 		for (pfn_t p = r.pfn; p < r.end(); p++) {
 			if (m_.backend.direct_map_state(p) == dm_state::rw)
 				continue;
-			dm_changes_++;
+			counts_.dm_changes++;
 			must(m_.backend.set_direct_map_default({p, 1}), "gfp-unmapped: remap before release");
 		}
-		del_free(pfn);
-		UA_CHECK(m_.pages.free_pages(pfn, bit->second) == error::ok, "gfp-unmapped: release of a taken block");
+		lists_.remove_block(pfn);
+		UA_CHECK(m_.pages.free_pages(pfn, order) == error::ok, "gfp-unmapped: release of a taken block");
 		census_.remove(r);
-		blocks_.erase(bit);
 		return true;
 	}
 
 	machine<B> &m_;
 	const gfp_unmapped_config cfg_;
 	mutable std::mutex lock_; /* the cache's lock (the RFC's free_area->lock); before machine::lock */
-	std::array<std::list<pfn_t>, cache_order + 1> free_;
-	std::unordered_map<pfn_t, free_ref> free_at_;
-	std::map<pfn_t, unsigned> blocks_; /* blocks taken from the page allocator */
-	std::map<std::uintptr_t, live_block> live_;
-	std::array<bool, pages_per_chunk> unmapped_now_{};
+	buddy_lists lists_;
+	std::map<std::uintptr_t, live_area> live_;
 	frame_census census_;
-	std::uint64_t live_pages_ = 0, requested_ = 0, dm_changes_ = 0, flushes_ = 0;
+	call_counts counts_;
+	std::uint64_t live_pages_ = 0, requested_ = 0;
 };
 
 static_assert(peer_allocator<gfp_unmapped_peer<sim_direct_map>>);

@@ -6,13 +6,13 @@
  * A jemalloc arena (jemalloc_arena.h: experimental.arenas_create_ext with
  * metadata_use_hooks = false, split/merge hooks, MALLOCX_TCACHE_NONE on every
  * call) whose extent hooks take memory from this peer's chunk source:
- *   - a hook request of `bytes` (a multiple of 2 MiB) takes one contiguous
- *     block of the needed order with gfp_normal_only (order 9 for one chunk;
- *     a larger request takes the next power-of-two order, since one alias
- *     maps contiguous frames only);
- *   - the block leaves the direct map with one call and one flush, and its
- *     first `bytes` are mapped at an alias with config.alias_prot (rw by
- *     default; none proves jemalloc never touches hook memory itself);
+ *   - a hook request of `bytes` (a multiple of 2 MiB) takes bytes / 2 MiB
+ *     order-9 blocks (alloc_frames(): never a block above the page
+ *     allocator's order limit), wherever they are;
+ *   - each block leaves the direct map with one call, one flush for them
+ *     all, and they are mapped one after the other at one alias
+ *     (map_alias_runs()) with config.alias_prot (rw by default; none proves
+ *     jemalloc never touches hook memory itself);
  *   - memory goes back when jemalloc destroys the arena. jemalloc keeps
  *     extents it no longer uses (dalloc opts out, as opt.retain does), so
  *     drain() can give memory back only when nothing is live: it destroys the
@@ -35,6 +35,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "jemalloc_arena.h"
 #include "peer.h"
@@ -128,13 +129,13 @@ public:
 	}
 
 	const jemalloc_arena<source> &arena() const noexcept { return arena_; }
-	/* Frames behind the hook region at addr (tests look at their direct-map state). */
-	std::map<std::uintptr_t, frame_range> hook_regions() const
+	/* The order-9 blocks behind each hook region, by alias address (tests look at their direct-map state). */
+	std::map<std::uintptr_t, std::vector<frame_range>> hook_regions() const
 	{
 		std::lock_guard<std::mutex> g(lock_);
-		std::map<std::uintptr_t, frame_range> out;
+		std::map<std::uintptr_t, std::vector<frame_range>> out;
 		for (const auto &[a, r] : regions_)
-			out.emplace(a, r.block);
+			out.emplace(a, r.blocks);
 		return out;
 	}
 
@@ -144,38 +145,54 @@ private:
 		std::size_t usable;
 	};
 	struct region {
-		frame_range block;
-		unsigned order;
-		std::size_t bytes;
+		std::vector<frame_range> blocks; /* order-9 blocks, in alias order */
+		std::size_t bytes = 0;
 	};
 
-	/* Extent hook alloc: a block out of the direct map, mapped at an alias. Peer lock held. */
+	/*
+	 * Extent hook alloc: bytes / 2 MiB order-9 blocks (never a larger block:
+	 * the page allocator's limit is order 10, and a kernel would vmap such
+	 * memory from pages anyway), each out of the direct map with one call,
+	 * one flush, all mapped at one alias. Peer lock held.
+	 */
 	void *chunk_get(std::size_t bytes)
 	{
-		const unsigned order = order_of(pages_of(bytes));
+		const std::uint64_t nblocks = bytes / chunk_size;
 		std::lock_guard<std::mutex> mg(m_.lock);
-		auto r = m_.pages.alloc_pages(order, gfp_normal_only);
-		if (!r)
-			return nullptr;
-		const frame_range blk{r.value, std::uint64_t{1} << order};
-		auto undo = [&] {
-			UA_CHECK(m_.pages.free_pages(blk.pfn, order) == error::ok, "jemalloc: freeing a new chunk");
-			last_source_error_ = error::backend_failure;
+		region rg;
+		rg.bytes = bytes;
+		std::uint64_t changed = 0;
+		auto undo = [&](error e) {
+			for (std::size_t i = 0; i < rg.blocks.size(); i++) {
+				if (i < changed) {
+					dm_changes_++;
+					must(m_.backend.set_direct_map_default(rg.blocks[i]), "jemalloc: restore during rollback");
+				}
+				UA_CHECK(m_.pages.free_pages(rg.blocks[i].pfn, chunk_order) == error::ok, "jemalloc: freeing a new block");
+			}
+			last_source_error_ = e;
 			return nullptr;
 		};
-		dm_changes_++;
-		if (apply_dm(m_.backend, blk, cfg_.action) != 0)
-			return undo();
-		flushes_++;
-		must(m_.backend.flush_tlb(blk), "jemalloc: flush of a new chunk");
-		std::uintptr_t addr = 0;
-		if (m_.backend.map_alias({blk.pfn, pages_of(bytes)}, cfg_.alias_prot, &addr) != 0) {
-			dm_changes_++;
-			must(m_.backend.set_direct_map_default(blk), "jemalloc: restore during rollback");
-			return undo();
+		for (std::uint64_t i = 0; i < nblocks; i++) {
+			auto r = alloc_frames(m_.pages, chunk_order);
+			if (!r)
+				return undo(error::no_memory);
+			rg.blocks.push_back({r.value, pages_per_chunk});
 		}
-		regions_.emplace(addr, region{blk, order, bytes});
-		census_.add(blk);
+		for (const frame_range &b : rg.blocks) {
+			dm_changes_++;
+			if (apply_dm(m_.backend, b, cfg_.action) != 0)
+				return undo(error::backend_failure);
+			changed++;
+		}
+		flushes_++;
+		must(m_.backend.flush_tlb(hull(rg.blocks)), "jemalloc: flush of a new chunk");
+		std::uintptr_t addr = 0;
+		if (m_.backend.map_alias_runs(rg.blocks.data(), rg.blocks.size(), cfg_.alias_prot, &addr) != 0)
+			return undo(error::backend_failure);
+		for (const frame_range &b : rg.blocks)
+			census_.add(b);
+		regions_.emplace(addr, std::move(rg));
 		return reinterpret_cast<void *>(addr);
 	}
 
@@ -184,18 +201,32 @@ private:
 	{
 		auto it = regions_.find(reinterpret_cast<std::uintptr_t>(p));
 		UA_CHECK(it != regions_.end() && it->second.bytes == bytes, "jemalloc: releasing a region it never got");
-		const region rg = it->second;
+		const region &rg = it->second;
 		{
 			std::lock_guard<std::mutex> mg(m_.lock);
 			must(m_.backend.unmap_alias(it->first, bytes), "jemalloc: unmap of a chunk it mapped");
-			dm_changes_++;
-			must(m_.backend.set_direct_map_default(rg.block), "jemalloc: restore of a chunk it holds");
+			for (const frame_range &b : rg.blocks) {
+				dm_changes_++;
+				must(m_.backend.set_direct_map_default(b), "jemalloc: restore of a chunk it holds");
+			}
 			flushes_++;
-			must(m_.backend.flush_tlb(rg.block), "jemalloc: flush of a chunk it holds");
-			UA_CHECK(m_.pages.free_pages(rg.block.pfn, rg.order) == error::ok, "jemalloc: freeing a chunk");
+			must(m_.backend.flush_tlb(hull(rg.blocks)), "jemalloc: flush of a chunk it holds");
+			for (const frame_range &b : rg.blocks)
+				UA_CHECK(m_.pages.free_pages(b.pfn, chunk_order) == error::ok, "jemalloc: freeing a chunk");
 		}
-		census_.remove(rg.block);
+		for (const frame_range &b : rg.blocks)
+			census_.remove(b);
 		regions_.erase(it);
+	}
+
+	static frame_range hull(const std::vector<frame_range> &blocks)
+	{
+		pfn_t lo = blocks.front().pfn, hi = blocks.front().end();
+		for (const frame_range &b : blocks) {
+			lo = b.pfn < lo ? b.pfn : lo;
+			hi = b.end() > hi ? b.end() : hi;
+		}
+		return {lo, hi - lo};
 	}
 
 	machine<B> &m_;

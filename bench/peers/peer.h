@@ -9,8 +9,11 @@
  * all of them side by side. Every peer:
  *   - is a class template over the backend, built from a ua::machine<B>& and
  *     a config struct;
- *   - takes frames from the machine's page allocator with gfp_normal_only
- *     (unmapped memory must not pin ZONE_MOVABLE);
+ *   - takes frames from the machine's page allocator through alloc_frames()
+ *     (below): GFP_KERNEL-like flags, never above the buddy allocator's
+ *     largest order (10 on x86);
+ *   - follows a named kernel release, switched per instance by its config
+ *     (release.h);
  *   - hands out alias addresses (backend.map_alias), as module/vmalloc
  *     addresses are; it never touches alias memory itself: contents (trap
  *     fill) go through backend.write_frames/fill_frames, the
@@ -41,6 +44,8 @@
 #include <unmapped_alloc/phys.h>
 #include <unmapped_alloc/sim.h>
 
+#include "release.h"
+
 namespace ua::peers {
 
 struct peer_stats {
@@ -64,6 +69,23 @@ concept peer_allocator = requires(A &a, const A &ca, std::size_t n, std::uintptr
 	/* give back everything cached (shrinker / release); end of a workload */
 	{ a.drain() } -> std::same_as<void>;
 };
+
+/*
+ * The page allocator as the peers' kernels call it. GFP_KERNEL: memory that
+ * leaves the direct map must not come from ZONE_MOVABLE (memory hotplug needs
+ * it movable). The buddy allocator's largest block is order 10 (MAX_ORDER - 1
+ * on x86, the 11 columns of /proc/buddyinfo): the kernels never take more in
+ * one block, so no peer asks for it (too_large, nothing changed).
+ */
+inline constexpr gfp_t peer_gfp = gfp_normal_only;
+inline constexpr unsigned max_page_order = 10;
+
+inline result<pfn_t> alloc_frames(page_allocator &pa, unsigned order)
+{
+	if (order > max_page_order)
+		return result<pfn_t>::failure(error::too_large);
+	return pa.alloc_pages(order, peer_gfp);
+}
 
 /* What a design does to the direct map for the frames it hands out. */
 enum class dm_action {

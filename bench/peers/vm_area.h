@@ -1,23 +1,29 @@
 // SPDX-License-Identifier: MIT
 /*
- * peers/vm_area.h - the vmalloc() analogue the page-based peers share.
+ * peers/vm_area.h - the vmalloc() analogue the peers share.
  *
- * __vmalloc_node_range() (mm/vmalloc.c) takes each page with its own order-0
- * allocation (vm_area_alloc_pages()), maps them at one virtual range, and -
- * for module_alloc()/bpf_jit_alloc_exec() callers - has set_memory_ro()/
- * set_memory_rox() or set_direct_map_invalid_noflush() change each page in
- * the direct map; vfree() restores them (vm_reset_perms() with
- * VM_FLUSH_RESET_PERMS: invalid, one flush, then default).
+ * __vmalloc_node_range() (mm/vmalloc.c) takes the pages of an area from the
+ * page allocator - order-0 pages (vm_area_alloc_pages()), or, with
+ * VM_ALLOW_HUGE_VMAP and a size of at least PMD_SIZE, order-9 pages, and
+ * when any of those fails the whole area again with order-0 pages (the
+ * `fail: if (shift > PAGE_SHIFT) ... goto again` fallback) - and maps them,
+ * in allocation order, at one virtual range: one alias over the scattered
+ * frames (backend.map_alias_runs(), the vmap() of a page array). vmalloc
+ * itself does not touch the direct map; set_memory.h does that for the
+ * callers that change protections. vfree() of a VM_FLUSH_RESET_PERMS area
+ * runs vm_reset_perms(): every page set invalid in the direct map, one flush
+ * over the hull of their direct-map addresses, every page back to default -
+ * page by page (set_area_direct_map()), so a huge area whose direct map was
+ * changed in place splits here. Restores never merge.
  *
- * Frames that come back consecutive form one run; each run is changed in the
- * direct map with one call and mapped at its own alias, because the backend
- * maps contiguous frames only (it has no vmap() of a page array). The
- * allocation's address is the first run's alias; on a fresh machine order-0
- * pages come back consecutive, so an allocation is one run. Nothing here
- * takes a lock: callers hold machine::lock around every call.
+ * Pages come from the page allocator through alloc_frames() (peer.h), one
+ * call per page of the area's order. Nothing here takes a lock: callers hold
+ * machine::lock around every call.
  */
 #pragma once
 
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -26,23 +32,22 @@
 
 namespace ua::peers {
 
-struct vm_run {
-	frame_range frames;
-	std::uintptr_t addr = 0;
-};
-
 struct vm_area {
-	std::vector<vm_run> runs;
+	std::vector<frame_range> runs; /* the area's frames in address order, consecutive frames merged */
+	unsigned page_order = 0;       /* 0, or chunk_order for a huge area */
 	std::uint64_t nr_pages = 0;
+	std::uintptr_t addr = 0;       /* the one alias; 0 until mapped */
 
-	std::uintptr_t addr() const noexcept { return runs.empty() ? 0 : runs.front().addr; }
+	std::size_t bytes() const noexcept { return std::size_t(nr_pages) << page_shift; }
 	/* Smallest frame range covering every run: what one flush_tlb_kernel_range() spans. */
 	frame_range hull() const noexcept
 	{
-		pfn_t lo = runs.front().frames.pfn, hi = runs.front().frames.end();
-		for (const vm_run &r : runs) {
-			lo = r.frames.pfn < lo ? r.frames.pfn : lo;
-			hi = r.frames.end() > hi ? r.frames.end() : hi;
+		if (runs.empty())
+			return {};
+		pfn_t lo = runs.front().pfn, hi = runs.front().end();
+		for (const frame_range &r : runs) {
+			lo = r.pfn < lo ? r.pfn : lo;
+			hi = r.end() > hi ? r.end() : hi;
 		}
 		return {lo, hi - lo};
 	}
@@ -54,103 +59,166 @@ struct call_counts {
 	std::uint64_t flushes = 0;
 };
 
-/* Free the order-0 frames of runs [0, n). Machine lock held. */
-inline void vm_free_frames_locked(page_allocator &pa, const std::vector<vm_run> &runs, std::size_t n)
+/* Give every page of the area's runs back (each with the area's order). Machine lock held. */
+inline void vm_free_pages_locked(page_allocator &pa, const vm_area &a)
 {
-	for (std::size_t i = 0; i < n; i++)
-		for (pfn_t p = runs[i].frames.pfn; p < runs[i].frames.end(); p++)
-			UA_CHECK(pa.free_pages(p, 0) == error::ok, "vm_area: freeing a frame it holds failed");
+	const std::uint64_t step = std::uint64_t{1} << a.page_order;
+	for (const frame_range &r : a.runs)
+		for (pfn_t p = r.pfn; p < r.end(); p += step)
+			UA_CHECK(pa.free_pages(p, a.page_order) == error::ok, "vm_area: freeing a page it holds failed");
 }
 
 /*
- * vmalloc(nr_pages) for unmapped memory: nr_pages order-0 allocations, then
- * per run: fill (fill >= 0: the caller's trap byte, written before the
- * protection changes, as bpf_fill_ill_insns() writes through the still
- * writable mapping), direct-map change, alias; one flush. Machine lock held.
- * All or nothing: on failure every step is undone in reverse order.
+ * vm_area_alloc_pages(): nr_pages as pages of 2^order (nr_pages a multiple of
+ * that), consecutive ones merged into runs. All or nothing. Machine lock held.
  */
-template <mapping_backend B>
-error vm_area_alloc_locked(machine<B> &m, std::uint64_t nr_pages, dm_action act, prot p, int fill, call_counts &cnt,
-			   vm_area &out)
+inline error vm_alloc_pages_locked(page_allocator &pa, std::uint64_t nr_pages, unsigned order, vm_area &out)
 {
-	std::vector<vm_run> runs;
-	for (std::uint64_t i = 0; i < nr_pages; i++) {
-		auto r = m.pages.alloc_pages(0, gfp_normal_only);
+	const std::uint64_t step = std::uint64_t{1} << order;
+	vm_area a;
+	a.page_order = order;
+	for (std::uint64_t i = 0; i < nr_pages; i += step) {
+		auto r = alloc_frames(pa, order);
 		if (!r) {
-			vm_free_frames_locked(m.pages, runs, runs.size());
+			vm_free_pages_locked(pa, a);
 			return error::no_memory;
 		}
-		if (!runs.empty() && runs.back().frames.end() == r.value)
-			runs.back().frames.nr_pages++;
+		if (!a.runs.empty() && a.runs.back().end() == r.value)
+			a.runs.back().nr_pages += step;
 		else
-			runs.push_back({{r.value, 1}, 0});
+			a.runs.push_back({r.value, step});
+		a.nr_pages += step;
 	}
-	std::size_t changed = 0, mapped = 0;
-	auto unwind = [&] {
-		for (std::size_t i = mapped; i-- > 0;)
-			must(m.backend.unmap_alias(runs[i].addr, runs[i].frames.bytes()), "vm_area: unmap during rollback");
-		for (std::size_t i = changed; i-- > 0;) {
-			cnt.dm_changes++;
-			must(m.backend.set_direct_map_default(runs[i].frames), "vm_area: restore during rollback");
+	out = std::move(a);
+	return error::ok;
+}
+
+struct vmalloc_opts {
+	bool huge = false;    /* VM_ALLOW_HUGE_VMAP: order-9 pages when nr_pages is a multiple of 512 */
+	prot alias_prot = prot::rw;
+	int fill = -1;        /* >= 0: every byte written first, through the still writable mapping */
+};
+
+/*
+ * __vmalloc_node_range(): pages (huge first when asked, then order-0), fill,
+ * one alias. All or nothing. Machine lock held.
+ */
+template <mapping_backend B>
+error vmalloc_locked(machine<B> &m, std::uint64_t nr_pages, const vmalloc_opts &o, vm_area &out)
+{
+	if (nr_pages == 0)
+		return error::zero_size;
+	vm_area a;
+	error e = error::no_memory;
+	if (o.huge && nr_pages % pages_per_chunk == 0)
+		e = vm_alloc_pages_locked(m.pages, nr_pages, chunk_order, a);
+	if (e != error::ok)
+		e = vm_alloc_pages_locked(m.pages, nr_pages, 0, a);
+	if (e != error::ok)
+		return e;
+	if (o.fill >= 0) {
+		for (const frame_range &r : a.runs) {
+			if (m.backend.fill_frames(r.pfn, 0, o.fill, r.bytes()) != 0) {
+				vm_free_pages_locked(m.pages, a);
+				return error::backend_failure;
+			}
 		}
-		vm_free_frames_locked(m.pages, runs, runs.size());
+	}
+	if (m.backend.map_alias_runs(a.runs.data(), a.runs.size(), o.alias_prot, &a.addr) != 0) {
+		vm_free_pages_locked(m.pages, a);
 		return error::backend_failure;
-	};
-	for (vm_run &r : runs) {
-		if (fill >= 0 && m.backend.fill_frames(r.frames.pfn, 0, fill, r.frames.bytes()) != 0)
-			return unwind();
 	}
-	for (vm_run &r : runs) {
-		cnt.dm_changes++;
-		if (apply_dm(m.backend, r.frames, act) != 0)
-			return unwind();
-		changed++;
-	}
-	for (vm_run &r : runs) {
-		if (m.backend.map_alias(r.frames, p, &r.addr) != 0)
-			return unwind();
-		mapped++;
-	}
-	out.runs = std::move(runs);
-	out.nr_pages = nr_pages;
-	cnt.flushes++;
-	must(m.backend.flush_tlb(out.hull()), "vm_area: flush of frames it holds");
+	out = std::move(a);
 	return error::ok;
 }
 
 /*
- * vfree(): direct map back to default (reset_perms: through invalid first,
- * as vm_reset_perms() does), one flush, aliases unmapped, frames freed.
- * A failed restore re-applies `act` to what was restored and reports
- * backend_failure with the area intact. Machine lock held.
+ * text_poke_set() over bytes [off, off + n) of the area: the fill goes
+ * through the frames, since the alias may be read-only. fill_frames() needs
+ * no machine lock (backend.h).
  */
 template <mapping_backend B>
-error vm_area_free_locked(machine<B> &m, vm_area &a, dm_action act, bool reset_perms, call_counts &cnt)
+int vm_fill(B &b, const vm_area &a, std::size_t off, int byte, std::size_t n) noexcept
 {
-	for (std::size_t i = 0; i < a.runs.size(); i++) {
-		int rc = 0;
-		if (reset_perms) {
-			cnt.dm_changes++;
-			rc = m.backend.set_direct_map_invalid(a.runs[i].frames);
+	std::size_t base = 0;
+	for (const frame_range &r : a.runs) {
+		if (n == 0)
+			break;
+		if (off < base + r.bytes()) {
+			const std::size_t in = off - base;
+			const std::size_t len = n < r.bytes() - in ? n : r.bytes() - in;
+			if (int rc = b.fill_frames(r.pfn, in, byte, len))
+				return rc;
+			off += len;
+			n -= len;
 		}
-		if (rc == 0) {
+		base += r.bytes();
+	}
+	return n == 0 ? 0 : -EINVAL;
+}
+
+/* Each page of the area, one direct-map call each (set_area_direct_map()). */
+template <mapping_backend B>
+int set_area_direct_map(B &b, const vm_area &a, bool valid, call_counts &cnt) noexcept
+{
+	for (const frame_range &r : a.runs) {
+		for (pfn_t p = r.pfn; p < r.end(); p++) {
 			cnt.dm_changes++;
-			rc = m.backend.set_direct_map_default(a.runs[i].frames);
+			if (int rc = valid ? b.set_direct_map_default({p, 1}) : b.set_direct_map_invalid({p, 1}))
+				return rc;
 		}
-		if (rc != 0) {
-			for (std::size_t j = i + 1; j-- > 0;) {
+	}
+	return 0;
+}
+
+/*
+ * vm_reset_perms(): invalid page by page, one flush, default page by page.
+ * Both backends restore a page that a split already made 4 KiB without
+ * needing memory; a page still mapped large is split by the first call,
+ * which can fail: then nothing has changed but what CPA split, and the area
+ * is left as it was (backend_failure). Machine lock held.
+ */
+template <mapping_backend B>
+error vm_reset_perms_locked(machine<B> &m, const vm_area &a, call_counts &cnt)
+{
+	std::vector<dm_state> prev;
+	prev.reserve(std::size_t(a.nr_pages));
+	for (const frame_range &r : a.runs)
+		for (pfn_t p = r.pfn; p < r.end(); p++)
+			prev.push_back(m.backend.direct_map_state(p));
+	if (set_area_direct_map(m.backend, a, false, cnt) != 0) {
+		std::size_t i = 0;
+		for (const frame_range &r : a.runs)
+			for (pfn_t p = r.pfn; p < r.end(); p++, i++) {
+				if (m.backend.direct_map_state(p) == prev[i])
+					continue;
 				cnt.dm_changes++;
-				must(apply_dm(m.backend, a.runs[j].frames, act), "vm_area: re-apply during rollback");
+				must(prev[i] == dm_state::ro ? m.backend.set_direct_map_ro({p, 1})
+							     : m.backend.set_direct_map_default({p, 1}),
+				     "vm_area: undo of a reset step");
 			}
-			return error::backend_failure;
-		}
+		return error::backend_failure;
 	}
 	cnt.flushes++;
 	must(m.backend.flush_tlb(a.hull()), "vm_area: flush of frames it holds");
-	for (const vm_run &r : a.runs)
-		must(m.backend.unmap_alias(r.addr, r.frames.bytes()), "vm_area: unmap of an alias it mapped");
-	vm_free_frames_locked(m.pages, a.runs, a.runs.size());
-	return error::ok; /* a.runs still names the frames, for the caller's accounting */
+	must(set_area_direct_map(m.backend, a, true, cnt), "vm_area: default of a page already 4 KiB");
+	return error::ok;
+}
+
+/*
+ * vfree(): with reset_perms (VM_FLUSH_RESET_PERMS) the direct map first goes
+ * back to default through vm_reset_perms(); then the alias is unmapped and
+ * the pages freed. On failure the area is intact. Machine lock held.
+ */
+template <mapping_backend B>
+error vfree_locked(machine<B> &m, const vm_area &a, bool reset_perms, call_counts &cnt)
+{
+	if (reset_perms)
+		if (error e = vm_reset_perms_locked(m, a, cnt); e != error::ok)
+			return e;
+	must(m.backend.unmap_alias(a.addr, a.bytes()), "vm_area: unmap of an alias it mapped");
+	vm_free_pages_locked(m.pages, a);
+	return error::ok;
 }
 
 }  // namespace ua::peers

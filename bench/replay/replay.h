@@ -388,11 +388,11 @@ void run_with(machine<B> &m, const std::string &alloc, const workload_case &wc, 
 		replay_ops(m, p, wc, ms, r);
 		r.peak_chunks = std::max<std::uint64_t>(r.peak_chunks, p.cache_figures().peak_chunks);
 	} else if (alloc == "naive") {
-		/* secretmem: invalid + rw; module_alloc/bpf_jit_alloc_exec + set_memory_ro: ro + rx */
-		peers::naive_peer<B> p(m, {secret ? peers::dm_action::invalid : peers::dm_action::ro, alias});
+		/* secretmem, or module_alloc/bpf_jit_alloc_exec + set_memory_rox (peers/naive.h) */
+		peers::naive_peer<B> p(m, {secret ? peers::naive_use::secretmem : peers::naive_use::vmalloc_text});
 		replay_ops(m, p, wc, ms, r);
 	} else if (alloc == "gfp-unmapped") {
-		peers::gfp_unmapped_peer<B> p(m, {alias});
+		peers::gfp_unmapped_peer<B> p(m, {secret ? peers::gfp_unmapped_use::pages : peers::gfp_unmapped_use::module_alloc});
 		replay_ops(m, p, wc, ms, r);
 	} else if (alloc == "bpf-prog-pack") {
 		peers::bpf_prog_pack_peer<B> p(m, {});

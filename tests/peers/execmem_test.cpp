@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Tests for bench/peers/execmem.h over both backends. */
+/* Tests for bench/peers/execmem.h over both backends, and its kernel releases on hand-worked cases. */
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -11,19 +11,45 @@ using namespace ua;
 using namespace ua::peers;
 using peer_test::make_machine;
 
-TEST_CASE_TEMPLATE("execmem: a 2 MiB chunk, trap-filled and out of the direct map, serves page-rounded requests", B,
+namespace {
+
+/* Whether the direct map of a fresh machine maps pfn with a large page (a 4 KiB change there splits it). */
+bool boot_large(std::uint64_t nr_pages, pfn_t pfn)
+{
+	machine<sim_direct_map> shadow(nr_pages);
+	return shadow.backend.direct_map_level(pfn) != map_level::pte_4k;
+}
+bool boot_1g(std::uint64_t nr_pages, pfn_t pfn)
+{
+	machine<sim_direct_map> shadow(nr_pages);
+	return shadow.backend.direct_map_level(pfn) == map_level::pud_1g;
+}
+
+/* 2 GiB with only frame 7 of each 2 MiB page of the second GiB free: no order-9 block anywhere. */
+std::vector<pfn_t> scattered_frames(std::size_t n)
+{
+	std::vector<pfn_t> keep;
+	for (pfn_t k = 512; k < 512 + n; k++)
+		keep.push_back(k * pages_per_chunk + 7);
+	return keep;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("execmem 6.18: an order-9 chunk, set_memory_rox'd in place, serves page-rounded module text", B,
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
 	const std::uint64_t free0 = m->pages.nr_free_pages();
 	const std::uint64_t written0 = m->backend.stats().bytes_written;
+	const auto before = m->backend.stats();
 	execmem_peer<B> em(*m);
 	auto a = em.alloc(5000, 64);
 	REQUIRE(a.ok());
 	const frame_range f = peer_test::frames_of(*m, a.value);
 	CHECK(f.nr_pages == pages_per_chunk);
-	CHECK(m->pages.allocated_order(f.pfn).value == chunk_order);
-	CHECK(peer_test::count_state(*m, f, dm_state::invalid) == pages_per_chunk); /* 6.13 */
+	CHECK(m->pages.allocated_order(f.pfn).value == chunk_order); /* VM_ALLOW_HUGE_VMAP */
+	CHECK(peer_test::count_state(*m, f, dm_state::ro) == pages_per_chunk); /* 925f42645118: in the direct map, ro */
 	CHECK(m->backend.alias_prot(a.value) == prot::rx);
 	CHECK(m->backend.stats().bytes_written - written0 == chunk_size);
 	if constexpr (B::dereferenceable)
@@ -33,8 +59,14 @@ TEST_CASE_TEMPLATE("execmem: a 2 MiB chunk, trap-filled and out of the direct ma
 	CHECK(s.requested_bytes == 5000);
 	CHECK(s.pages_held == pages_per_chunk);
 	CHECK(s.chunks == 1);
-	CHECK(s.dm_changes == 1);
-	CHECK(s.flushes == 1);
+	/* populate: one rox step over the whole leaf; force_rw: nx (nothing), rw on 2 frames; restore_rox: 2 frames. */
+	CHECK(s.dm_changes == 1 + 2 + 2);
+	CHECK(s.flushes == 4);
+	if constexpr (std::is_same_v<B, sim_direct_map>) {
+		const auto now = m->backend.stats();
+		CHECK(now.splits_2m - before.splits_2m == (boot_large(m->nr_pages(), f.pfn) ? 1u : 0u));
+		CHECK(now.splits_1g - before.splits_1g == (boot_1g(m->nr_pages(), f.pfn) ? 1u : 0u));
+	}
 	auto fr = em.free_ranges();
 	REQUIRE(fr.size() == 1);
 	CHECK(fr.begin()->first == a.value + 2 * page_size);
@@ -54,11 +86,132 @@ TEST_CASE_TEMPLATE("execmem: a 2 MiB chunk, trap-filled and out of the direct ma
 	s = em.stats();
 	CHECK(s.pages_held == 0);
 	CHECK(s.chunks == 0);
-	CHECK(s.dm_changes == 2);
 	em.drain();
 	CHECK(m->pages.nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
+}
+
+TEST_CASE("execmem 6.13-rc: the chunk leaves the direct map whole; allocation and free change nothing more")
+{
+	auto m = make_machine<sim_direct_map>();
+	const auto before = m->backend.stats();
+	execmem_peer<sim_direct_map> em(*m, {.release = v6_13_rc});
+	auto a = em.alloc(3 * page_size, 1);
+	REQUIRE(a.ok());
+	const frame_range f = peer_test::frames_of(*m, a.value);
+	CHECK(peer_test::count_state(*m, f, dm_state::invalid) == pages_per_chunk);
+	CHECK(em.stats().dm_changes == 1); /* execmem_set_direct_map_valid(vm, false): one call per 2 MiB page */
+	CHECK(em.stats().flushes == 0);    /* _noflush, and populate flushes nothing */
+	CHECK(m->backend.stats().splits_2m == before.splits_2m);
+	CHECK(em.free(a.value) == error::ok); /* text_poke_set() fill, clean: valid again, vfree */
+	CHECK(em.stats().dm_changes == 2);
+	CHECK(m->backend.stats().splits_2m == before.splits_2m);
+	CHECK(peer_test::direct_map_all_rw(*m) == "");
+}
+
+TEST_CASE("execmem: a 6.15 free fills through text_poke_set(); a 6.17 free goes through force_rw and restore_rox")
+{
+	auto m = make_machine<sim_direct_map>();
+	execmem_peer<sim_direct_map> e15(*m, {.release = v6_15}), e17(*m, {.release = v6_17});
+	auto a15 = e15.alloc(3 * page_size, 1), k15 = e15.alloc(page_size, 1);
+	auto a17 = e17.alloc(3 * page_size, 1), k17 = e17.alloc(page_size, 1);
+	REQUIRE((a15.ok() && k15.ok() && a17.ok() && k17.ok()));
+	CHECK(e15.stats().dm_changes == e17.stats().dm_changes); /* make_temp_rw and alloc_rw do the same */
+	const auto s15 = e15.stats(), s17 = e17.stats();
+	CHECK(e15.free(a15.value) == error::ok);
+	CHECK(e17.free(a17.value) == error::ok);
+	CHECK(e15.stats().dm_changes == s15.dm_changes); /* nothing reaches the direct map */
+	CHECK(e15.stats().flushes == s15.flushes);
+	CHECK(e17.stats().dm_changes - s17.dm_changes == 2 * 3); /* rw then ro, frame by frame */
+	CHECK(e17.stats().flushes - s17.flushes == 3);            /* nx, rw, rox */
+	for (pfn_t p : peer_test::alias_pfns(*m, a17.value, 3))
+		CHECK(m->backend.direct_map_state(p) == dm_state::ro);
+	CHECK(release_at(execmem_peer<sim_direct_map>::releases, v6_18) == v6_17);
+	CHECK(release_at(execmem_peer<sim_direct_map>::releases, v6_15) == v6_15);
+}
+
+TEST_CASE("execmem 6.15: without a free order-9 block vmalloc falls back to order-0 pages, and populate splits them all")
+{
+	machine<sim_direct_map> m(std::uint64_t{2} << 18);
+	const std::vector<pfn_t> keep = scattered_frames(512);
+	const std::vector<pfn_t> pinned = peer_test::pin_all_but(m, keep);
+	const auto before = m.backend.stats();
+	{
+		execmem_peer<sim_direct_map> em(m, {.release = v6_15});
+		auto a = em.alloc(page_size, 1);
+		REQUIRE(a.ok());
+		std::vector<pfn_t> pfns = peer_test::alias_pfns(m, a.value, pages_per_chunk);
+		std::sort(pfns.begin(), pfns.end());
+		CHECK(pfns == keep);
+		/* set_memory_rox() on a 4 KiB-mapped area: one alias step, and one split, per frame. */
+		CHECK(m.backend.stats().splits_2m - before.splits_2m == 512);
+		CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
+		CHECK(em.stats().chunks == 512);
+		CHECK(em.free(a.value) == error::ok);
+		CHECK(em.stats().pages_held == 0); /* 512 pages = a PMD multiple: clean releases it */
+	}
+	peer_test::unpin(m, pinned);
+}
+
+TEST_CASE("execmem: with less than 2 MiB free, 6.15 fails and 6.17 populates the request's own size (3bd4e0ac61b2)")
+{
+	machine<sim_direct_map> m(std::uint64_t{2} << 18);
+	const std::vector<pfn_t> keep = scattered_frames(4);
+	const std::vector<pfn_t> pinned = peer_test::pin_all_but(m, keep);
+	{
+		execmem_peer<sim_direct_map> e15(m, {.release = v6_15});
+		CHECK(e15.alloc(2 * page_size, 1).err == error::no_memory);
+		CHECK(m.pages.nr_free_pages() == 4);
+		execmem_peer<sim_direct_map> e17(m, {.release = v6_17});
+		auto a = e17.alloc(2 * page_size, 1);
+		REQUIRE(a.ok());
+		CHECK(e17.stats().pages_held == 2);
+		CHECK(m.pages.nr_free_pages() == 2);
+		/* Clean frees only PMD-aligned PMD multiples: the 8 KiB chunk stays cached after its free. */
+		CHECK(e17.free(a.value) == error::ok);
+		e17.drain();
+		CHECK(e17.stats().pages_held == 2);
+		CHECK(e17.free_ranges().size() == 1);
+	}
+	CHECK(m.pages.nr_free_pages() == 4);
+	peer_test::unpin(m, pinned);
+}
+
+TEST_CASE("execmem: 6.13 and 6.14 shipped without the x86 ROX cache (a9bbe3413331), nor did 6.12")
+{
+	auto m = make_machine<sim_direct_map>();
+	for (kernel_release k : {v6_13, kernel_release{6, 14}, kernel_release{6, 12}, v6_6}) {
+		execmem_peer<sim_direct_map> em(*m, {.release = k});
+		CHECK(!em.supported());
+		CHECK(em.alloc(page_size, 1).err == error::not_supported);
+	}
+	execmem_peer<sim_direct_map> rc(*m, {.release = v6_13_rc});
+	CHECK(rc.supported());
+}
+
+TEST_CASE("execmem 6.17: a free whose force_rw fails waits in pending_free and completes later")
+{
+	using peer_test::flaky_sim;
+	auto m = make_machine<flaky_sim>();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	{
+		execmem_peer<flaky_sim> em(*m, {.release = v6_17});
+		auto a = em.alloc(page_size, 1), b = em.alloc(page_size, 1);
+		REQUIRE((a.ok() && b.ok()));
+		flaky_sim::fail_default = 0; /* the rw alias step of a's free */
+		CHECK(em.free(a.value) == error::ok);
+		flaky_sim::reset();
+		CHECK(em.pending_frees() == 1);
+		CHECK(em.stats().live_count == 1);
+		CHECK(em.free(a.value) == error::not_live); /* pending, not live */
+		/* execmem_cache_free_slow() runs before the next call. */
+		CHECK(em.free(b.value) == error::ok);
+		CHECK(em.pending_frees() == 0);
+		CHECK(em.stats().pages_held == 0);
+	}
+	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
 TEST_CASE_TEMPLATE("execmem: address-ordered first fit, not best fit", B, sim_direct_map, linux_backend)
@@ -83,7 +236,8 @@ TEST_CASE_TEMPLATE("execmem: address-ordered first fit, not best fit", B, sim_di
 	CHECK(em.stats().pages_held == pages_per_chunk);
 }
 
-TEST_CASE_TEMPLATE("execmem: free ranges never merge across separately obtained chunks", B, sim_direct_map, linux_backend)
+TEST_CASE_TEMPLATE("execmem: chunks above 2 MiB are order-9 pages at one alias; ranges never merge across chunks", B,
+		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
 	const std::uint64_t free0 = m->pages.nr_free_pages();
@@ -100,10 +254,13 @@ TEST_CASE_TEMPLATE("execmem: free ranges never merge across separately obtained 
 		CHECK(fr.at(a2.value) == page_size);
 		CHECK(fr.at(b1.value) == page_size);
 		CHECK(em.stats().pages_held == 2 * pages_per_chunk);
-		/* A request above 2 MiB takes a chunk of its own, rounded to a power-of-two block. */
+		/* 2 MiB + 4 KiB: round_up to 4 MiB, two order-9 pages, no block above order 9. */
 		auto big = em.alloc(chunk_size + page_size, 1);
 		REQUIRE(big.ok());
-		CHECK(peer_test::frames_of(*m, big.value).nr_pages == 2 * pages_per_chunk);
+		const auto pfns = peer_test::alias_pfns(*m, big.value, 2 * pages_per_chunk);
+		CHECK(m->pages.allocated_order(pfns[0]).value == chunk_order);
+		CHECK(m->pages.allocated_order(pfns[pages_per_chunk]).value == chunk_order);
+		CHECK(em.stats().pages_held == 4 * pages_per_chunk);
 		CHECK(em.free(big.value) == error::ok);
 		CHECK(em.stats().pages_held == 2 * pages_per_chunk);
 		CHECK(em.free(a1.value) == error::ok);
@@ -113,18 +270,6 @@ TEST_CASE_TEMPLATE("execmem: free ranges never merge across separately obtained 
 	}
 	CHECK(m->pages.nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
-}
-
-TEST_CASE_TEMPLATE("execmem: the 6.16 configuration leaves the direct map read-only", B, sim_direct_map, linux_backend)
-{
-	auto m = make_machine<B>();
-	execmem_peer<B> em(*m, {dm_action::ro});
-	auto a = em.alloc(page_size, page_size);
-	REQUIRE(a.ok());
-	const frame_range f = peer_test::frames_of(*m, a.value);
-	CHECK(peer_test::count_state(*m, f, dm_state::ro) == pages_per_chunk);
-	CHECK(em.free(a.value) == error::ok);
-	CHECK(peer_test::count_state(*m, f, dm_state::rw) == pages_per_chunk);
 }
 
 TEST_CASE_TEMPLATE("execmem: bad input and bad frees are refused", B, sim_direct_map, linux_backend)
@@ -143,6 +288,7 @@ TEST_CASE_TEMPLATE("execmem: bad input and bad frees are refused", B, sim_direct
 	CHECK(em.free(a.value + 4 * page_size) == error::not_live);
 	CHECK(em.free(7) == error::foreign_pointer);
 	CHECK(em.stats().live_bytes == before.live_bytes);
+	CHECK(em.stats().dm_changes == before.dm_changes);
 	CHECK(em.free(a.value) == error::ok);
 	CHECK(em.free(a.value) == error::not_live); /* double free: now a free range */
 }
@@ -152,17 +298,21 @@ TEST_CASE("execmem: a failing backend operation is unwound")
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
 	const std::uint64_t free0 = m->pages.nr_free_pages();
-	execmem_peer<flaky_sim> em(*m);
-	flaky_sim::fail_map_alias = 0;
-	CHECK(em.alloc(page_size, 1).err == error::backend_failure);
-	flaky_sim::fail_dm = 0;
-	CHECK(em.alloc(page_size, 1).err == error::backend_failure);
-	flaky_sim::fail_map_alias = flaky_sim::fail_dm = -1;
-	CHECK(em.stats().pages_held == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
-	CHECK(peer_test::direct_map_all_rw(*m) == "");
-	CHECK(m->backend.stats().aliases == 0);
-	CHECK(em.alloc(page_size, 1).ok());
+	for (kernel_release k : {v6_13_rc, v6_15, v6_17}) {
+		execmem_peer<flaky_sim> em(*m, {.release = k});
+		flaky_sim::fail_map_alias = 0;
+		CHECK(em.alloc(page_size, 1).err == error::backend_failure);
+		flaky_sim::fail_dm = 0; /* populate's removal or rox step */
+		CHECK(em.alloc(page_size, 1).err == error::backend_failure);
+		flaky_sim::reset();
+		CHECK(em.stats().pages_held == 0);
+		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(peer_test::direct_map_all_rw(*m) == "");
+		CHECK(m->backend.stats().aliases == 0);
+		auto a = em.alloc(page_size, 1);
+		REQUIRE(a.ok());
+		CHECK(em.free(a.value) == error::ok);
+	}
 }
 
 TEST_CASE("execmem: concurrent callers are serialised by the peer's lock")

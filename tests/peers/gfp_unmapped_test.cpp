@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Tests for bench/peers/gfp_unmapped.h over both backends. */
+/* Tests for bench/peers/gfp_unmapped.h over both backends, on hand-worked cases. */
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -11,12 +11,12 @@ using namespace ua;
 using namespace ua::peers;
 using peer_test::make_machine;
 
-TEST_CASE_TEMPLATE("gfp-unmapped: refills with a 2 MiB block and unmaps pages one by one as they are handed out", B,
+TEST_CASE_TEMPLATE("gfp-unmapped pages: refills with a pageblock and unmaps pages one by one as they are handed out", B,
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
 	const std::uint64_t free0 = m->pages.nr_free_pages();
-	gfp_unmapped_peer<B> gu(*m);
+	gfp_unmapped_peer<B> gu(*m, {.use = gfp_unmapped_use::pages});
 
 	auto a = gu.alloc(100, 1);
 	REQUIRE(a.ok());
@@ -83,6 +83,43 @@ TEST_CASE_TEMPLATE("gfp-unmapped: refills with a 2 MiB block and unmaps pages on
 	CHECK(m->backend.stats().aliases == 0);
 }
 
+TEST_CASE_TEMPLATE("gfp-unmapped module_alloc: n order-0 pages from the cache at one alias; vfree maps them back", B,
+		   sim_direct_map, linux_backend)
+{
+	auto m = make_machine<B>();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	gfp_unmapped_peer<B> gu(*m); /* module_alloc(): GFP_KERNEL | __GFP_UNMAPPED through vmalloc */
+	auto a = gu.alloc(3 * page_size, 1);
+	REQUIRE(a.ok());
+	const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, 3);
+	/* Three order-0 cache hand-outs from one refilled pageblock: block, +1, +2 (expand() order). */
+	const pfn_t block = pfns[0] & ~pfn_t{pages_per_chunk - 1};
+	CHECK(pfns == std::vector<pfn_t>{block, block + 1, block + 2});
+	CHECK(m->pages.allocated_order(block).value == chunk_order);
+	for (pfn_t p : pfns)
+		CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
+	CHECK(m->backend.alias_prot(a.value) == prot::rx);
+	CHECK(gu.stats().dm_changes == 3); /* set_memory_rox() found them not present */
+	/* Even 2 MiB of module text is order-0 pages: nothing is too large. */
+	auto big = gu.alloc(chunk_size + page_size, 1);
+	REQUIRE(big.ok());
+	CHECK(gu.stats().pages_held == 2 * pages_per_chunk); /* 3 + 513 pages: a second pageblock refill */
+	CHECK(gu.free(big.value) == error::ok);
+	/* vm_reset_perms(): invalid, flush, default for each page, then back into the cache, mapped. */
+	CHECK(gu.free(a.value) == error::ok);
+	for (pfn_t p : pfns)
+		CHECK(m->backend.direct_map_state(p) == dm_state::rw);
+	/* The next hand-out of such a page removes it again. */
+	auto b = gu.alloc(page_size, 1);
+	REQUIRE(b.ok());
+	CHECK(m->backend.direct_map_state(peer_test::alias_pfns(*m, b.value, 1)[0]) == dm_state::invalid);
+	CHECK(gu.free(b.value) == error::ok);
+	gu.drain();
+	CHECK(gu.stats().pages_held == 0);
+	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(peer_test::direct_map_all_rw(*m) == "");
+}
+
 TEST_CASE_TEMPLATE("gfp-unmapped: falls back to a smaller block when no 2 MiB block is free", B, sim_direct_map,
 		   linux_backend)
 {
@@ -100,13 +137,13 @@ TEST_CASE_TEMPLATE("gfp-unmapped: falls back to a smaller block when no 2 MiB bl
 	auto one = m->pages.alloc_pages(0, gfp_any_zone);
 	REQUIRE(one.ok());
 	{
-		gfp_unmapped_peer<B> gu(*m);
+		gfp_unmapped_peer<B> gu(*m, {.use = gfp_unmapped_use::pages});
 		auto a = gu.alloc(page_size, 1);
 		REQUIRE(a.ok());
 		CHECK(gu.stats().pages_held == pages_per_chunk / 2); /* an order-8 refill */
 		auto big = gu.alloc(chunk_size, 1);
 		CHECK(big.err == error::no_memory);
-		CHECK(gu.alloc(chunk_size + 1, 1).err == error::too_large); /* orders above PMD_ORDER are never served */
+		CHECK(gu.alloc(chunk_size + 1, 1).err == error::too_large); /* orders above PMD_ORDER never refill */
 		CHECK(gu.free(a.value) == error::ok);
 		gu.drain();
 		CHECK(gu.stats().pages_held == 0);
@@ -120,17 +157,17 @@ TEST_CASE_TEMPLATE("gfp-unmapped: falls back to a smaller block when no 2 MiB bl
 TEST_CASE_TEMPLATE("gfp-unmapped: bad input and bad frees are refused", B, sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	gfp_unmapped_peer<B> gu(*m, {prot::rx});
+	gfp_unmapped_peer<B> gu(*m);
 	CHECK(gu.alloc(0, 1).err == error::zero_size);
 	CHECK(gu.alloc(10, 6).err == error::bad_alignment);
 	CHECK(gu.alloc(10, 2 * page_size).err == error::bad_alignment);
 	auto a = gu.alloc(2 * page_size, 1);
 	REQUIRE(a.ok());
-	CHECK(m->backend.alias_prot(a.value) == prot::rx);
 	const auto before = gu.stats();
 	CHECK(gu.free(a.value + page_size) == error::interior_pointer);
 	CHECK(gu.free(1) == error::foreign_pointer);
 	CHECK(gu.stats().live_count == before.live_count);
+	CHECK(gu.stats().dm_changes == before.dm_changes);
 	CHECK(gu.free(a.value) == error::ok);
 	CHECK(gu.free(a.value) == error::foreign_pointer);
 	CHECK(gu.stats().pages_held == pages_per_chunk);
@@ -141,18 +178,23 @@ TEST_CASE("gfp-unmapped: a failing backend operation is unwound")
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
 	const std::uint64_t free0 = m->pages.nr_free_pages();
-	gfp_unmapped_peer<flaky_sim> gu(*m);
-	flaky_sim::fail_dm = 1; /* the second page of the request */
-	CHECK(gu.alloc(4 * page_size, 1).err == error::backend_failure);
-	flaky_sim::fail_map_alias = 0;
-	CHECK(gu.alloc(4 * page_size, 1).err == error::backend_failure);
-	flaky_sim::fail_map_alias = flaky_sim::fail_dm = -1;
-	/* The refill that served the failed request went back with it. */
-	CHECK(gu.stats().pages_held == 0);
+	for (gfp_unmapped_use use : {gfp_unmapped_use::pages, gfp_unmapped_use::module_alloc}) {
+		gfp_unmapped_peer<flaky_sim> gu(*m, {.use = use});
+		flaky_sim::fail_dm = 1; /* the second page of the request */
+		CHECK(gu.alloc(4 * page_size, 1).err == error::backend_failure);
+		flaky_sim::fail_map_alias = 0;
+		CHECK(gu.alloc(4 * page_size, 1).err == error::backend_failure);
+		flaky_sim::reset();
+		/* The refill that served the failed request went back with it. */
+		CHECK(gu.stats().pages_held == 0);
+		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(peer_test::direct_map_all_rw(*m) == "");
+		CHECK(m->backend.stats().aliases == 0);
+		auto a = gu.alloc(4 * page_size, 1);
+		REQUIRE(a.ok());
+		CHECK(gu.free(a.value) == error::ok);
+	}
 	CHECK(m->pages.nr_free_pages() == free0);
-	CHECK(peer_test::direct_map_all_rw(*m) == "");
-	CHECK(m->backend.stats().aliases == 0);
-	CHECK(gu.alloc(4 * page_size, 1).ok());
 }
 
 TEST_CASE("gfp-unmapped: concurrent callers are serialised by the peer's lock")

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* Tests for bench/peers/naive.h over both backends. */
+/* Tests for bench/peers/naive.h over both backends, and its releases on hand-worked cases. */
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,7 @@ using namespace ua;
 using namespace ua::peers;
 using peer_test::make_machine;
 
-TEST_CASE_TEMPLATE("naive: each allocation takes its own pages, changes each and flushes once", B, sim_direct_map,
+TEST_CASE_TEMPLATE("naive secretmem: each page its own order-0 page, invalid and flushed one by one", B, sim_direct_map,
 		   linux_backend)
 {
 	auto m = make_machine<B>();
@@ -27,25 +28,27 @@ TEST_CASE_TEMPLATE("naive: each allocation takes its own pages, changes each and
 	CHECK(s.pages_held == 3);
 	CHECK(s.live_bytes == 3 * page_size);
 	CHECK(s.requested_bytes == 3 * page_size - 100);
-	CHECK(s.dm_changes == 1); /* a fresh machine gives consecutive order-0 pages: one run */
-	CHECK(s.flushes == 1);
-	CHECK(s.chunks == 1);
+	CHECK(s.dm_changes == 3); /* secretmem_fault(): one call per page */
+	CHECK(s.flushes == 3);    /* ... and one flush per page */
 	CHECK(m->pages.nr_free_pages() == free0 - 3);
-	const frame_range f = peer_test::frames_of(*m, a.value);
-	CHECK(f.nr_pages == 3);
-	CHECK(peer_test::count_state(*m, f, dm_state::invalid) == 3);
+	const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, 3);
+	for (pfn_t p : pfns) {
+		CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
+		CHECK(m->pages.allocated_order(p).value == 0u);
+	}
 	CHECK(m->backend.alias_prot(a.value) == prot::rw);
-	for (pfn_t p = f.pfn; p < f.end(); p++)
-		CHECK(m->pages.allocated_order(p).value == 0u); /* one alloc_pages(0) per page */
 
 	auto b = nv.alloc(1, 1);
 	REQUIRE(b.ok());
-	CHECK(nv.stats().flushes == 2);
+	CHECK(nv.stats().flushes == 4);
 	CHECK(nv.stats().pages_held == 4);
 
+	/* secretmem_free_folio(): default page by page, no flush. */
 	CHECK(nv.free(a.value) == error::ok);
-	CHECK(peer_test::count_state(*m, f, dm_state::rw) == 3);
-	CHECK(nv.stats().flushes == 3);
+	for (pfn_t p : pfns)
+		CHECK(m->backend.direct_map_state(p) == dm_state::rw);
+	CHECK(nv.stats().flushes == 4);
+	CHECK(nv.stats().dm_changes == 4 + 3);
 	CHECK(nv.free(b.value) == error::ok);
 	nv.drain();
 	s = nv.stats();
@@ -58,24 +61,73 @@ TEST_CASE_TEMPLATE("naive: each allocation takes its own pages, changes each and
 	CHECK(m->backend.stats().aliases == 0);
 }
 
-TEST_CASE_TEMPLATE("naive: module-like configuration makes pages read-only and the alias rx", B, sim_direct_map,
-		   linux_backend)
+TEST_CASE_TEMPLATE("naive vmalloc_text: set_memory_rox() makes each page read-only, the alias rx; vfree resets", B,
+		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	naive_peer<B> nv(*m, {dm_action::ro, prot::rx});
+	naive_peer<B> nv(*m, {.use = naive_use::vmalloc_text});
 	auto a = nv.alloc(2 * page_size, page_size);
 	REQUIRE(a.ok());
-	const frame_range f = peer_test::frames_of(*m, a.value);
-	CHECK(peer_test::count_state(*m, f, dm_state::ro) == 2);
+	const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, 2);
+	for (pfn_t p : pfns)
+		CHECK(m->backend.direct_map_state(p) == dm_state::ro);
 	CHECK(m->backend.alias_prot(a.value) == prot::rx);
+	CHECK(nv.stats().dm_changes == 2); /* one alias step per frame */
+	CHECK(nv.stats().flushes == 1);
 	if constexpr (B::dereferenceable) {
 		/* The alias is real memory: the frames read back through it. */
 		const char payload[] = "module text";
-		REQUIRE(m->backend.write_frames(f.pfn, 0, payload, sizeof payload) == 0);
+		REQUIRE(m->backend.write_frames(pfns[0], 0, payload, sizeof payload) == 0);
 		CHECK(std::string(reinterpret_cast<const char *>(a.value)) == payload);
 	}
 	CHECK(nv.free(a.value) == error::ok);
-	CHECK(peer_test::count_state(*m, f, dm_state::rw) == 2);
+	for (pfn_t p : pfns)
+		CHECK(m->backend.direct_map_state(p) == dm_state::rw);
+	CHECK(nv.stats().dm_changes == 2 + 2 * 2); /* vm_reset_perms(): invalid, then default, page by page */
+	CHECK(nv.stats().flushes == 2);
+}
+
+TEST_CASE("naive vmalloc_text: before 6.2 set_memory_ro() and set_memory_x() are two CPA calls (d48567c9a0d1)")
+{
+	auto m = make_machine<sim_direct_map>();
+	naive_peer<sim_direct_map> n517(*m, {.use = naive_use::vmalloc_text, .release = v5_17});
+	naive_peer<sim_direct_map> n62(*m, {.use = naive_use::vmalloc_text, .release = v6_2});
+	REQUIRE(n517.alloc(page_size, 1).ok());
+	REQUIRE(n62.alloc(page_size, 1).ok());
+	CHECK(n517.stats().flushes == 2);
+	CHECK(n62.stats().flushes == 1);
+	CHECK(n517.stats().dm_changes == n62.stats().dm_changes); /* set_memory_x does not reach the direct map */
+	CHECK(release_at(naive_peer<sim_direct_map>::releases, v6_1) == v5_17);
+	CHECK(release_at(naive_peer<sim_direct_map>::releases, v6_6) == v6_2);
+}
+
+TEST_CASE("naive: a 5.17 sockex1 instance's three JIT images split the 2 MiB pages of their frames")
+{
+	/* bpf_jit_binary_alloc(): round_up(proglen + 4 + 128, PAGE_SIZE), so each image is one page. */
+	machine<sim_direct_map> m(std::uint64_t{2} << 18);
+	const std::vector<pfn_t> keep = {(600u << chunk_order) + 3, (700u << chunk_order) + 9, (700u << chunk_order) + 10};
+	const std::vector<pfn_t> pinned = peer_test::pin_all_but(m, keep);
+	const auto before = m.backend.stats();
+	{
+		naive_peer<sim_direct_map> nv(m, {.use = naive_use::vmalloc_text, .release = v5_17});
+		std::vector<std::uintptr_t> images;
+		for (int i = 0; i < 3; i++) {
+			auto a = nv.alloc(233 + 4 + 128, 1);
+			REQUIRE(a.ok());
+			images.push_back(a.value);
+		}
+		CHECK(nv.stats().pages_held == 3);
+		/* Frames in two distinct 2 MiB pages of one 1 GiB page: two splits at 2 MiB, one at 1 GiB. */
+		CHECK(m.backend.stats().splits_2m - before.splits_2m == 2);
+		CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
+		/* Two of them are libbpf's probes, freed at once: their pages stay split. */
+		CHECK(nv.free(images[0]) == error::ok);
+		CHECK(nv.free(images[1]) == error::ok);
+		CHECK(m.backend.stats().splits_2m - before.splits_2m == 2);
+		CHECK(m.backend.stats().collapses_2m == before.collapses_2m);
+		CHECK(nv.free(images[2]) == error::ok);
+	}
+	peer_test::unpin(m, pinned);
 }
 
 TEST_CASE_TEMPLATE("naive: bad input and bad frees are refused and change nothing", B, sim_direct_map, linux_backend)
@@ -101,34 +153,34 @@ TEST_CASE_TEMPLATE("naive: bad input and bad frees are refused and change nothin
 	CHECK(m->pages.nr_free_pages() == free0);
 }
 
-TEST_CASE("naive: on an aged machine allocations split the 2 MiB pages they land in")
+TEST_CASE("naive: on an aged machine every 2 MiB page its one-page allocations land in is split for them")
 {
 	machine<sim_direct_map> m(std::uint64_t{4} << 18);
 	/* Nearly full memory: about 1.5 free frames per 2 MiB pageblock. */
 	REQUIRE(m.pages.age({.used_fraction = 0.997, .free_chunk_fraction = 0.0, .seed = 7}).ok());
 	const std::uint64_t free0 = m.pages.nr_free_pages();
-	naive_peer<sim_direct_map> nv(m);
-	const std::uint64_t splits0 = m.backend.stats().splits_2m;
+	machine<sim_direct_map> shadow(m.nr_pages()); /* the boot direct map, untouched */
+	naive_peer<sim_direct_map> nv(m, {.use = naive_use::vmalloc_text});
+	const auto before = m.backend.stats();
 	std::vector<std::uintptr_t> live;
-	std::vector<pfn_t> pageblocks;
+	std::vector<pfn_t> pfns;
 	constexpr int n = 200;
 	for (int i = 0; i < n; i++) {
 		auto a = nv.alloc(64, 1);
 		REQUIRE(a.ok());
 		live.push_back(a.value);
-		pageblocks.push_back(peer_test::frames_of(m, a.value).pfn >> chunk_order);
+		pfns.push_back(peer_test::alias_pfns(m, a.value, 1)[0]);
 	}
-	const std::uint64_t splits = m.backend.stats().splits_2m - splits0;
-	std::sort(pageblocks.begin(), pageblocks.end());
-	const auto distinct = std::uint64_t(std::unique(pageblocks.begin(), pageblocks.end()) - pageblocks.begin());
-	/* Every 2 MiB page touched was split for it (the first two are 4 KiB from boot)... */
-	const std::uint64_t boot_4k = std::uint64_t(std::count_if(pageblocks.begin(), pageblocks.begin() + std::ptrdiff_t(distinct),
-								   [](pfn_t pb) { return pb < 2; }));
-	CHECK(splits == distinct - boot_4k);
-	CHECK(nv.stats().chunks == distinct);
-	/* ... and with about two free frames per pageblock that is one split per two or three allocations. */
-	CHECK(splits * 3 >= n);
-	MESSAGE("aged 4 GiB machine: ", n, " one-page allocations split ", splits, " 2 MiB pages");
+	const auto expect = peer_test::splits_if_changed_one_by_one(shadow, pfns);
+	CHECK(m.backend.stats().splits_2m - before.splits_2m == expect.s2m);
+	CHECK(m.backend.stats().splits_1g - before.splits_1g == expect.s1g);
+	std::set<pfn_t> regions;
+	for (pfn_t p : pfns)
+		regions.insert(p >> chunk_order);
+	CHECK(nv.stats().chunks == regions.size());
+	/* With under two free frames per pageblock, at least one split per three allocations. */
+	CHECK(expect.s2m * 3 >= n);
+	MESSAGE("aged 4 GiB machine: ", n, " one-page allocations split ", expect.s2m, " 2 MiB pages");
 	for (std::uintptr_t a : live)
 		CHECK(nv.free(a) == error::ok);
 	CHECK(m.pages.nr_free_pages() == free0);
@@ -140,17 +192,23 @@ TEST_CASE("naive: a failing backend operation is unwound")
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
 	const std::uint64_t free0 = m->pages.nr_free_pages();
-	naive_peer<flaky_sim> nv(*m);
-	flaky_sim::fail_map_alias = 0;
-	CHECK(nv.alloc(5 * page_size, 1).err == error::backend_failure);
-	flaky_sim::fail_dm = 0;
-	CHECK(nv.alloc(5 * page_size, 1).err == error::backend_failure);
-	flaky_sim::fail_map_alias = flaky_sim::fail_dm = -1;
-	CHECK(m->pages.nr_free_pages() == free0);
-	CHECK(peer_test::direct_map_all_rw(*m) == "");
-	CHECK(m->backend.stats().aliases == 0);
-	CHECK(nv.stats().pages_held == 0);
-	CHECK(nv.alloc(5 * page_size, 1).ok());
+	for (naive_use use : {naive_use::secretmem, naive_use::vmalloc_text}) {
+		naive_peer<flaky_sim> nv(*m, {.use = use});
+		flaky_sim::fail_map_alias = 0;
+		CHECK(nv.alloc(5 * page_size, 1).err == error::backend_failure);
+		flaky_sim::fail_dm = 0;
+		CHECK(nv.alloc(5 * page_size, 1).err == error::backend_failure);
+		flaky_sim::fail_dm = 3; /* the fourth page */
+		CHECK(nv.alloc(5 * page_size, 1).err == error::backend_failure);
+		flaky_sim::reset();
+		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(peer_test::direct_map_all_rw(*m) == "");
+		CHECK(m->backend.stats().aliases == 0);
+		CHECK(nv.stats().pages_held == 0);
+		auto a = nv.alloc(5 * page_size, 1);
+		REQUIRE(a.ok());
+		CHECK(nv.free(a.value) == error::ok);
+	}
 }
 
 TEST_CASE("naive: concurrent callers are serialised by the peer's lock")

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -70,6 +71,79 @@ frame_range frames_of(const machine<B> &m, std::uintptr_t addr)
 	return *f;
 }
 
+/* The frame behind each of the first `pages` pages of the alias at addr, in address order. */
+template <class B>
+std::vector<pfn_t> alias_pfns(const machine<B> &m, std::uintptr_t addr, std::uint64_t pages)
+{
+	std::vector<pfn_t> out;
+	for (std::uint64_t i = 0; i < pages; i++) {
+		auto f = m.backend.alias_pfn(addr + (i << page_shift));
+		REQUIRE(f.has_value());
+		out.push_back(*f);
+	}
+	return out;
+}
+
+/*
+ * What changing each of these frames alone would split in a simulated direct
+ * map as it is now: every distinct 2 MiB page among them still mapped at
+ * 2 MiB or 1 GiB, and every distinct 1 GiB page still mapped at 1 GiB.
+ */
+struct split_count {
+	std::uint64_t s2m = 0, s1g = 0;
+};
+inline split_count splits_if_changed_one_by_one(const machine<sim_direct_map> &m, std::vector<pfn_t> pfns)
+{
+	split_count c;
+	std::sort(pfns.begin(), pfns.end());
+	pfn_t last2m = ~pfn_t{0}, last1g = ~pfn_t{0};
+	for (pfn_t p : pfns) {
+		const map_level l = m.backend.direct_map_level(p);
+		if (p >> chunk_order != last2m && (l == map_level::pmd_2m || l == map_level::pud_1g))
+			c.s2m++;
+		if (p >> (2 * chunk_order) != last1g && l == map_level::pud_1g)
+			c.s1g++;
+		last2m = p >> chunk_order;
+		last1g = p >> (2 * chunk_order);
+	}
+	return c;
+}
+
+/*
+ * Every frame of the machine allocated with order 0 but `keep`, which is left
+ * free: the only frames a peer can get. Returns the pinned frames (free them
+ * with unpin()).
+ */
+template <class B>
+std::vector<pfn_t> pin_all_but(machine<B> &m, const std::vector<pfn_t> &keep)
+{
+	std::vector<pfn_t> pinned;
+	pinned.reserve(std::size_t(m.nr_pages()));
+	for (;;) {
+		auto r = m.pages.alloc_pages(0, gfp_normal_only);
+		if (!r)
+			break;
+		pinned.push_back(r.value);
+	}
+	REQUIRE(m.pages.nr_free_pages() == 0);
+	std::vector<pfn_t> sorted = keep;
+	std::sort(sorted.begin(), sorted.end());
+	std::vector<pfn_t> still;
+	for (pfn_t p : pinned) {
+		if (std::binary_search(sorted.begin(), sorted.end(), p))
+			REQUIRE(m.pages.free_pages(p, 0) == error::ok);
+		else
+			still.push_back(p);
+	}
+	return still;
+}
+template <class B>
+void unpin(machine<B> &m, const std::vector<pfn_t> &pinned)
+{
+	for (pfn_t p : pinned)
+		REQUIRE(m.pages.free_pages(p, 0) == error::ok);
+}
+
 template <class B>
 std::uint64_t count_state(const machine<B> &m, frame_range r, dm_state s)
 {
@@ -92,10 +166,21 @@ struct flaky_sim : sim_direct_map {
 
 	static bool hit(int &countdown) noexcept { return countdown >= 0 && countdown-- == 0; }
 
+	static inline int fail_default = -1;
+
 	int map_alias(frame_range r, prot p, std::uintptr_t *a) noexcept
 	{
 		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias(r, p, a);
 	}
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *a) noexcept
+	{
+		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias_runs(runs, n, p, a);
+	}
+	int set_direct_map_default(frame_range r) noexcept
+	{
+		return hit(fail_default) ? -ENOMEM : sim_direct_map::set_direct_map_default(r);
+	}
+	static void reset() noexcept { fail_map_alias = fail_dm = fail_default = -1; }
 	int set_direct_map_invalid(frame_range r) noexcept
 	{
 		return hit(fail_dm) ? -ENOMEM : sim_direct_map::set_direct_map_invalid(r);

@@ -145,7 +145,7 @@ TEST_CASE("security: the naive peer needs VMAs per allocation and would exhaust 
 {
 	machine<real> m(16384);
 	REQUIRE(m.backend.ok());
-	peers::naive_peer<real> naive(m, {.action = peers::dm_action::invalid, .alias_prot = prot::rw});
+	peers::naive_peer<real> naive(m, {.use = peers::naive_use::secretmem});
 	const std::uint64_t before = backend_vmas();
 	std::vector<std::uintptr_t> live;
 	/* Every other page, so no two allocations' direct-map changes merge into one VMA. */

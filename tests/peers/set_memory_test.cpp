@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Tests for bench/peers/set_memory.h and vm_area.h: CPA's alias processing
+ * page by page or per huge leaf, and vm_reset_perms(), on hand-worked cases.
+ */
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "peer_fixture.h"
+#include "peers/set_memory.h"
+
+using namespace ua;
+using namespace ua::peers;
+
+namespace {
+
+/* A 2 GiB machine whose second GiB is 1 GiB-mapped at boot; frames there only. */
+constexpr pfn_t second_gib = pfn_t{1} << 18;
+
+}  // namespace
+
+TEST_CASE("set_memory: on a 4 KiB-mapped area each frame is its own alias step, even 512 frames filling one 2 MiB page")
+{
+	machine<sim_direct_map> m(std::uint64_t{2} << 18);
+	std::vector<pfn_t> keep;
+	for (pfn_t p = second_gib; p < second_gib + pages_per_chunk; p++)
+		keep.push_back(p);
+	const auto pinned = peer_test::pin_all_but(m, keep);
+	call_counts cnt;
+	vm_area a;
+	{
+		std::lock_guard<std::mutex> g(m.lock);
+		REQUIRE(vmalloc_locked(m, pages_per_chunk, vmalloc_opts{}, a) == error::ok);
+	}
+	REQUIRE(a.runs.size() == 1);
+	CHECK(a.runs[0] == (frame_range{second_gib, pages_per_chunk}));
+	CHECK(a.page_order == 0u);
+	const auto before = m.backend.stats();
+	{
+		std::lock_guard<std::mutex> g(m.lock);
+		REQUIRE(set_memory_locked(m, a, 0, pages_per_chunk, mem_change::rox, cnt) == error::ok);
+	}
+	CHECK(cnt.dm_changes == pages_per_chunk);
+	CHECK(cnt.flushes == 1);
+	CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
+	CHECK(m.backend.stats().splits_2m - before.splits_2m == 1); /* the first frame splits it */
+	CHECK(peer_test::count_state(m, a.runs[0], dm_state::ro) == pages_per_chunk);
+	/* set_memory_x/nx never reach the direct map. */
+	{
+		std::lock_guard<std::mutex> g(m.lock);
+		REQUIRE(set_memory_locked(m, a, 0, 4, mem_change::nx, cnt) == error::ok);
+		CHECK(cnt.dm_changes == pages_per_chunk);
+		REQUIRE(set_memory_locked(m, a, 3, 2, mem_change::rw, cnt) == error::ok);
+		CHECK(cnt.dm_changes == pages_per_chunk + 2);
+		CHECK(m.backend.direct_map_state(second_gib + 3) == dm_state::rw);
+		CHECK(m.backend.direct_map_state(second_gib + 5) == dm_state::ro);
+		/* vm_reset_perms(): invalid then default, page by page, one flush. */
+		REQUIRE(vm_reset_perms_locked(m, a, cnt) == error::ok);
+		CHECK(cnt.dm_changes == pages_per_chunk + 2 + 2 * pages_per_chunk);
+		CHECK(cnt.flushes == 4);
+		REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
+	}
+	CHECK(peer_test::direct_map_all_rw(m) == "");
+	CHECK(m.backend.stats().collapses_2m == before.collapses_2m); /* restores never merge */
+	peer_test::unpin(m, pinned);
+}
+
+TEST_CASE("set_memory: a huge (order-9) area changes whole leaves in place; a part of a leaf goes frame by frame")
+{
+	machine<sim_direct_map> m(std::uint64_t{2} << 18);
+	std::vector<pfn_t> keep;
+	for (pfn_t p = second_gib; p < second_gib + 2 * pages_per_chunk; p++)
+		keep.push_back(p);
+	const auto pinned = peer_test::pin_all_but(m, keep);
+	call_counts cnt;
+	vm_area a;
+	{
+		std::lock_guard<std::mutex> g(m.lock);
+		REQUIRE(vmalloc_locked(m, 2 * pages_per_chunk, vmalloc_opts{.huge = true}, a) == error::ok);
+		CHECK(a.page_order == chunk_order);
+		CHECK(m.pages.allocated_order(second_gib).value == chunk_order);
+		const auto before = m.backend.stats();
+		REQUIRE(set_memory_locked(m, a, 0, 2 * pages_per_chunk, mem_change::rox, cnt) == error::ok);
+		CHECK(cnt.dm_changes == 2); /* one alias step per 2 MiB leaf */
+		CHECK(m.backend.stats().splits_2m == before.splits_2m);
+		CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
+		/* make_temp_rw of 3 pages of the second leaf: the vmalloc PMD splits, the alias goes page by page. */
+		REQUIRE(set_memory_locked(m, a, pages_per_chunk + 10, 3, mem_change::rw, cnt) == error::ok);
+		CHECK(cnt.dm_changes == 2 + 3);
+		CHECK(m.backend.stats().splits_2m - before.splits_2m == 1);
+		/* vm_reset_perms() of a huge area goes page by page: the first leaf splits now. */
+		REQUIRE(vm_reset_perms_locked(m, a, cnt) == error::ok);
+		CHECK(m.backend.stats().splits_2m - before.splits_2m == 2);
+		REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
+		CHECK(m.pages.nr_free_pages() == 2 * pages_per_chunk);
+	}
+	peer_test::unpin(m, pinned);
+}
+
+TEST_CASE("vm_area: vmalloc falls back to order-0 pages when an order-9 page is missing, and maps one alias")
+{
+	machine<sim_direct_map> m(std::uint64_t{1} << 18);
+	std::vector<pfn_t> keep;
+	for (pfn_t k = 0; k < 8; k++)
+		for (pfn_t i = 0; i < 64; i++)
+			keep.push_back((k + 100) * pages_per_chunk + 64 * k + i); /* 8 runs of 64, no free 2 MiB */
+	const auto pinned = peer_test::pin_all_but(m, keep);
+	vm_area a;
+	{
+		std::lock_guard<std::mutex> g(m.lock);
+		REQUIRE(vmalloc_locked(m, pages_per_chunk, vmalloc_opts{.huge = true, .fill = 0xcc}, a) == error::ok);
+	}
+	CHECK(a.page_order == 0u);
+	CHECK(a.runs.size() == 8);
+	CHECK(m.backend.stats().aliases == 1);
+	CHECK(m.backend.alias_nr_runs(a.addr) == 8);
+	std::vector<pfn_t> pfns = peer_test::alias_pfns(m, a.addr, pages_per_chunk);
+	std::sort(pfns.begin(), pfns.end());
+	CHECK(pfns == keep);
+	call_counts cnt;
+	{
+		std::lock_guard<std::mutex> g(m.lock);
+		REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
+	}
+	CHECK(m.pages.nr_free_pages() == pages_per_chunk);
+	peer_test::unpin(m, pinned);
+}
+
+TEST_CASE("set_memory: a failing alias step is undone with the same granularity")
+{
+	using peer_test::flaky_sim;
+	machine<flaky_sim> m(std::uint64_t{1} << 18);
+	vm_area a;
+	call_counts cnt;
+	std::lock_guard<std::mutex> g(m.lock);
+	REQUIRE(vmalloc_locked(m, 8, vmalloc_opts{}, a) == error::ok);
+	flaky_sim::fail_dm = 5;
+	CHECK(set_memory_locked(m, a, 0, 8, mem_change::ro, cnt) == error::backend_failure);
+	flaky_sim::reset();
+	for (const frame_range &r : a.runs)
+		CHECK(peer_test::count_state(m, r, dm_state::rw) == r.nr_pages);
+	REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
+}
