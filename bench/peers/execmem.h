@@ -20,7 +20,8 @@
  *     true): set_direct_map_valid_noflush() per vmalloc page, 512 pages at a
  *     time for a huge area) and is vfree()d. No shrinker, no spare.
  * By release:
- *   6.13-rc   5185e7f9f3bd: populate removes the area from the direct map
+ *   6.13-rc   5185e7f9f3bd: populate unmaps the area (vunmap_range(), which
+ *             flushes), removes it from the direct map
  *             (execmem_set_direct_map_valid(vm, false), per vmalloc page: in
  *             place per 2 MiB for a huge area, page by page after the order-0
  *             fallback) and maps it ROX; modules write through a writable
@@ -373,6 +374,9 @@ private:
 				return err;
 			};
 			if (at_ == v6_13_rc) {
+				/* vunmap_range() flushes the vmalloc range; the direct-map removal after it is _noflush. */
+				counts_.flushes++;
+				must(m_.backend.flush_tlb(a.hull()), "execmem: vunmap_range() flush");
 				if (error err = set_valid_locked(a, false); err != error::ok)
 					return undo(err);
 			} else if (error err = set_memory_locked(m_, a, 0, a.nr_pages, mem_change::rox, counts_); err != error::ok) {
