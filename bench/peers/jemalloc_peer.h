@@ -57,6 +57,9 @@ class jemalloc_peer {
 
 public:
 	static constexpr const char *name = "jemalloc";
+	/* Not a kernel design: the same at every kernel release (release.h). */
+	static constexpr bool baseline = true;
+	static constexpr bool proposal = false;
 	static constexpr const char *replaces_note = jemalloc_arena<source>::replaces_note;
 
 	explicit jemalloc_peer(machine<B> &m, jemalloc_config cfg = {}) : m_(m), cfg_(cfg), src_{this}, arena_(src_) {}
