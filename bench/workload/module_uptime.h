@@ -11,8 +11,10 @@
  * `per_day` a day: an episode loads the class's modules of the listing that
  * are not loaded (udev or request_module() on demand: a stick plugged in, a
  * firewall started, a VM started, a file system mounted), in load order,
- * and with probability `unload_fraction` unloads them again, newest first,
- * after an exponential hold (mean `hold_h`). The kernel never unloads a
+ * and with probability `unload_fraction` unloads every module of the class
+ * that is loaded then, newest first, after an exponential hold (mean
+ * `hold_h`); an episode that does not unload leaves them loaded for the
+ * next one. The kernel never unloads a
  * module by itself (rmmod / modprobe -r only), so an unload stands for a
  * script or an administrator: the iptables service's stop, a hypervisor
  * that needs kvm_intel gone, a suspend hook.
@@ -86,7 +88,7 @@ public:
 			if (c < module_classes.size())
 				members_[c].push_back(i);
 		}
-		tl_.schedule(0, event{event::boot, 0, {}});
+		tl_.schedule(0, event{event::boot, 0});
 	}
 
 	bool next(op &o)
@@ -110,7 +112,6 @@ private:
 	struct event {
 		enum what : std::uint8_t { boot, episode, unload } w;
 		std::size_t cls;
-		std::vector<std::size_t> mods; /* unload: which, in load order */
 	};
 
 	std::int64_t gap(double mean_s) { return std::max<std::int64_t>(1, seconds_ns(draw_exponential(rng_, mean_s))); }
@@ -150,7 +151,7 @@ private:
 	{
 		const double rate = module_classes[c].per_day * p_.rate_scale;
 		if (rate > 0 && !members_[c].empty())
-			tl_.schedule(t + gap(86400.0 / rate), event{event::episode, c, {}});
+			tl_.schedule(t + gap(86400.0 / rate), event{event::episode, c});
 	}
 
 	void handle(std::int64_t t, const event &e)
@@ -163,19 +164,17 @@ private:
 				schedule_episode(t, c);
 		} else if (e.w == event::episode) {
 			schedule_episode(t, e.cls);
-			std::vector<std::size_t> now;
 			for (std::size_t i : members_[e.cls])
-				if (!loaded_[i].present) {
+				if (!loaded_[i].present)
 					load(i);
-					now.push_back(i);
-				}
 			const module_class &mc = module_classes[e.cls];
-			if (!now.empty() && draw_chance(rng_, mc.unload_fraction))
-				tl_.schedule(t + gap(mc.hold_h * 3600.0), event{event::unload, e.cls, std::move(now)});
+			if (draw_chance(rng_, mc.unload_fraction))
+				tl_.schedule(t + gap(mc.hold_h * 3600.0), event{event::unload, e.cls});
 		} else {
-			for (std::size_t k = e.mods.size(); k-- > 0;)
-				if (loaded_[e.mods[k]].present)
-					unload(e.mods[k]);
+			const auto &m = members_[e.cls];
+			for (std::size_t k = m.size(); k-- > 0;)
+				if (loaded_[m[k]].present)
+					unload(m[k]);
 		}
 	}
 

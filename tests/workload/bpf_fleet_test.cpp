@@ -106,7 +106,6 @@ TEST_CASE("bpf fleet: live programs stay within 1,000 - 50,000, however the node
 				lo = std::min(lo, c.stats().live_count);
 				hi = std::max(hi, c.stats().live_count);
 			}
-			CHECK(c.stats().live_count == g.live_programs());
 		}
 		CHECK(hi <= p.max_programs);
 		if (pu.endpoints * 12 + 26 >= p.min_programs)
