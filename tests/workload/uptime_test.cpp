@@ -1,4 +1,4 @@
-// Tests for module_uptime.h and uptime.h: weeks of a desktop with modules,
+// Tests for uptime.h: weeks of a desktop with modules,
 // systemd's cgroup programs and secretmem at once.
 #include "workload/uptime.h"
 
@@ -30,57 +30,6 @@ module_listing listing()
 
 std::size_t kind_index(memory_kind k) { return std::size_t(k); }
 }  // namespace
-
-TEST_CASE("module classes: names by prefix")
-{
-	CHECK(module_classes[module_class_of("usb_storage")].name == std::string("usb"));
-	CHECK(module_classes[module_class_of("nft_compat")].name == std::string("netfilter"));
-	CHECK(module_classes[module_class_of("kvm_amd")].name == std::string("kvm"));
-	CHECK(module_classes[module_class_of("vfat")].name == std::string("fs"));
-	CHECK(module_class_of("i915") == module_classes.size());
-	CHECK(module_class_of("e1000e") == module_classes.size());
-}
-
-TEST_CASE("module uptime: boot loads the modules of no class, episodes load and unload the others")
-{
-	module_listing l = listing();
-	module_uptime_params p;
-	p.days = 60;
-	std::map<std::string, std::size_t> loads, unloads; /* module -> count of its .text loads / frees */
-	std::unordered_map<std::uint64_t, std::string> text_of;
-	std::size_t boot_modules = 0;
-	test::walk(module_uptime_stream(l, p), [&](const op &o, const op_checker &) {
-		if (o.k == op::alloc) {
-			CHECK(o.align == page_size);
-			const std::string &t = o.tag;
-			const std::string suffix = t.substr(t.find('.'));
-			const memory_kind want = suffix == ".text" || suffix == ".init" ? memory_kind::module_text
-						 : suffix == ".data"                      ? memory_kind::data
-											  : memory_kind::ro;
-			CHECK(o.mem == want);
-			if (suffix == ".text") {
-				const std::string name = t.substr(0, t.find('.'));
-				loads[name]++;
-				text_of[o.id] = name;
-				boot_modules += o.t_ns == 0;
-			}
-		} else if (text_of.count(o.id)) {
-			unloads[text_of[o.id]]++;
-		}
-	});
-	CHECK(boot_modules == 3); /* i915, e1000e, snd_hda_intel */
-	CHECK(loads["i915"] == 1);
-	CHECK(unloads["i915"] == 0);
-	/* netfilter: 0.5 episodes a day, always unloaded: about 30 loads in 60 days */
-	CHECK(loads["nf_conntrack"] > 10);
-	CHECK(loads["nf_conntrack"] < 60);
-	CHECK(unloads["nf_conntrack"] + 1 >= loads["nf_conntrack"]);
-	/* usb: 3 a day, half of them unload the class after an hour: many loads, never two at once */
-	CHECK(loads["usb_storage"] > 20);
-	CHECK(loads["usb_storage"] - unloads["usb_storage"] <= 1);
-	CHECK(loads["kvm"] > 5);
-	CHECK(loads["vfat"] > 5);
-}
 
 TEST_CASE("population: an M/M/inf population averages its mean; lifetimes are exponential")
 {
