@@ -60,7 +60,7 @@ namespace ua::peers {
 enum class pack_source { page_allocator, freetype_unmapped };
 
 struct bpf_prog_pack_config {
-	kernel_release release = newest_release;
+	linux_version release = newest_release;
 	pack_source source = pack_source::page_allocator;
 };
 
@@ -68,7 +68,7 @@ template <mapping_backend B>
 class bpf_prog_pack_peer {
 public:
 	static constexpr const char *name = "bpf-prog-pack";
-	static constexpr kernel_release releases[] = {v5_18_rc, v5_18, v6_0, v6_2};
+	static constexpr linux_version releases[] = {v5_18_rc, v5_18, v6_0, v6_2};
 	static constexpr bool proposal = false;
 	static constexpr std::size_t prog_chunk = 64; /* BPF_PROG_CHUNK_SIZE */
 
@@ -89,7 +89,7 @@ public:
 	}
 
 	/* False when the release has no bpf_prog_pack (before 5.18-rc1): every alloc is not_supported. */
-	bool supported() const noexcept { return at_ != kernel_release{}; }
+	bool supported() const noexcept { return at_ != linux_version{}; }
 	std::size_t pack_size() const noexcept { return std::size_t(pack_pages_) << page_shift; }
 	std::size_t chunk_count() const noexcept { return pack_size() / prog_chunk; }
 
@@ -410,7 +410,7 @@ private:
 
 	machine<B> &m_;
 	const bpf_prog_pack_config cfg_;
-	const kernel_release at_;       /* the change point followed */
+	const linux_version at_;       /* the change point followed */
 	const std::uint64_t pack_pages_; /* BPF_PROG_PACK_SIZE in pages */
 	mutable std::mutex lock_;       /* pack_mutex; taken before machine::lock */
 	std::list<pack> packs_;         /* pack_list, creation order */

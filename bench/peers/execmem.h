@@ -66,7 +66,7 @@
 namespace ua::peers {
 
 struct execmem_config {
-	kernel_release release = newest_release;
+	linux_version release = newest_release;
 };
 
 template <mapping_backend B>
@@ -74,7 +74,7 @@ class execmem_peer {
 public:
 	static constexpr const char *name = "execmem";
 	/* 6.13 is where the cache is gone again (a9bbe3413331): the peer is absent at 6.13 and 6.14. */
-	static constexpr kernel_release releases[] = {v6_13_rc, v6_13, v6_15, v6_17};
+	static constexpr linux_version releases[] = {v6_13_rc, v6_13, v6_15, v6_17};
 	static constexpr bool proposal = false;
 
 	explicit execmem_peer(machine<B> &m, execmem_config cfg = {})
@@ -92,7 +92,7 @@ public:
 	}
 
 	/* False when the release has no ROX cache on x86: every alloc is not_supported. */
-	bool supported() const noexcept { return at_ != kernel_release{} && at_ != v6_13; }
+	bool supported() const noexcept { return at_ != linux_version{} && at_ != v6_13; }
 
 	result<std::uintptr_t> alloc(std::size_t size, std::size_t align)
 	{
@@ -417,7 +417,7 @@ private:
 
 	machine<B> &m_;
 	const execmem_config cfg_;
-	const kernel_release at_;
+	const linux_version at_;
 	mutable std::mutex lock_; /* execmem_cache.mutex; taken before machine::lock */
 	std::map<std::uintptr_t, std::size_t> free_; /* free_areas: start -> bytes */
 	std::map<std::uintptr_t, busy> busy_;         /* busy_areas: start -> bytes, pending flag */

@@ -39,7 +39,7 @@ enum class naive_use { secretmem, vmalloc_text };
 
 struct naive_config {
 	naive_use use = naive_use::secretmem;
-	kernel_release release = newest_release;
+	linux_version release = newest_release;
 };
 
 template <mapping_backend B>
@@ -47,7 +47,7 @@ class naive_peer {
 public:
 	static constexpr const char *name = "naive";
 	/* Change points (release.h): set_memory_rox() replaces set_memory_ro() + set_memory_x() in 6.2. */
-	static constexpr kernel_release releases[] = {v5_17, v6_2};
+	static constexpr linux_version releases[] = {v5_17, v6_2};
 	static constexpr bool proposal = false;
 
 	explicit naive_peer(machine<B> &m, naive_config cfg = {}) : m_(m), cfg_(cfg) {}

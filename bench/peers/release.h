@@ -26,36 +26,36 @@
 
 namespace ua::peers {
 
-struct kernel_release {
+struct linux_version {
 	unsigned major = 0, minor = 0;
 	bool rc = false; /* a release candidate, before the release */
 
 	constexpr std::uint32_t key() const noexcept { return (major << 16) | (minor << 1) | (rc ? 0u : 1u); }
-	friend constexpr bool operator==(kernel_release a, kernel_release b) noexcept { return a.key() == b.key(); }
-	friend constexpr bool operator<(kernel_release a, kernel_release b) noexcept { return a.key() < b.key(); }
-	friend constexpr bool operator<=(kernel_release a, kernel_release b) noexcept { return a.key() <= b.key(); }
-	friend constexpr bool operator>=(kernel_release a, kernel_release b) noexcept { return a.key() >= b.key(); }
+	friend constexpr bool operator==(linux_version a, linux_version b) noexcept { return a.key() == b.key(); }
+	friend constexpr bool operator<(linux_version a, linux_version b) noexcept { return a.key() < b.key(); }
+	friend constexpr bool operator<=(linux_version a, linux_version b) noexcept { return a.key() <= b.key(); }
+	friend constexpr bool operator>=(linux_version a, linux_version b) noexcept { return a.key() >= b.key(); }
 
 	std::string str() const { return std::to_string(major) + "." + std::to_string(minor) + (rc ? "-rc" : ""); }
 };
 
 /* The releases the peers tell apart (docs/peers.md gives the commit behind each use). */
-inline constexpr kernel_release v5_17{5, 17};
-inline constexpr kernel_release v5_18_rc{5, 18, true}; /* -rc1/-rc2: huge vmalloc for module_alloc */
-inline constexpr kernel_release v5_18{5, 18};
-inline constexpr kernel_release v6_0{6, 0};
-inline constexpr kernel_release v6_1{6, 1};
-inline constexpr kernel_release v6_2{6, 2};
-inline constexpr kernel_release v6_6{6, 6};
-inline constexpr kernel_release v6_10{6, 10};
-inline constexpr kernel_release v6_13_rc{6, 13, true}; /* x86 ROX cache, disabled before v6.13 */
-inline constexpr kernel_release v6_13{6, 13};
-inline constexpr kernel_release v6_15{6, 15};
-inline constexpr kernel_release v6_17{6, 17};
-inline constexpr kernel_release v6_18{6, 18};
+inline constexpr linux_version v5_17{5, 17};
+inline constexpr linux_version v5_18_rc{5, 18, true}; /* -rc1/-rc2: huge vmalloc for module_alloc */
+inline constexpr linux_version v5_18{5, 18};
+inline constexpr linux_version v6_0{6, 0};
+inline constexpr linux_version v6_1{6, 1};
+inline constexpr linux_version v6_2{6, 2};
+inline constexpr linux_version v6_6{6, 6};
+inline constexpr linux_version v6_10{6, 10};
+inline constexpr linux_version v6_13_rc{6, 13, true}; /* x86 ROX cache, disabled before v6.13 */
+inline constexpr linux_version v6_13{6, 13};
+inline constexpr linux_version v6_15{6, 15};
+inline constexpr linux_version v6_17{6, 17};
+inline constexpr linux_version v6_18{6, 18};
 
 /* The newest release the peers know; every config defaults to it. */
-inline constexpr kernel_release newest_release = v6_18;
+inline constexpr linux_version newest_release = v6_18;
 
 /*
  * The change point of `points` (oldest first) that a peer follows at `k`:
@@ -63,10 +63,10 @@ inline constexpr kernel_release newest_release = v6_18;
  * k is older than all of them.
  */
 template <std::size_t N>
-constexpr kernel_release release_at(const kernel_release (&points)[N], kernel_release k) noexcept
+constexpr linux_version release_at(const linux_version (&points)[N], linux_version k) noexcept
 {
-	kernel_release r{};
-	for (const kernel_release &p : points)
+	linux_version r{};
+	for (const linux_version &p : points)
 		if (p <= k)
 			r = p;
 	return r;

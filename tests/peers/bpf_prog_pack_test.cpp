@@ -212,7 +212,7 @@ TEST_CASE("bpf-prog-pack: 6.0 makes a pack ro then x (two flushes), 6.2 set_memo
 	CHECK(!p517.supported());
 	CHECK(p517.alloc(64, 64).err == error::not_supported);
 	CHECK(release_at(bpf_prog_pack_peer<sim_direct_map>::releases, v6_18) == v6_2);
-	CHECK(release_at(bpf_prog_pack_peer<sim_direct_map>::releases, v5_17) == kernel_release{});
+	CHECK(release_at(bpf_prog_pack_peer<sim_direct_map>::releases, v5_17) == linux_version{});
 }
 
 TEST_CASE("bpf-prog-pack on freetype-unmapped: the pack's pages come out of one flipped pageblock")

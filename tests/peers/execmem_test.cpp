@@ -181,7 +181,7 @@ TEST_CASE("execmem: with less than 2 MiB free, 6.15 fails and 6.17 populates the
 TEST_CASE("execmem: 6.13 and 6.14 shipped without the x86 ROX cache (a9bbe3413331), nor did 6.12")
 {
 	auto m = make_machine<sim_direct_map>();
-	for (kernel_release k : {v6_13, kernel_release{6, 14}, kernel_release{6, 12}, v6_6}) {
+	for (linux_version k : {v6_13, linux_version{6, 14}, linux_version{6, 12}, v6_6}) {
 		execmem_peer<sim_direct_map> em(*m, {.release = k});
 		CHECK(!em.supported());
 		CHECK(em.alloc(page_size, 1).err == error::not_supported);
@@ -298,7 +298,7 @@ TEST_CASE("execmem: a failing backend operation is unwound")
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
 	const std::uint64_t free0 = m->pages.nr_free_pages();
-	for (kernel_release k : {v6_13_rc, v6_15, v6_17}) {
+	for (linux_version k : {v6_13_rc, v6_15, v6_17}) {
 		execmem_peer<flaky_sim> em(*m, {.release = k});
 		flaky_sim::fail_map_alias = 0;
 		CHECK(em.alloc(page_size, 1).err == error::backend_failure);

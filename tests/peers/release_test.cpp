@@ -9,7 +9,7 @@ using namespace ua::peers;
 TEST_CASE("release: every -rc sorts before its release, releases by major then minor")
 {
 	CHECK(v6_13_rc < v6_13);
-	CHECK(kernel_release{6, 12} < v6_13_rc);
+	CHECK(linux_version{6, 12} < v6_13_rc);
 	CHECK(v5_18_rc < v5_18);
 	CHECK(v5_17 < v5_18_rc);
 	CHECK(v5_18 < v6_0);
@@ -21,12 +21,12 @@ TEST_CASE("release: every -rc sorts before its release, releases by major then m
 
 TEST_CASE("release: a peer follows the newest change point at or before the kernel, none before the first")
 {
-	constexpr kernel_release points[] = {v6_13_rc, v6_13, v6_15, v6_17};
+	constexpr linux_version points[] = {v6_13_rc, v6_13, v6_15, v6_17};
 	CHECK(release_at(points, v6_18) == v6_17);
 	CHECK(release_at(points, v6_17) == v6_17);
-	CHECK(release_at(points, kernel_release{6, 16}) == v6_15);
-	CHECK(release_at(points, kernel_release{6, 14}) == v6_13);
+	CHECK(release_at(points, linux_version{6, 16}) == v6_15);
+	CHECK(release_at(points, linux_version{6, 14}) == v6_13);
 	CHECK(release_at(points, v6_13_rc) == v6_13_rc);
-	CHECK(release_at(points, v6_6) == kernel_release{});
+	CHECK(release_at(points, v6_6) == linux_version{});
 	static_assert(release_at(points, v6_15) == v6_15);
 }
