@@ -92,9 +92,9 @@ struct flaky_sim : sim_direct_map {
 
 	static bool hit(int &countdown) noexcept { return countdown >= 0 && countdown-- == 0; }
 
-	int map_alias(frame_range r, prot p, std::uintptr_t *a) noexcept
+	int map_alias(frame_range r, prot p, std::uintptr_t *a, map_flags f = map_flags::none) noexcept
 	{
-		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias(r, p, a);
+		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias(r, p, a, f);
 	}
 	int set_direct_map_invalid(frame_range r) noexcept
 	{
