@@ -111,6 +111,17 @@ TEST_CASE_TEMPLATE_DEFINE("direct map: remove, read-only and restore round trips
 	REQUIRE(b.set_direct_map_default({p, 3}) == 0);
 	for (std::uint64_t i = 0; i < 3; i++)
 		CHECK(b.direct_map_state(p + i) == dm_state::rw);
+	/* set_memory_ro() clears write only: a frame out of the direct map stays out. */
+	REQUIRE(b.set_direct_map_invalid({p + 1, 1}) == 0);
+	REQUIRE(b.set_direct_map_ro({p, 3}) == 0);
+	CHECK(b.direct_map_state(p) == dm_state::ro);
+	CHECK(b.direct_map_state(p + 1) == dm_state::invalid);
+	CHECK(b.direct_map_state(p + 2) == dm_state::ro);
+	if constexpr (B::dereferenceable) {
+		auto *dm = reinterpret_cast<volatile unsigned char *>(b.direct_map_address(p + 1));
+		CHECK(ua_test::child_signal([&] { (void)*dm; }) == SIGSEGV);
+	}
+	REQUIRE(b.set_direct_map_default({p, 3}) == 0);
 	/* The last frame of the machine is as usable as any. */
 	REQUIRE(b.set_direct_map_invalid({machine_pages - 1, 1}) == 0);
 	CHECK(b.direct_map_state(machine_pages - 1) == dm_state::invalid);

@@ -18,8 +18,9 @@
  *   set_direct_map_default(r)  set_direct_map_default_noflush(): back to rw;
  *                              no flush; no collapse (unless the simulation
  *                              runs the proposed collapse_on_restore)
- *   set_direct_map_ro(r)       set_memory_ro() on the direct-map address
- *                              (flushes when it changed anything)
+ *   set_direct_map_ro(r)       set_memory_ro() on the direct-map address:
+ *                              clears write, so a frame not present stays
+ *                              not present (flushes when it changed anything)
  *   flush_tlb(r)               flush_tlb_kernel_range()
  *   collapse(r)                no kernel call merges on request: the
  *                              simulation merges only under its proposed

@@ -307,6 +307,7 @@ private:
 	void destroy() noexcept;
 	void steal(linux_backend &o) noexcept;
 	int change_direct_map(frame_range r, dm_state to) noexcept;
+	int set_present_ro(frame_range r) noexcept;
 	void restore_direct_map(frame_range r) noexcept;
 	void restore_alias(std::uintptr_t start, const alias &a, std::uint64_t p0, std::uint64_t p1) noexcept;
 	template <class F>
@@ -460,12 +461,46 @@ inline int linux_backend::change_direct_map(frame_range r, dm_state to) noexcept
 	auto first = state_.begin() + std::ptrdiff_t(r.pfn), last = state_.begin() + std::ptrdiff_t(r.end());
 	if (std::all_of(first, last, [to](std::uint8_t s) { return s == std::uint8_t(to); }))
 		return 0; /* nothing to change, not counted (as the simulation) */
+	const auto invalid = [](std::uint8_t s) { return s == std::uint8_t(dm_state::invalid); };
+	if (to == dm_state::ro && std::any_of(first, last, invalid))
+		return set_present_ro(r);
 	if (::mprotect(direct_map_address(r.pfn), r.bytes(), mmap_prot(to)) != 0) {
 		int err = -errno;
 		restore_direct_map(r);
 		return err;
 	}
 	std::fill(first, last, std::uint8_t(to));
+	note_partial_change(r);
+	prot_changes_++;
+	return 0;
+}
+
+/*
+ * set_memory_ro() clears write and nothing else: a frame not present stays
+ * not present. So where r holds invalid frames, only the runs of present
+ * ones are mprotect()ed; a failure re-applies the recorded states.
+ */
+inline int linux_backend::set_present_ro(frame_range r) noexcept
+{
+	auto is_invalid = [&](pfn_t p) { return state_[p] == std::uint8_t(dm_state::invalid); };
+	for (pfn_t p = r.pfn; p < r.end();) {
+		if (is_invalid(p)) {
+			p++;
+			continue;
+		}
+		pfn_t e = p;
+		while (e < r.end() && !is_invalid(e))
+			e++;
+		if (::mprotect(direct_map_address(p), std::size_t((e - p) << page_shift), PROT_READ) != 0) {
+			int err = -errno;
+			restore_direct_map(r);
+			return err;
+		}
+		p = e;
+	}
+	for (pfn_t p = r.pfn; p < r.end(); p++)
+		if (!is_invalid(p))
+			state_[p] = std::uint8_t(dm_state::ro);
 	note_partial_change(r);
 	prot_changes_++;
 	return 0;
