@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: MIT
+/*
+ * live/live_run.h - one workload replayed on the running kernel, measured
+ * with the kernel's own counters.
+ *
+ * What runs is the kernel's own design as this kernel ships it, never a
+ * design of the project: BPF text goes through bpf_prog_pack (each alloc op
+ * loads a real program whose JIT image has the op's size, live/bpf_prog.h;
+ * each free closes it), secrets through secretmem (each alloc op faults one
+ * page of a real memfd_secret file, live/secret_file.h). Module text cannot
+ * run live (no loadable modules here, and no way to give a module a size).
+ *
+ * A run:
+ *   1. availability (live_availability()): root, the counters, BPF or
+ *      memfd_secret; else the run is skipped with a one-line reason;
+ *   2. the state at start (live/proc_counters.h read_state());
+ *   3. ageing when asked (live/ageing.h), bounded by the free-memory floor;
+ *   4. "before": counters and packs; then the ops, with counters sampled
+ *      every ceil(ops / samples) ops and free memory checked every 256 ops
+ *      (a run stops, as "free memory floor", before MemFree drops under the
+ *      floor, and as "time limit" after max_seconds);
+ *   5. "after": everything the workload left live still held;
+ *   6. release of everything (programs closed, files released, page cache
+ *      dropped), then "released": the counters once more.
+ * Deltas are after - before and released - before; the kernel's counters
+ * are global, so they include whatever else the machine did meanwhile (the
+ * report says so; other engineers build on these machines).
+ *
+ * Secret ops are grouped into files: a run of consecutive allocs whose
+ * frees are consecutive too, in the same order (one user of
+ * workload/secretmem_churn.h, or a whole secretmem-fill), is one
+ * memfd_secret file of that many pages, sized when its first page faults
+ * and released at its last free (secretmem can free a page only by
+ * releasing its file). Between those frees nothing else happens, so the
+ * kernel sees the sequence op for op.
+ */
+#pragma once
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "live/ageing.h"
+#include "live/bpf_prog.h"
+#include "live/page_trace.h"
+#include "live/proc_counters.h"
+#include "live/secret_file.h"
+#include "live/stop.h"
+#include "workload/workload.h"
+
+namespace ua::live {
+
+enum class live_kind { bpf, secret };
+
+inline const char *design_of(live_kind k) { return k == live_kind::bpf ? "bpf_prog_pack" : "secretmem"; }
+/* The project's simulated peer that models the kernel's design (bench/peers/). */
+inline const char *model_of(live_kind k) { return k == live_kind::bpf ? "bpf-prog-pack" : "naive"; }
+
+/*
+ * UA_LIVE_FORCE_ABSENT=root,bpf,memfd_secret,counters (any subset) makes
+ * availability report that piece missing, so every skip path can be tested
+ * on a machine that has them all.
+ */
+inline bool forced_absent(const char *what)
+{
+	const char *v = std::getenv("UA_LIVE_FORCE_ABSENT");
+	if (!v)
+		return false;
+	std::string s = std::string(",") + v + ",";
+	return s.find(std::string(",") + what + ",") != std::string::npos;
+}
+
+/* "" when a live run of kind k can run here, else the one-line reason. */
+inline std::string live_availability(live_kind k)
+{
+	if (geteuid() != 0 || forced_absent("root"))
+		return "not root: live runs load BPF programs and lock secret memory as root";
+	if (forced_absent("counters"))
+		return "kernel counters missing (forced by UA_LIVE_FORCE_ABSENT)";
+	if (auto c = read_counters(); !c)
+		return "kernel counters missing: " + c.error;
+	if (k == live_kind::bpf) {
+		if (forced_absent("bpf"))
+			return "BPF unavailable (forced by UA_LIVE_FORCE_ABSENT)";
+		program_maker m;
+		if (int e = m.calibrate(); e != 0)
+			return std::string("BPF programs cannot be loaded and JIT-compiled: ") + std::strerror(-e);
+		if (auto p = read_packs(); !p)
+			return "bpf_prog_pack areas cannot be read: " + p.error;
+	} else {
+		if (forced_absent("memfd_secret"))
+			return "memfd_secret unavailable (forced by UA_LIVE_FORCE_ABSENT)";
+		int fd = sys_memfd_secret(0);
+		if (fd < 0)
+			return std::string("memfd_secret unavailable: ") + std::strerror(errno) +
+			       (errno == ENOSYS ? " (secretmem.enable=0 or no CONFIG_SECRETMEM)" : "");
+		::close(fd);
+	}
+	return {};
+}
+
+struct live_config {
+	bool aged = false;
+	double floor_gib = 6;           /* MemFree never below this */
+	double max_seconds = 120;       /* the ops, per run */
+	std::size_t samples = 20;
+	bool trace_packs = false;       /* BPF: tracefs composition of each new pack */
+	age_params age;                 /* stop_free_kb is set from the floor and the reserve */
+	double age_reserve_gib = 2;     /* left free above the floor for the workload */
+};
+
+struct kernel_sample {
+	std::size_t op = 0;
+	kernel_counters c;
+	std::uint64_t packs = 0;        /* BPF: packs listed; secrets: files open */
+};
+
+/* One new pack seen in the trace: the load that created it and the frames refilled during it. */
+struct pack_composition {
+	std::size_t load = 0;                 /* op index of the load */
+	std::uint64_t packs_after = 0;
+	std::int64_t l2_splits = 0, l3_splits = 0; /* during that load */
+	std::uint64_t order0_refills = 0;     /* order-0 unmovable pages moved buddy -> per-CPU list */
+	frame_spread refill_spread;           /* their 2 MiB and 1 GiB regions */
+	std::map<unsigned, std::uint64_t> page_alloc_orders;  /* mm_page_alloc events by order */
+	std::uint64_t vmalloc_order0_allocs = 0; /* mm_page_alloc order 0 with vmalloc's flags (GFP_KERNEL|__GFP_HIGHMEM|__GFP_NOWARN) */
+};
+
+struct live_result {
+	bool ran = false;
+	std::string skipped;            /* the one-line reason when not run */
+	live_kind kind = live_kind::bpf;
+	std::string workload;
+	std::size_t ops = 0, ops_done = 0;
+	std::string stopped_by;         /* "" when every op ran */
+
+	machine_state start;
+	kernel_counters before, after, released;
+	vmalloc_packs packs_before, packs_after, packs_released;
+	std::uint64_t packs_max = 0;
+	std::vector<kernel_sample> samples;
+	age_result age;
+	bool aged = false;
+
+	std::size_t allocs = 0, frees = 0, failed_allocs = 0;
+	std::string first_failure;
+	double ns_per_op = 0;
+
+	/* BPF */
+	std::size_t programs_loaded = 0, programs_closed = 0, max_programs_open = 0;
+	std::size_t minimal_image = 0;
+	std::int64_t size_error_min = 0, size_error_max = 0; /* achieved - wanted jited_prog_len */
+	std::size_t size_exact = 0, size_below_minimum = 0;
+	std::vector<pack_composition> compositions;
+	std::string trace_note;
+
+	/* secretmem */
+	std::size_t files_opened = 0, files_released = 0, max_files_open = 0, pages_touched = 0;
+};
+
+inline std::int64_t delta(std::uint64_t a, std::uint64_t b) { return std::int64_t(a) - std::int64_t(b); }
+
+namespace detail {
+
+/* Secret ops grouped into files (see the header comment). */
+struct secret_plan {
+	std::vector<std::size_t> group_of_op;   /* per op: its group (allocs and frees) */
+	std::vector<std::size_t> pages;         /* per group */
+	std::vector<std::size_t> release_at;    /* per group: the op that releases it (npos: never) */
+	std::vector<std::size_t> index_of_op;   /* per alloc op: its page in the file */
+};
+
+inline secret_plan plan_secret_files(const std::vector<workload::op> &ops)
+{
+	constexpr std::size_t npos = std::size_t(-1);
+	std::unordered_map<std::uint64_t, std::size_t> free_at, alloc_at;
+	for (std::size_t i = 0; i < ops.size(); i++)
+		if (ops[i].k == workload::op::free)
+			free_at[ops[i].id] = i;
+	auto freed = [&](std::uint64_t id) {
+		auto it = free_at.find(id);
+		return it == free_at.end() ? npos : it->second;
+	};
+	secret_plan p;
+	p.group_of_op.assign(ops.size(), npos);
+	p.index_of_op.assign(ops.size(), 0);
+	std::unordered_map<std::uint64_t, std::size_t> group_of_id;
+	for (std::size_t i = 0; i < ops.size(); i++) {
+		const auto &o = ops[i];
+		if (o.k == workload::op::alloc) {
+			bool join = false;
+			if (i > 0 && ops[i - 1].k == workload::op::alloc && !p.pages.empty()) {
+				const std::size_t f0 = freed(ops[i - 1].id), f1 = freed(o.id);
+				join = (f0 == npos && f1 == npos) || (f0 != npos && f1 == f0 + 1);
+			}
+			if (!join) {
+				p.pages.push_back(0);
+				p.release_at.push_back(npos);
+			}
+			const std::size_t g = p.pages.size() - 1;
+			p.group_of_op[i] = g;
+			p.index_of_op[i] = p.pages[g]++;
+			group_of_id[o.id] = g;
+			const std::size_t f = freed(o.id);
+			if (f != npos && (p.release_at[g] == npos || f > p.release_at[g]))
+				p.release_at[g] = f;
+		} else if (auto it = group_of_id.find(o.id); it != group_of_id.end()) {
+			p.group_of_op[i] = it->second;
+		}
+	}
+	return p;
+}
+
+inline std::uint64_t floor_kb(const live_config &c) { return std::uint64_t(c.floor_gib * 1024 * 1024); }
+
+/* Raises RLIMIT_NOFILE to its hard limit for the run; restores it after. */
+class nofile_guard {
+public:
+	nofile_guard() noexcept
+	{
+		if (getrlimit(RLIMIT_NOFILE, &old_) == 0) {
+			rlimit r = old_;
+			r.rlim_cur = r.rlim_max;
+			have_ = setrlimit(RLIMIT_NOFILE, &r) == 0;
+		}
+	}
+	~nofile_guard()
+	{
+		if (have_)
+			setrlimit(RLIMIT_NOFILE, &old_);
+	}
+	nofile_guard(const nofile_guard &) = delete;
+	nofile_guard &operator=(const nofile_guard &) = delete;
+
+private:
+	rlimit old_{};
+	bool have_ = false;
+};
+
+inline bool vmalloc_flags(const std::string &gfp) { return gfp == "GFP_KERNEL|__GFP_HIGHMEM|__GFP_NOWARN"; }
+
+inline pack_composition compose(const trace_section &s)
+{
+	pack_composition pc;
+	std::vector<std::uint64_t> pfns;
+	for (const auto &e : s.events) {
+		if (e.zone_locked) {
+			if (e.order == 0 && e.migratetype == 0 && e.percpu_refill)
+				pfns.push_back(e.pfn);
+		} else {
+			pc.page_alloc_orders[e.order]++;
+			if (e.order == 0 && vmalloc_flags(e.gfp)) {
+				pc.vmalloc_order0_allocs++;
+				pfns.push_back(e.pfn);
+			}
+		}
+	}
+	pc.order0_refills = pfns.size();
+	pc.refill_spread = spread_of(pfns);
+	return pc;
+}
+
+}  // namespace detail
+
+/*
+ * Replays w as live_kind k. `wanted_jited` (BPF only, may be empty) gives
+ * the JIT image per alloc op id (a bpftool listing's own sizes); else each
+ * op's image is image_for_alloc(size).
+ */
+inline live_result run_live(const workload::workload &w, live_kind k, const live_config &cfg,
+			    const std::unordered_map<std::uint64_t, std::size_t> &wanted_jited = {})
+{
+	using clock = std::chrono::steady_clock;
+	live_result r;
+	r.kind = k;
+	r.workload = w.name;
+	r.ops = w.ops.size();
+	if (std::string why = live_availability(k); !why.empty()) {
+		r.skipped = why;
+		return r;
+	}
+	signal_guard signals;
+	detail::nofile_guard nofile;
+	auto st = read_state();
+	if (!st) {
+		r.skipped = "kernel counters missing: " + st.error;
+		return r;
+	}
+	r.start = std::move(st.value);
+
+	page_cache_filler filler;
+	if (cfg.aged) {
+		age_params ap = cfg.age;
+		ap.stop_free_kb = detail::floor_kb(cfg) + std::uint64_t(cfg.age_reserve_gib * 1024 * 1024);
+		r.age = filler.fill(ap);
+		r.aged = true;
+		if (r.age.err != 0) {
+			r.skipped = "ageing failed: " + r.age.step + ": " + std::strerror(-r.age.err);
+			return r;
+		}
+	}
+
+	program_maker maker;
+	std::unordered_map<std::uint64_t, bpf_program> progs;
+	std::vector<secret_file> files;
+	detail::secret_plan plan;
+	trace_session trace;
+	if (k == live_kind::bpf) {
+		if (int e = maker.calibrate(); e != 0) {
+			r.skipped = std::string("BPF calibration failed: ") + std::strerror(-e);
+			return r;
+		}
+		r.minimal_image = maker.minimal_image();
+		progs.reserve(w.ops.size() / 2 + 1);
+		if (cfg.trace_packs) {
+			r.trace_note = trace.start();
+			if (r.trace_note.empty())
+				(void)trace.take();
+		}
+	} else {
+		plan = detail::plan_secret_files(w.ops);
+		files.resize(plan.pages.size());
+	}
+
+	auto bc = read_counters();
+	auto bp = k == live_kind::bpf ? read_packs() : parse_result<vmalloc_packs>{};
+	if (!bc || !bp) {
+		r.skipped = "kernel counters missing: " + (bc ? bp.error : bc.error);
+		return r;
+	}
+	r.before = bc.value;
+	r.packs_before = bp.value;
+	r.packs_max = r.packs_before.packs;
+
+	const std::size_t step = std::max<std::size_t>(1, (w.ops.size() + cfg.samples - 1) / std::max<std::size_t>(1, cfg.samples));
+	std::size_t open_files = 0;
+	auto sample = [&](std::size_t at) {
+		kernel_sample s;
+		s.op = at;
+		if (auto c = read_counters())
+			s.c = c.value;
+		if (k == live_kind::bpf) {
+			if (auto p = read_packs()) {
+				s.packs = p.value.packs;
+				r.packs_max = std::max(r.packs_max, s.packs);
+			}
+		} else {
+			s.packs = open_files;
+		}
+		r.samples.push_back(s);
+	};
+	sample(0);
+
+	const auto t0 = clock::now();
+	clock::duration busy{};
+	const std::uint64_t floor = detail::floor_kb(cfg);
+	std::uint64_t last_packs = r.packs_before.packs;
+	bool first_size = true;
+	for (std::size_t i = 0; i < w.ops.size(); i++) {
+		if (stop_requested()) {
+			r.stopped_by = "stop requested (signal " + std::to_string(stop_signal_number()) + ")";
+			break;
+		}
+		if (i % 256 == 0) {
+			if (std::chrono::duration<double>(clock::now() - t0).count() > cfg.max_seconds) {
+				r.stopped_by = "time limit";
+				break;
+			}
+			if (auto c = read_counters(); c && c.value.mem_free_kb < floor) {
+				r.stopped_by = "free memory floor";
+				break;
+			}
+		}
+		const workload::op &o = w.ops[i];
+		if (k == live_kind::bpf) {
+			if (o.k == workload::op::alloc) {
+				r.allocs++;
+				std::size_t want = image_for_alloc(o.size);
+				if (auto it = wanted_jited.find(o.id); it != wanted_jited.end())
+					want = it->second;
+				if (o.size > workload::bpf_prog_pack_size) {
+					if (r.failed_allocs++ == 0)
+						r.first_failure = "op " + std::to_string(i) + ": " + std::to_string(o.size) +
+								  " bytes: larger than a pack, not replayed live";
+					continue;
+				}
+				kernel_counters c0;
+				if (trace.active()) {
+					trace.marker("load " + std::to_string(i));
+					if (auto c = read_counters())
+						c0 = c.value;
+				}
+				bpf_program p;
+				auto a = clock::now();
+				int e = maker.make(want, p);
+				busy += clock::now() - a;
+				if (e != 0) {
+					if (r.failed_allocs++ == 0)
+						r.first_failure = "op " + std::to_string(i) + ": load of a " + std::to_string(want) +
+								  "-byte image: " + std::strerror(-e);
+					continue;
+				}
+				const std::int64_t err = std::int64_t(p.jited_len()) - std::int64_t(want);
+				if (want < r.minimal_image)
+					r.size_below_minimum++;
+				else {
+					r.size_error_min = first_size ? err : std::min(r.size_error_min, err);
+					r.size_error_max = first_size ? err : std::max(r.size_error_max, err);
+					first_size = false;
+					r.size_exact += err == 0;
+				}
+				r.programs_loaded++;
+				progs.emplace(o.id, std::move(p));
+				r.max_programs_open = std::max(r.max_programs_open, progs.size());
+				if (trace.active()) {
+					auto pk = read_packs();
+					std::string text = trace.take();
+					if (pk && pk.value.packs > last_packs) {
+						auto secs = parse_trace_text(text, trace.instance_dir() + "/trace");
+						if (secs) {
+							trace_section all;
+							for (auto &s : secs.value)
+								for (auto &ev : s.events)
+									all.events.push_back(ev);
+							pack_composition pc = detail::compose(all);
+							pc.load = i;
+							pc.packs_after = pk.value.packs;
+							if (auto c = read_counters()) {
+								pc.l2_splits = delta(c.value.l2_splits, c0.l2_splits);
+								pc.l3_splits = delta(c.value.l3_splits, c0.l3_splits);
+							}
+							r.compositions.push_back(std::move(pc));
+						} else if (r.trace_note.empty()) {
+							r.trace_note = secs.error;
+						}
+					}
+					if (pk) {
+						last_packs = pk.value.packs;
+						r.packs_max = std::max(r.packs_max, last_packs);
+					}
+				}
+			} else {
+				auto it = progs.find(o.id);
+				if (it != progs.end()) {
+					auto a = clock::now();
+					progs.erase(it);
+					busy += clock::now() - a;
+					r.programs_closed++;
+					r.frees++;
+				}
+			}
+		} else {
+			const std::size_t g = plan.group_of_op[i];
+			if (o.k == workload::op::alloc) {
+				r.allocs++;
+				auto a = clock::now();
+				if (!files[g].open_now()) {
+					if (int e = files[g].open(plan.pages[g]); e != 0) {
+						busy += clock::now() - a;
+						if (r.failed_allocs++ == 0)
+							r.first_failure = "op " + std::to_string(i) + ": memfd_secret of " +
+									  std::to_string(plan.pages[g]) + " pages: " + std::strerror(-e);
+						continue;
+					}
+					r.files_opened++;
+					open_files++;
+					r.max_files_open = std::max(r.max_files_open, open_files);
+				}
+				files[g].touch(plan.index_of_op[i]);
+				busy += clock::now() - a;
+				r.pages_touched++;
+			} else if (g < files.size() && files[g].open_now()) {
+				r.frees++;
+				if (plan.release_at[g] == i) {
+					auto a = clock::now();
+					files[g].release();
+					busy += clock::now() - a;
+					r.files_released++;
+					open_files--;
+				}
+			}
+		}
+		r.ops_done = i + 1;
+		if ((i + 1) % step == 0 || i + 1 == w.ops.size())
+			sample(i + 1);
+	}
+	r.ns_per_op = r.ops_done ? std::chrono::duration<double, std::nano>(busy).count() / double(r.ops_done) : 0;
+
+	if (auto c = read_counters())
+		r.after = c.value;
+	if (k == live_kind::bpf)
+		if (auto p = read_packs()) {
+			r.packs_after = p.value;
+			r.packs_max = std::max(r.packs_max, p.value.packs);
+		}
+	r.programs_closed += progs.size();
+	progs.clear();
+	for (auto &f : files)
+		if (f.open_now()) {
+			f.release();
+			r.files_released++;
+		}
+	trace.stop();
+	filler.release();
+	if (auto c = read_counters())
+		r.released = c.value;
+	if (k == live_kind::bpf)
+		if (auto p = read_packs())
+			r.packs_released = p.value;
+	r.ran = true;
+	return r;
+}
+
+}  // namespace ua::live
