@@ -381,6 +381,9 @@ inline live_result run_live(const workload::workload &w, live_kind k, const live
 				break;
 			}
 		}
+		if (i > 0 && i % step == 0)
+			sample(i);
+		r.ops_done = i + 1;
 		const workload::op &o = w.ops[i];
 		if (k == live_kind::bpf) {
 			if (o.k == workload::op::alloc) {
@@ -422,33 +425,42 @@ inline live_result run_live(const workload::workload &w, live_kind k, const live
 				r.programs_loaded++;
 				progs.emplace(o.id, std::move(p));
 				r.max_programs_open = std::max(r.max_programs_open, progs.size());
-				if (trace.active()) {
-					auto pk = read_packs();
+				if (trace.active()) do {
+					/*
+					 * A new pack takes 512 order-0 frames in this load; only a
+					 * load with at least half that many refills can have made
+					 * one, and only then is /proc/vmallocinfo (tens of ms with
+					 * thousands of programs loaded) read to be sure.
+					 */
 					std::string text = trace.take();
-					if (pk && pk.value.packs > last_packs) {
-						auto secs = parse_trace_text(text, trace.instance_dir() + "/trace");
-						if (secs) {
-							trace_section all;
-							for (auto &s : secs.value)
-								for (auto &ev : s.events)
-									all.events.push_back(ev);
-							pack_composition pc = detail::compose(all);
-							pc.load = i;
-							pc.packs_after = pk.value.packs;
-							if (auto c = read_counters()) {
-								pc.l2_splits = delta(c.value.l2_splits, c0.l2_splits);
-								pc.l3_splits = delta(c.value.l3_splits, c0.l3_splits);
-							}
-							r.compositions.push_back(std::move(pc));
-						} else if (r.trace_note.empty()) {
+					auto secs = parse_trace_text(text, trace.instance_dir() + "/trace");
+					if (!secs) {
+						if (r.trace_note.empty())
 							r.trace_note = secs.error;
+						break;
+					}
+					trace_section all;
+					for (auto &s : secs.value)
+						for (auto &ev : s.events)
+							all.events.push_back(std::move(ev));
+					pack_composition pc = detail::compose(all);
+					if (pc.order0_refills < bpf_prog_pack_pages / 2)
+						break;
+					auto pk = read_packs();
+					if (!pk)
+						break;
+					if (pk.value.packs > last_packs) {
+						pc.load = i;
+						pc.packs_after = pk.value.packs;
+						if (auto c = read_counters()) {
+							pc.l2_splits = delta(c.value.l2_splits, c0.l2_splits);
+							pc.l3_splits = delta(c.value.l3_splits, c0.l3_splits);
 						}
+						r.compositions.push_back(std::move(pc));
 					}
-					if (pk) {
-						last_packs = pk.value.packs;
-						r.packs_max = std::max(r.packs_max, last_packs);
-					}
-				}
+					last_packs = pk.value.packs;
+					r.packs_max = std::max(r.packs_max, last_packs);
+				} while (false);
 			} else {
 				auto it = progs.find(o.id);
 				if (it != progs.end()) {
@@ -490,10 +502,8 @@ inline live_result run_live(const workload::workload &w, live_kind k, const live
 				}
 			}
 		}
-		r.ops_done = i + 1;
-		if ((i + 1) % step == 0 || i + 1 == w.ops.size())
-			sample(i + 1);
 	}
+	sample(r.ops_done);
 	r.ns_per_op = r.ops_done ? std::chrono::duration<double, std::nano>(busy).count() / double(r.ops_done) : 0;
 
 	if (auto c = read_counters())
