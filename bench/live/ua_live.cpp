@@ -19,7 +19,7 @@
  *   --age-max-seconds S ageing stops after S s (default 60)
  *   --age-dir DIR       where the sparse file is made (default /var/tmp)
  *   --samples N         counter samples per run (default 20)
- *   --trace-packs       BPF: the frames behind each new pack, from tracefs
+ *   --trace-packs       BPF: the frames refilled for each new pack, from tracefs
  *   --default           the main job's bounded set (see usage)
  *   --listings DIR      with --default: the bpftool_* listings to replay
  *   --json FILE         one object per run (bench/replay's keys + "kernel")
@@ -50,6 +50,7 @@ constexpr const char *usage =
 	"usage: ua-live [--workload SPEC]... [--fresh|--aged]... [--ops N] [--floor-gib F] [--age-reserve-gib F]\n"
 	"               [--max-seconds S] [--age-max-seconds S] [--age-dir DIR] [--samples N] [--trace-packs]\n"
 	"               [--json FILE] [--table FILE] [--write-traces DIR] [--quiet]\n"
+
 	"       ua-live --default [--listings DIR] [--json FILE] [--table FILE]\n"
 	"workloads: bpf-fill:PACKS[:SIZE] secretmem-fill:MIB bpf-churn[:SEED] bpftool:FILE sockex1:N trace:FILE\n"
 	"           secretmem[:SEED]\n"
@@ -212,10 +213,10 @@ int main(int argc, char **argv)
 	} else if (!listings.empty()) {
 		return bad("--listings is used by --default only");
 	}
-	if (specs.empty())
-		specs.push_back("bpf-fill:1");
 	if (states.empty())
 		states.push_back("fresh");
+	if (specs.empty())
+		specs.push_back("bpf-fill:1");
 
 	std::vector<live_case> cases;
 	for (const auto &s : specs) {
