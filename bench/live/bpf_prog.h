@@ -234,4 +234,40 @@ private:
 	std::size_t fixed_ = 0;
 };
 
+/*
+ * Programs loaded on the machine whose name is `name` (every process's),
+ * walked with BPF_PROG_GET_NEXT_ID; -errno when the walk cannot start.
+ * Tests use it to check that a run closed every program it loaded.
+ */
+inline long count_programs_named(const char *name) noexcept
+{
+	long n = 0;
+	std::uint32_t id = 0;
+	while (true) {
+		union bpf_attr a;
+		std::memset(&a, 0, sizeof a);
+		a.start_id = id;
+		if (sys_bpf(BPF_PROG_GET_NEXT_ID, &a, sizeof a) < 0)
+			return errno == ENOENT ? n : -errno;
+		id = a.next_id;
+		std::memset(&a, 0, sizeof a);
+		a.prog_id = id;
+		long fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a, sizeof a);
+		if (fd < 0)
+			continue; /* gone meanwhile */
+		bpf_prog_info info;
+		std::memset(&info, 0, sizeof info);
+		std::memset(&a, 0, sizeof a);
+		a.info.bpf_fd = std::uint32_t(fd);
+		a.info.info_len = sizeof info;
+		a.info.info = reinterpret_cast<std::uintptr_t>(&info);
+		if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a, sizeof a) == 0 && std::strncmp(info.name, name, sizeof info.name) == 0)
+			n++;
+		::close(int(fd));
+	}
+}
+
+/* The stated tolerance of jited_prog_len against the wanted image: exact, for images of at least the minimal one. */
+inline constexpr std::int64_t jited_tolerance = 0;
+
 }  // namespace ua::live

@@ -255,8 +255,12 @@ int main(int argc, char **argv)
 				lr = live::run_live(c.w, c.lk, rc, c.wanted);
 			}
 			replay::run_result rr = live::to_run_result(lr, c.w, c.name, c.kind);
-			if (!lr.ran && lr.skipped.rfind("ageing", 0) != 0)
+			if (!c.skip.empty())
+				rr.allocator = "execmem"; /* this kernel's design for module text, which is not run live */
+			if (!lr.ran) {
 				rr.aged = rc.aged;
+				rr.machine = rc.aged ? "kernel-aged" : "kernel-fresh";
+			}
 			json += std::string(n_runs++ ? ",\n" : "") + "  " + live::run_json(rr, live::kernel_json(lr));
 			table += live::table_line(c.name, rr, lr);
 			if (!quiet) {
