@@ -522,6 +522,18 @@ inline live_result run_live(const workload::workload &w, live_kind k, const live
 		}
 	trace.stop();
 	filler.release();
+	/*
+	 * A closed program's memory, and an empty pack, are freed by deferred
+	 * work (bpf_prog_put(): RCU, then a workqueue): give it 3 s at most to
+	 * bring the packs back to their number before the run.
+	 */
+	if (k == live_kind::bpf)
+		for (int t = 0; t < 60; t++) {
+			auto p = read_packs();
+			if (!p || p.value.packs <= r.packs_before.packs)
+				break;
+			::usleep(50000);
+		}
 	if (auto c = read_counters())
 		r.released = c.value;
 	if (k == live_kind::bpf)
