@@ -24,7 +24,8 @@
  *   --listings DIR      with --default: the bpftool_* listings to replay
  *   --json FILE         one object per run (bench/replay's keys + "kernel")
  *   --table FILE        the markdown table of docs/live.md
- *   --write-traces DIR  each workload as a trace file, for the simulated side
+ *   --write-traces DIR  write each workload as a trace file (for the simulated
+ *                       side) and run nothing
  *   --quiet             no progress lines
  *
  * Exit status: 0 when every run was made or skipped with its reason, 2 for
@@ -230,12 +231,16 @@ int main(int argc, char **argv)
 		std::error_code ec;
 		std::filesystem::create_directories(traces_dir, ec);
 		for (const auto &c : cases) {
-			std::string e = workload::write_trace_file(c.w, traces_dir + "/" + replay::slug(c.name) + ".trace");
+			const std::string path = traces_dir + "/" + replay::slug(c.name) + ".trace";
+			std::string e = workload::write_trace_file(c.w, path);
 			if (!e.empty()) {
 				std::fprintf(stderr, "ua-live: %s\n", e.c_str());
 				ok = false;
+			} else if (!quiet) {
+				std::printf("%s\n", path.c_str());
 			}
 		}
+		return ok ? 0 : 1;
 	}
 
 	live::signal_guard signals; /* between runs too: a Ctrl-C ends the program after the run in progress */
