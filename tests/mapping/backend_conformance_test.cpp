@@ -313,3 +313,113 @@ TEST_CASE_TEMPLATE_DEFINE("stats: whole chunks keep large pages, 4 KiB changes s
 	}
 }
 TEST_CASE_TEMPLATE_APPLY(split_rules, backends);
+
+TEST_CASE_TEMPLATE_DEFINE("aliases over several runs: mapped in order, queries answer per address", B, alias_runs)
+{
+	B b = backend_factory<B>::make(machine_pages);
+	const std::uint64_t aliases0 = b.stats().aliases;
+
+	/* Four chunks from three scattered runs, out of physical order. */
+	const frame_range runs[] = {chunk(20), chunk(9), {chunk(14).pfn, 2 * chunk_pages}};
+	std::uintptr_t a = 0;
+	REQUIRE(b.map_alias_runs(runs, 3, prot::rw, &a) == 0);
+	CHECK(a % ua::chunk_size == 0); /* every run whole chunks: 2 MiB aligned */
+	CHECK(b.stats().aliases == aliases0 + 1);
+
+	CHECK(b.alias_pfn(a) == chunk(20).pfn);
+	CHECK(b.alias_pfn(a + ua::chunk_size - 1) == chunk(20).end() - 1);
+	CHECK(b.alias_pfn(a + ua::chunk_size + 5 * ua::page_size + 17) == chunk(9).pfn + 5);
+	CHECK(b.alias_pfn(a + 3 * ua::chunk_size + ua::page_size) == chunk(15).pfn + 1);
+	CHECK(b.alias_pfn(a + 4 * ua::chunk_size) == std::nullopt);
+	CHECK(b.alias_frames(a + 100) == chunk(20));
+	CHECK(b.alias_frames(a + ua::chunk_size) == chunk(9));
+	CHECK(b.alias_frames(a + 4 * ua::chunk_size - 1) == runs[2]);
+	CHECK(b.alias_prot(a + 3 * ua::chunk_size) == prot::rw);
+	if constexpr (B::dereferenceable) {
+		/* Each run's frames are seen at its place in the alias. */
+		const unsigned char tag[] = {0x11, 0x22, 0x33};
+		for (int i = 0; i < 3; i++)
+			REQUIRE(b.write_frames(runs[i].pfn + 1, 8, &tag[i], 1) == 0);
+		const auto *v = reinterpret_cast<const volatile unsigned char *>(a);
+		CHECK(v[ua::page_size + 8] == 0x11);
+		CHECK(v[ua::chunk_size + ua::page_size + 8] == 0x22);
+		CHECK(v[2 * ua::chunk_size + ua::page_size + 8] == 0x33);
+	}
+
+	/* Whole-alias operations name the whole alias; a part of it is refused. */
+	const ua::backend_stats before = b.stats();
+	CHECK(b.protect_alias(a, ua::chunk_size, prot::read) == -EINVAL);
+	CHECK(b.unmap_alias(a + ua::chunk_size, 3 * ua::chunk_size) == -EINVAL);
+	CHECK(b.secure_alias(a, 3 * ua::chunk_size) == -EINVAL);
+	check_same_counters(b.stats(), before);
+	REQUIRE(b.protect_alias(a, 4 * ua::chunk_size, prot::rx) == 0);
+	CHECK(b.alias_prot(a + 2 * ua::chunk_size + 9) == prot::rx);
+	CHECK(b.stats().prot_changes == before.prot_changes + 1);
+	REQUIRE(b.protect_alias(a, 4 * ua::chunk_size, prot::read) == 0);
+	REQUIRE(b.secure_alias(a, 4 * ua::chunk_size) == 0);
+	CHECK(b.alias_secured(a + 3 * ua::chunk_size));
+	REQUIRE(b.unmap_alias(a, 4 * ua::chunk_size) == 0);
+	CHECK(b.stats().aliases == aliases0);
+	CHECK(b.alias_pfn(a) == std::nullopt);
+	CHECK(b.alias_frames(a + ua::chunk_size) == std::nullopt);
+	CHECK_FALSE(b.alias_secured(a));
+
+	/* Runs of single pages: page aligned; the same frame may appear twice. */
+	const frame_range pages[] = {{chunk(8).pfn + 3, 2}, {chunk(11).pfn, 1}, {chunk(8).pfn + 3, 1}};
+	std::uintptr_t p = 0;
+	REQUIRE(b.map_alias_runs(pages, 3, prot::read, &p) == 0);
+	CHECK(p % ua::page_size == 0);
+	CHECK(b.alias_pfn(p + ua::page_size) == chunk(8).pfn + 4);
+	CHECK(b.alias_pfn(p + 2 * ua::page_size) == chunk(11).pfn);
+	CHECK(b.alias_pfn(p + 3 * ua::page_size) == chunk(8).pfn + 3);
+	CHECK(b.alias_pfn(p + 4 * ua::page_size) == std::nullopt);
+	REQUIRE(b.unmap_alias(p, 4 * ua::page_size) == 0);
+
+	/* One run is map_alias(). */
+	std::uintptr_t one = 0;
+	REQUIRE(b.map_alias_runs(runs + 1, 1, prot::rx, &one) == 0);
+	CHECK(one % ua::chunk_size == 0);
+	CHECK(b.alias_frames(one + 7) == chunk(9));
+	REQUIRE(b.unmap_alias(one, ua::chunk_size) == 0);
+	CHECK(b.stats().aliases == aliases0);
+}
+TEST_CASE_TEMPLATE_APPLY(alias_runs, backends);
+
+TEST_CASE_TEMPLATE_DEFINE("aliases over several runs: bad input is refused and maps nothing", B, alias_runs_bad)
+{
+	B b = backend_factory<B>::make(machine_pages);
+	const ua::backend_stats before = b.stats();
+	std::uintptr_t a = 0;
+	const frame_range good[] = {chunk(8), chunk(9)};
+	CHECK(b.map_alias_runs(nullptr, 2, prot::rx, &a) == -EINVAL);
+	CHECK(b.map_alias_runs(good, 0, prot::rx, &a) == -EINVAL);
+	CHECK(b.map_alias_runs(good, 2, prot::rx, nullptr) == -EINVAL);
+	CHECK(b.map_alias_runs(good, 2, prot::rw | prot::exec, &a) == -EINVAL); /* W^X */
+	CHECK(b.map_alias_runs(good, 2, prot(8), &a) == -EINVAL);
+	const frame_range empty_inside[] = {chunk(8), {chunk(9).pfn, 0}, chunk(10)};
+	CHECK(b.map_alias_runs(empty_inside, 3, prot::rx, &a) == -EINVAL);
+	const frame_range last_outside[] = {chunk(8), chunk(9), {machine_pages - 1, 2}};
+	CHECK(b.map_alias_runs(last_outside, 3, prot::rx, &a) == -EINVAL);
+	const frame_range overflow[] = {chunk(8), {~std::uint64_t{0} - 1, 4}};
+	CHECK(b.map_alias_runs(overflow, 2, prot::rx, &a) == -EINVAL);
+	check_same_counters(b.stats(), before);
+	CHECK(b.alias_pfn(ua::sim_module_area::default_base) == std::nullopt);
+}
+TEST_CASE_TEMPLATE_APPLY(alias_runs_bad, backends);
+
+TEST_CASE_TEMPLATE_DEFINE("aliases over several runs: a failed map leaves nothing behind", B, alias_runs_fault)
+{
+	ua::fault_backend<B> b(machine_pages);
+	const frame_range runs[] = {chunk(12), chunk(8)};
+	const ua::backend_stats before = b.stats();
+	std::uintptr_t a = 0;
+	b.injector().arm(1, ua::fault_bit(ua::fault_op::alias_map));
+	CHECK(b.map_alias_runs(runs, 2, prot::rx, &a) == -ENOMEM);
+	CHECK(b.injector().fired());
+	check_same_counters(b.stats(), before);
+	b.injector().disarm();
+	REQUIRE(b.map_alias_runs(runs, 2, prot::rx, &a) == 0);
+	CHECK(b.alias_pfn(a + ua::chunk_size) == chunk(8).pfn);
+	REQUIRE(b.unmap_alias(a, 2 * ua::chunk_size) == 0);
+}
+TEST_CASE_TEMPLATE_APPLY(alias_runs_fault, backends);

@@ -42,7 +42,6 @@
 
 #include <unmapped_alloc/phys.h>
 #include <unmapped_alloc/sim.h>
-#include <unmapped_alloc/sim.h>
 
 namespace ua {
 
@@ -51,7 +50,7 @@ enum class fault_op : unsigned {
 	dm_change,      /* set_direct_map_invalid/default/ro */
 	flush,          /* flush_tlb */
 	collapse,       /* collapse */
-	alias_map,      /* map_alias */
+	alias_map,      /* map_alias, map_alias_runs */
 	alias_protect,  /* protect_alias */
 	alias_unmap,    /* unmap_alias */
 	alias_secure,   /* secure_alias */
@@ -150,6 +149,10 @@ public:
 	dm_state direct_map_state(pfn_t pfn) const noexcept { return inner_.direct_map_state(pfn); }
 
 	int map_alias(frame_range r, prot p, std::uintptr_t *a) noexcept { return fail(fault_op::alias_map) ? inj_.err() : inner_.map_alias(r, p, a); }
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *a) noexcept
+	{
+		return fail(fault_op::alias_map) ? inj_.err() : inner_.map_alias_runs(runs, n, p, a);
+	}
 	int protect_alias(std::uintptr_t a, std::size_t n, prot p) noexcept
 	{
 		return fail(fault_op::alias_protect) ? inj_.err() : inner_.protect_alias(a, n, p);
@@ -169,6 +172,7 @@ public:
 
 	/* The alias queries both backends offer, passed through for tests. */
 	std::optional<frame_range> alias_frames(std::uintptr_t a) const noexcept { return inner_.alias_frames(a); }
+	std::optional<pfn_t> alias_pfn(std::uintptr_t a) const noexcept { return inner_.alias_pfn(a); }
 	std::optional<prot> alias_prot(std::uintptr_t a) const noexcept { return inner_.alias_prot(a); }
 	bool alias_secured(std::uintptr_t a) const noexcept { return inner_.alias_secured(a); }
 

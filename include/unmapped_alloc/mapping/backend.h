@@ -16,8 +16,13 @@
  *   flush_tlb(r)               flush_tlb_kernel_range()
  *   collapse(r)                collapse_large_pages() / MADV_COLLAPSE
  *   map_alias(r, p)            vmap()/execmem's module-area mapping
+ *   map_alias_runs(runs, n, p) vmap() of scattered pages / __vmalloc_node_range()
+ *                              (vmap_pages_range()): one alias of n runs of
+ *                              frames, mapped one after the other in order
  *   protect_alias(a, n, p)     set_memory_rox()/set_memory_nx() on the alias
  *   unmap_alias(a, n)          vunmap()
+ *   alias_frames(a)            the run of frames behind address a of an alias
+ *   alias_pfn(a)               the frame behind address a (vmalloc_to_page())
  *   secure_alias(a, n)         memfd_secret()'s guarantees for an alias: locked
  *                              in memory, not in core dumps, not inherited by
  *                              fork; undone by unmap_alias()
@@ -51,6 +56,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "types.h"
 
@@ -66,13 +72,41 @@ concept direct_map_ops = requires(B &b, frame_range r) {
 	{ b.direct_map_state(pfn_t{}) } -> std::same_as<dm_state>;
 };
 
+/*
+ * Aliases. An alias is one virtual range mapping one or more runs of frames
+ * in order; a, n below name a whole alias (its start and its size in bytes),
+ * anything else is -EINVAL.
+ *   map_alias(r, p, &a)             maps r at a new page-aligned address,
+ *                                   2 MiB aligned when r is a whole number
+ *                                   of chunks;
+ *   map_alias_runs(runs, n, p, &a)  maps runs[0], runs[1], ... runs[n-1]
+ *                                   one after the other at a new address,
+ *                                   2 MiB aligned when every run is a whole
+ *                                   number of chunks (n >= 1; every run
+ *                                   non-empty and inside the machine; the
+ *                                   same frame may appear in two runs).
+ *                                   All or nothing: on failure no run is
+ *                                   mapped. map_alias(r) is
+ *                                   map_alias_runs(&r, 1).
+ * Queries (never fail, never counted) for any address a inside a live alias:
+ *   alias_frames(a)   the run holding a (for a one-run alias, all its frames)
+ *   alias_pfn(a)      the frame behind a
+ *   alias_prot(a)     the alias's protection
+ *   alias_secured(a)  whether secure_alias() was applied to it
+ * and std::nullopt / false for an address in no alias.
+ */
 template <class B>
-concept alias_ops = requires(B &b, frame_range r, prot p, std::uintptr_t a, std::size_t n) {
-	/* Maps r at a new chunk-aligned (2 MiB aligned when r is a whole number of chunks) address. */
+concept alias_ops = requires(B &b, const B &cb, frame_range r, const frame_range *runs, prot p, std::uintptr_t a,
+			     std::size_t n) {
 	{ b.map_alias(r, p, &a) } -> std::same_as<int>;
+	{ b.map_alias_runs(runs, n, p, &a) } -> std::same_as<int>;
 	{ b.protect_alias(a, n, p) } -> std::same_as<int>;
 	{ b.unmap_alias(a, n) } -> std::same_as<int>;
 	{ b.secure_alias(a, n) } -> std::same_as<int>;
+	{ cb.alias_frames(a) } -> std::same_as<std::optional<frame_range>>;
+	{ cb.alias_pfn(a) } -> std::same_as<std::optional<pfn_t>>;
+	{ cb.alias_prot(a) } -> std::same_as<std::optional<prot>>;
+	{ cb.alias_secured(a) } -> std::same_as<bool>;
 };
 
 template <class B>

@@ -23,6 +23,10 @@
  *                      this backend may have split (below).
  *   map_alias          another MAP_SHARED mmap of the same file pages, so a
  *                      writable and an executable alias share physical pages.
+ *   map_alias_runs     one PROT_NONE reservation, each run's file offset
+ *                      mapped into it with MAP_FIXED, in order (vmap() of
+ *                      scattered pages); on failure the reservation, and with
+ *                      it every run already placed, is unmapped.
  *   write/fill_frames  pwrite(2) on the memfd: the text_poke_copy()
  *                      equivalent, the bytes never pass through an executable
  *                      (or any) mapping, so no address is ever W and X.
@@ -146,6 +150,7 @@ public:
 
 	/* ---- aliases ---- */
 	int map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept;
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept;
 	int protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept;
 	int unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
 	/* Secret hardening of a whole alias: mlock, MADV_DONTDUMP, MADV_DONTFORK. */
@@ -169,11 +174,19 @@ public:
 	}
 	/* True when the 2 MiB page holding pfn may be split (collapse() would act on it). */
 	bool may_be_split(pfn_t pfn) const noexcept { return pfn < nr_pages_ && maybe_split_[pfn / pages_per_chunk]; }
-	/* Frames behind the alias containing addr, if addr is inside one. */
+	/* The run of frames behind addr of an alias (all its frames for a one-run alias), if addr is inside one. */
 	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept
 	{
-		const alias *a = find_alias(addr);
-		return a ? std::optional<frame_range>(a->frames) : std::nullopt;
+		std::uint64_t page = 0;
+		const frame_range *r = alias_run_at(addr, &page);
+		return r ? std::optional<frame_range>(*r) : std::nullopt;
+	}
+	/* The frame behind addr, if addr is inside an alias. */
+	std::optional<pfn_t> alias_pfn(std::uintptr_t addr) const noexcept
+	{
+		std::uint64_t page = 0;
+		const frame_range *r = alias_run_at(addr, &page);
+		return r ? std::optional<pfn_t>(r->pfn + page) : std::nullopt;
 	}
 
 	/* ---- memory ---- */
@@ -186,9 +199,11 @@ public:
 private:
 	struct alias {
 		std::size_t bytes;
-		frame_range frames;
+		frame_range frames;                  /* the first run (the only one of map_alias()) */
 		prot p;
 		bool secured = false;
+		std::unique_ptr<frame_range[]> more; /* runs 1 .. nr_runs - 1 of map_alias_runs(), or null */
+		std::size_t nr_runs = 1;
 	};
 
 	const alias *find_alias(std::uintptr_t addr) const noexcept
@@ -198,6 +213,26 @@ private:
 			return nullptr;
 		--it;
 		return addr - it->first < it->second.bytes ? &it->second : nullptr;
+	}
+	/* The run behind addr and addr's page inside it, or nullptr. */
+	const frame_range *alias_run_at(std::uintptr_t addr, std::uint64_t *page) const noexcept
+	{
+		auto it = aliases_.upper_bound(addr);
+		if (it == aliases_.begin())
+			return nullptr;
+		--it;
+		if (addr - it->first >= it->second.bytes)
+			return nullptr;
+		std::uint64_t off = (addr - it->first) >> page_shift;
+		for (std::size_t i = 0; i < it->second.nr_runs; i++) {
+			const frame_range &r = i == 0 ? it->second.frames : it->second.more[i - 1];
+			if (off < r.nr_pages) {
+				*page = off;
+				return &r;
+			}
+			off -= r.nr_pages;
+		}
+		return nullptr;
 	}
 	static constexpr bool valid_prot(prot p) noexcept
 	{
@@ -489,9 +524,65 @@ inline int linux_backend::map_alias(frame_range r, prot p, std::uintptr_t *addr)
 	if (!a)
 		return err;
 	try {
-		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p});
+		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p, false, nullptr, 1});
 	} catch (const std::bad_alloc &) {
 		::munmap(a, r.bytes());
+		return -ENOMEM;
+	}
+	*addr = reinterpret_cast<std::uintptr_t>(a);
+	return 0;
+}
+
+/*
+ * vmap() of scattered pages: reserve the whole alias as one PROT_NONE range
+ * (2 MiB aligned, as map_aligned() does), then MAP_FIXED each run's file
+ * offset into its place. A failure unmaps the reservation, which removes
+ * the runs already placed with it: nothing is left behind.
+ */
+inline int linux_backend::map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept
+{
+	if (!runs || n == 0 || !valid_prot(p) || !addr)
+		return -EINVAL;
+	constexpr std::uint64_t max_pages = std::uint64_t(1) << (62 - page_shift); /* bytes below fit in any size_t of 64 bits */
+	std::uint64_t pages = 0;
+	for (std::size_t i = 0; i < n; i++) {
+		if (!valid(runs[i]) || runs[i].nr_pages > max_pages - pages)
+			return -EINVAL;
+		pages += runs[i].nr_pages;
+	}
+	const std::size_t bytes = std::size_t(pages << page_shift);
+	std::unique_ptr<frame_range[]> more;
+	if (n > 1) {
+		more.reset(new (std::nothrow) frame_range[n - 1]);
+		if (!more)
+			return -ENOMEM;
+		std::copy(runs + 1, runs + n, more.get());
+	}
+	void *res = ::mmap(nullptr, bytes + pmd_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return -errno;
+	auto *base = static_cast<std::byte *>(res);
+	auto *a = reinterpret_cast<std::byte *>(align_up(reinterpret_cast<std::uintptr_t>(base), pmd_size));
+	if (a != base)
+		::munmap(base, std::size_t(a - base));
+	if (std::size_t tail = std::size_t(base + bytes + pmd_size - (a + bytes)))
+		::munmap(a + bytes, tail);
+	std::size_t off = 0;
+	for (std::size_t i = 0; i < n; i++) {
+		if (::mmap(a + off, runs[i].bytes(), mmap_prot(p), MAP_SHARED | MAP_FIXED, fd_,
+			   off_t(runs[i].pfn << page_shift)) == MAP_FAILED) {
+			int err = -errno;
+			::munmap(a, bytes);
+			return err;
+		}
+		off += runs[i].bytes();
+	}
+	::madvise(a, bytes, MADV_HUGEPAGE); /* advisory, as for map_alias() */
+	try {
+		alias al{bytes, runs[0], p, false, std::move(more), n};
+		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), std::move(al));
+	} catch (const std::bad_alloc &) {
+		::munmap(a, bytes);
 		return -ENOMEM;
 	}
 	*addr = reinterpret_cast<std::uintptr_t>(a);

@@ -106,6 +106,24 @@ public:
 		return area_.map(r, p, addr);
 	}
 
+	/*
+	 * vmap() of scattered pages / __vmalloc_node_range(): one alias of
+	 * runs[0..n) mapped in order; 2 MiB aligned when every run is whole
+	 * chunks. Every run must be non-empty and inside the machine.
+	 */
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept
+	{
+		if (runs == nullptr || n == 0 || !valid_prot(p) || addr == nullptr)
+			return -EINVAL;
+		std::uint64_t pages = 0;
+		for (std::size_t i = 0; i < n; i++) {
+			if (!pt_.contains(runs[i]) || runs[i].nr_pages > max_alias_pages - pages)
+				return -EINVAL;
+			pages += runs[i].nr_pages;
+		}
+		return area_.map_runs(runs, n, p, addr);
+	}
+
 	/* set_memory_rox()/set_memory_nx() on a whole alias; n in bytes. */
 	int protect_alias(std::uintptr_t a, std::size_t n, prot p) noexcept
 	{
@@ -158,12 +176,29 @@ public:
 		return std::nullopt;
 	}
 
-	/* Frames behind the alias containing a, if any. */
+	/* The run of frames behind address a of a live alias (all its frames for a single-run alias), if any. */
 	std::optional<frame_range> alias_frames(std::uintptr_t a) const noexcept
 	{
-		if (const sim_module_area::alias *al = area_.find(a))
-			return al->frames;
+		std::uint64_t page = 0;
+		if (const frame_range *r = run_at(a, &page))
+			return *r;
 		return std::nullopt;
+	}
+
+	/* The frame behind address a of a live alias, if any. */
+	std::optional<pfn_t> alias_pfn(std::uintptr_t a) const noexcept
+	{
+		std::uint64_t page = 0;
+		if (const frame_range *r = run_at(a, &page))
+			return r->pfn + page;
+		return std::nullopt;
+	}
+
+	/* Number of frame runs of the alias containing a (0 when a is in none). */
+	std::size_t alias_nr_runs(std::uintptr_t a) const noexcept
+	{
+		const sim_module_area::alias *al = area_.find(a);
+		return al ? al->nr_runs : 0;
 	}
 
 	const sim_module_area &module_area() const noexcept { return area_; }
@@ -233,6 +268,15 @@ public:
 	}
 
 private:
+	/* An alias is at most this many pages, so its size in bytes cannot overflow. */
+	static constexpr std::uint64_t max_alias_pages = std::uint64_t{1} << (63 - page_shift);
+
+	const frame_range *run_at(std::uintptr_t a, std::uint64_t *page) const noexcept
+	{
+		auto [start, al] = area_.find_with_start(a);
+		return al ? al->run_at(a - start, page) : nullptr;
+	}
+
 	static constexpr bool valid_prot(prot p) noexcept
 	{
 		return unsigned(p) <= unsigned(prot::read | prot::write | prot::exec) && !is_wx(p);

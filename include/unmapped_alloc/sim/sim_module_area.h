@@ -17,21 +17,27 @@
  * is 2 MiB aligned (a PMD-mappable alias, as execmem asks for with
  * VM_ALLOW_HUGE_VMAP); any other alias is page aligned.
  *
- * Every live alias is recorded (address -> frames, size, protection), so an
- * operation on an address that is not exactly one live alias is refused with
- * -EINVAL, as vunmap() of a bad address is a bug the kernel warns about.
+ * Every live alias is recorded (address -> frame runs, size, protection), so
+ * an operation on an address that is not exactly one live alias is refused
+ * with -EINVAL, as vunmap() of a bad address is a bug the kernel warns about.
+ * An alias maps one or more runs of frames in order, as vmap() maps an array
+ * of scattered pages at one virtual range (vmap_pages_range()); the runs of
+ * an alias of more than one are kept in an array allocated with nothrow new.
  *
  * No exceptions escape: the std::map insertions that can throw are done
  * first, caught, and turned into -ENOMEM before anything is changed.
  */
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "../config.h"
 #include "../mapping.h"
@@ -43,11 +49,30 @@ public:
 	static constexpr std::uintptr_t default_base = 0x0000600000000000;
 	static constexpr std::size_t default_size = std::size_t{1} << 40;  /* 1 TiB of address space */
 
-	/* What is known about one alias. */
+	/* What is known about one alias: its runs of frames, in address order. */
 	struct alias {
 		std::size_t bytes = 0;
-		frame_range frames;
+		frame_range frames;                  /* the first run (the only one of a single-run alias) */
+		std::unique_ptr<frame_range[]> more; /* runs 1 .. nr_runs - 1, or null */
+		std::size_t nr_runs = 1;
 		prot p = prot::none;
+
+		const frame_range &run(std::size_t i) const noexcept { return i == 0 ? frames : more[i - 1]; }
+
+		/* The run holding byte offset off of the alias, and the offset's page inside that run. */
+		const frame_range *run_at(std::size_t off, std::uint64_t *page_in_run) const noexcept
+		{
+			std::uint64_t page = off >> page_shift;
+			for (std::size_t i = 0; i < nr_runs; i++) {
+				const frame_range &r = run(i);
+				if (page < r.nr_pages) {
+					*page_in_run = page;
+					return &r;
+				}
+				page -= r.nr_pages;
+			}
+			return nullptr;
+		}
 	};
 
 	explicit sim_module_area(std::uintptr_t base = default_base, std::size_t size = default_size)
@@ -66,15 +91,37 @@ public:
 	 * Arguments are checked by the caller. -ENOMEM when no free range fits
 	 * or the bookkeeping cannot allocate; nothing changes then.
 	 */
-	int map(frame_range r, prot p, std::uintptr_t *addr) noexcept
+	int map(frame_range r, prot p, std::uintptr_t *addr) noexcept { return map_runs(&r, 1, p, addr); }
+
+	/*
+	 * Record an alias of runs[0..n) (n >= 1, each run non-empty and inside
+	 * the machine, the total not overflowing: checked by the caller), mapped
+	 * one after the other from *addr. 2 MiB aligned when every run is a
+	 * whole number of chunks. -ENOMEM as map().
+	 */
+	int map_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept
 	{
-		const std::size_t bytes = r.bytes();
-		const std::size_t align = r.nr_pages % pages_per_chunk == 0 ? chunk_size : page_size;
+		alias al;
+		al.frames = runs[0];
+		al.nr_runs = n;
+		al.p = p;
+		bool whole_chunks = true;
+		for (std::size_t i = 0; i < n; i++) {
+			al.bytes += runs[i].bytes();
+			whole_chunks = whole_chunks && runs[i].nr_pages % pages_per_chunk == 0;
+		}
+		if (n > 1) {
+			al.more.reset(new (std::nothrow) frame_range[n - 1]);
+			if (!al.more)
+				return -ENOMEM;
+			std::copy(runs + 1, runs + n, al.more.get());
+		}
+		const std::size_t align = whole_chunks ? chunk_size : page_size;
 		for (auto it = free_.begin(); it != free_.end(); ++it) {
 			const std::uintptr_t start = align_up(it->first, align);
-			if (start < it->first || start > it->second || it->second - start < bytes)
+			if (start < it->first || start > it->second || it->second - start < al.bytes)
 				continue;
-			return carve(it, start, bytes, alias{bytes, r, p}, addr);
+			return carve(it, start, std::move(al), addr);
 		}
 		return -ENOMEM;
 	}
@@ -110,6 +157,18 @@ public:
 			return nullptr;
 		--it;
 		return a - it->first < it->second.bytes ? &it->second : nullptr;
+	}
+
+	/* The alias containing address a and its start address, or {0, nullptr}. */
+	std::pair<std::uintptr_t, const alias *> find_with_start(std::uintptr_t a) const noexcept
+	{
+		auto it = aliases_.upper_bound(a);
+		if (it == aliases_.begin())
+			return {0, nullptr};
+		--it;
+		if (a - it->first >= it->second.bytes)
+			return {0, nullptr};
+		return {it->first, &it->second};
 	}
 
 	/* True when an alias starts exactly at a and is n bytes long. */
@@ -154,15 +213,15 @@ public:
 
 private:
 	/* Take [start, start + bytes) out of free range *it and record the alias. */
-	int carve(std::map<std::uintptr_t, std::uintptr_t>::iterator it, std::uintptr_t start, std::size_t bytes,
-		  const alias &al, std::uintptr_t *addr) noexcept
+	int carve(std::map<std::uintptr_t, std::uintptr_t>::iterator it, std::uintptr_t start, alias &&al,
+		  std::uintptr_t *addr) noexcept
 	{
-		const std::uintptr_t end = start + bytes, free_start = it->first, free_end = it->second;
+		const std::uintptr_t end = start + al.bytes, free_start = it->first, free_end = it->second;
 		std::map<std::uintptr_t, std::uintptr_t>::iterator tail = free_.end();
 		try {
 			if (end < free_end)
 				tail = free_.emplace(end, free_end).first;
-			aliases_.emplace(start, al);
+			aliases_.emplace(start, std::move(al));
 		} catch (const std::bad_alloc &) {
 			if (tail != free_.end())
 				free_.erase(tail);
