@@ -26,13 +26,7 @@
  * are global, so they include whatever else the machine did meanwhile (the
  * report says so; other engineers build on these machines).
  *
- * Secret ops are grouped into files: a run of consecutive allocs whose
- * frees are consecutive too, in the same order (one user of
- * workload/secretmem_churn.h, or a whole secretmem-fill), is one
- * memfd_secret file of that many pages, sized when its first page faults
- * and released at its last free (secretmem can free a page only by
- * releasing its file). Between those frees nothing else happens, so the
- * kernel sees the sequence op for op.
+ * Secret ops are grouped into memfd_secret files by live/secret_plan.h.
  */
 #pragma once
 
@@ -51,63 +45,16 @@
 #include <vector>
 
 #include "live/ageing.h"
+#include "live/availability.h"
 #include "live/bpf_prog.h"
 #include "live/page_trace.h"
 #include "live/proc_counters.h"
 #include "live/secret_file.h"
+#include "live/secret_plan.h"
 #include "live/stop.h"
 #include "workload/workload.h"
 
 namespace ua::live {
-
-enum class live_kind { bpf, secret };
-
-inline const char *design_of(live_kind k) { return k == live_kind::bpf ? "bpf_prog_pack" : "secretmem"; }
-/* The project's simulated peer that models the kernel's design (bench/peers/). */
-inline const char *model_of(live_kind k) { return k == live_kind::bpf ? "bpf-prog-pack" : "naive"; }
-
-/*
- * UA_LIVE_FORCE_ABSENT=root,bpf,memfd_secret,counters (any subset) makes
- * availability report that piece missing, so every skip path can be tested
- * on a machine that has them all.
- */
-inline bool forced_absent(const char *what)
-{
-	const char *v = std::getenv("UA_LIVE_FORCE_ABSENT");
-	if (!v)
-		return false;
-	std::string s = std::string(",") + v + ",";
-	return s.find(std::string(",") + what + ",") != std::string::npos;
-}
-
-/* "" when a live run of kind k can run here, else the one-line reason. */
-inline std::string live_availability(live_kind k)
-{
-	if (geteuid() != 0 || forced_absent("root"))
-		return "not root: live runs load BPF programs and lock secret memory as root";
-	if (forced_absent("counters"))
-		return "kernel counters missing (forced by UA_LIVE_FORCE_ABSENT)";
-	if (auto c = read_counters(); !c)
-		return "kernel counters missing: " + c.error;
-	if (k == live_kind::bpf) {
-		if (forced_absent("bpf"))
-			return "BPF unavailable (forced by UA_LIVE_FORCE_ABSENT)";
-		program_maker m;
-		if (int e = m.calibrate(); e != 0)
-			return std::string("BPF programs cannot be loaded and JIT-compiled: ") + std::strerror(-e);
-		if (auto p = read_packs(); !p)
-			return "bpf_prog_pack areas cannot be read: " + p.error;
-	} else {
-		if (forced_absent("memfd_secret"))
-			return "memfd_secret unavailable (forced by UA_LIVE_FORCE_ABSENT)";
-		int fd = sys_memfd_secret(0);
-		if (fd < 0)
-			return std::string("memfd_secret unavailable: ") + std::strerror(errno) +
-			       (errno == ENOSYS ? " (secretmem.enable=0 or no CONFIG_SECRETMEM)" : "");
-		::close(fd);
-	}
-	return {};
-}
 
 struct live_config {
 	bool aged = false;
@@ -123,17 +70,6 @@ struct kernel_sample {
 	std::size_t op = 0;
 	kernel_counters c;
 	std::uint64_t packs = 0;        /* BPF: packs listed; secrets: files open */
-};
-
-/* One new pack seen in the trace: the load that created it and the frames refilled during it. */
-struct pack_composition {
-	std::size_t load = 0;                 /* op index of the load */
-	std::uint64_t packs_after = 0;
-	std::int64_t l2_splits = 0, l3_splits = 0; /* during that load */
-	std::uint64_t order0_refills = 0;     /* order-0 unmovable pages moved buddy -> per-CPU list */
-	frame_spread refill_spread;           /* their 2 MiB and 1 GiB regions */
-	std::map<unsigned, std::uint64_t> page_alloc_orders;  /* mm_page_alloc events by order */
-	std::uint64_t vmalloc_order0_allocs = 0; /* mm_page_alloc order 0 with vmalloc's flags (GFP_KERNEL|__GFP_HIGHMEM|__GFP_NOWARN) */
 };
 
 struct live_result {
@@ -172,55 +108,6 @@ inline std::int64_t delta(std::uint64_t a, std::uint64_t b) { return std::int64_
 
 namespace detail {
 
-/* Secret ops grouped into files (see the header comment). */
-struct secret_plan {
-	std::vector<std::size_t> group_of_op;   /* per op: its group (allocs and frees) */
-	std::vector<std::size_t> pages;         /* per group */
-	std::vector<std::size_t> release_at;    /* per group: the op that releases it (npos: never) */
-	std::vector<std::size_t> index_of_op;   /* per alloc op: its page in the file */
-};
-
-inline secret_plan plan_secret_files(const std::vector<workload::op> &ops)
-{
-	constexpr std::size_t npos = std::size_t(-1);
-	std::unordered_map<std::uint64_t, std::size_t> free_at, alloc_at;
-	for (std::size_t i = 0; i < ops.size(); i++)
-		if (ops[i].k == workload::op::free)
-			free_at[ops[i].id] = i;
-	auto freed = [&](std::uint64_t id) {
-		auto it = free_at.find(id);
-		return it == free_at.end() ? npos : it->second;
-	};
-	secret_plan p;
-	p.group_of_op.assign(ops.size(), npos);
-	p.index_of_op.assign(ops.size(), 0);
-	std::unordered_map<std::uint64_t, std::size_t> group_of_id;
-	for (std::size_t i = 0; i < ops.size(); i++) {
-		const auto &o = ops[i];
-		if (o.k == workload::op::alloc) {
-			bool join = false;
-			if (i > 0 && ops[i - 1].k == workload::op::alloc && !p.pages.empty()) {
-				const std::size_t f0 = freed(ops[i - 1].id), f1 = freed(o.id);
-				join = (f0 == npos && f1 == npos) || (f0 != npos && f1 == f0 + 1);
-			}
-			if (!join) {
-				p.pages.push_back(0);
-				p.release_at.push_back(npos);
-			}
-			const std::size_t g = p.pages.size() - 1;
-			p.group_of_op[i] = g;
-			p.index_of_op[i] = p.pages[g]++;
-			group_of_id[o.id] = g;
-			const std::size_t f = freed(o.id);
-			if (f != npos && (p.release_at[g] == npos || f > p.release_at[g]))
-				p.release_at[g] = f;
-		} else if (auto it = group_of_id.find(o.id); it != group_of_id.end()) {
-			p.group_of_op[i] = it->second;
-		}
-	}
-	return p;
-}
-
 inline std::uint64_t floor_kb(const live_config &c) { return std::uint64_t(c.floor_gib * 1024 * 1024); }
 
 /* Raises RLIMIT_NOFILE to its hard limit for the run; restores it after. */
@@ -246,29 +133,6 @@ private:
 	rlimit old_{};
 	bool have_ = false;
 };
-
-inline bool vmalloc_flags(const std::string &gfp) { return gfp == "GFP_KERNEL|__GFP_HIGHMEM|__GFP_NOWARN"; }
-
-inline pack_composition compose(const trace_section &s)
-{
-	pack_composition pc;
-	std::vector<std::uint64_t> pfns;
-	for (const auto &e : s.events) {
-		if (e.zone_locked) {
-			if (e.order == 0 && e.migratetype == 0 && e.percpu_refill)
-				pfns.push_back(e.pfn);
-		} else {
-			pc.page_alloc_orders[e.order]++;
-			if (e.order == 0 && vmalloc_flags(e.gfp)) {
-				pc.vmalloc_order0_allocs++;
-				pfns.push_back(e.pfn);
-			}
-		}
-	}
-	pc.order0_refills = pfns.size();
-	pc.refill_spread = spread_of(pfns);
-	return pc;
-}
 
 }  // namespace detail
 
@@ -443,7 +307,7 @@ inline live_result run_live(const workload::workload &w, live_kind k, const live
 					for (auto &s : secs.value)
 						for (auto &ev : s.events)
 							all.events.push_back(std::move(ev));
-					pack_composition pc = detail::compose(all);
+					pack_composition pc = compose(all);
 					if (pc.order0_refills < bpf_prog_pack_pages / 2)
 						break;
 					auto pk = read_packs();

@@ -41,6 +41,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -154,6 +155,41 @@ inline frame_spread spread_of(const std::vector<std::uint64_t> &pfns)
 		r1.insert(p >> 18);
 	}
 	return {pfns.size(), r2.size(), r1.size()};
+}
+
+/* One new pack seen in the trace: the load that created it and the frames refilled during it. */
+struct pack_composition {
+	std::size_t load = 0;                 /* op index of the load */
+	std::uint64_t packs_after = 0;
+	std::int64_t l2_splits = 0, l3_splits = 0; /* during that load */
+	std::uint64_t order0_refills = 0;     /* order-0 unmovable pages moved buddy -> per-CPU list */
+	frame_spread refill_spread;           /* their 2 MiB and 1 GiB regions */
+	std::map<unsigned, std::uint64_t> page_alloc_orders;  /* mm_page_alloc events by order */
+	std::uint64_t vmalloc_order0_allocs = 0; /* mm_page_alloc order 0 with vmalloc's flags (GFP_KERNEL|__GFP_HIGHMEM|__GFP_NOWARN) */
+};
+
+/* vmalloc's gfp flags as mm_page_alloc prints them (__vmalloc_area_node() adds __GFP_HIGHMEM). */
+inline bool vmalloc_flags(const std::string &gfp) { return gfp == "GFP_KERNEL|__GFP_HIGHMEM|__GFP_NOWARN"; }
+
+inline pack_composition compose(const trace_section &s)
+{
+	pack_composition pc;
+	std::vector<std::uint64_t> pfns;
+	for (const auto &e : s.events) {
+		if (e.zone_locked) {
+			if (e.order == 0 && e.migratetype == 0 && e.percpu_refill)
+				pfns.push_back(e.pfn);
+		} else {
+			pc.page_alloc_orders[e.order]++;
+			if (e.order == 0 && vmalloc_flags(e.gfp)) {
+				pc.vmalloc_order0_allocs++;
+				pfns.push_back(e.pfn);
+			}
+		}
+	}
+	pc.order0_refills = pfns.size();
+	pc.refill_spread = spread_of(pfns);
+	return pc;
 }
 
 class trace_session {
