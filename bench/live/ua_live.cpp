@@ -244,7 +244,12 @@ int main(int argc, char **argv)
 	}
 
 	live::signal_guard signals; /* between runs too: a Ctrl-C ends the program after the run in progress */
-	std::string json = "[\n", table = live::table_header();
+	std::string json = "[\n";
+	std::string table =
+		"Live runs on the running kernel: its own bpf_prog_pack (BPF text) and secretmem (secrets), as it ships "
+		"them, not the project's designs. Figures are deltas of its global counters; the direct map stays split "
+		"until reboot, so each run starts where the last one left it (state at start in the last column).\n\n" +
+		live::table_header();
 	std::size_t n_runs = 0;
 	for (const auto &state : states) {
 		for (const auto &c : cases) {
