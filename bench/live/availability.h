@@ -72,4 +72,20 @@ inline std::string live_availability(live_kind k)
 	return {};
 }
 
+/*
+ * "" when the running kernel has the design a workload kind needs, else
+ * why not: guest memory without a direct map (vm-host, the unmerged
+ * GUEST_MEMFD_FLAG_NO_DIRECT_MAP) and module text (no loadable modules
+ * here, and no way to give a module a size) cannot be run live.
+ */
+inline std::string kernel_lacks(const std::string &workload_kind)
+{
+	if (workload_kind == "vm-host" || workload_kind == "vm-host-2m")
+		return "the running kernel has no guest_memfd without a direct map (GUEST_MEMFD_FLAG_NO_DIRECT_MAP is "
+		       "unmerged)";
+	if (workload_kind == "modules" || workload_kind == "uptime")
+		return "no loadable modules on this kernel, and module text cannot be given a size from user space";
+	return {};
+}
+
 }  // namespace ua::live

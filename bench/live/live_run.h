@@ -153,6 +153,13 @@ inline live_result run_live(const workload::workload &w, live_kind k, const live
 		r.skipped = why;
 		return r;
 	}
+	if (k == live_kind::secret)
+		for (const auto &o : w.ops)
+			if (o.k == workload::op::alloc && (o.size > page_size || o.align > page_size)) {
+				r.skipped = "secretmem faults one page at a time: this workload has " + std::to_string(o.size) +
+					    "-byte secret allocations";
+				return r;
+			}
 	signal_guard signals;
 	detail::nofile_guard nofile;
 	auto st = read_state();

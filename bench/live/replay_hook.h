@@ -53,8 +53,8 @@ inline std::string key_of(const replay::run_result &r) { return r.machine + "\x1
 
 inline bool runs_live(const std::string &alloc, const replay::workload_case &wc)
 {
-	if (wc.mem == replay::memory_kind::module_text)
-		return alloc == "naive";
+	if (wc.mem == replay::memory_kind::module_text || !kernel_lacks(wc.kind).empty())
+		return alloc == "naive"; /* once, to report the skip */
 	return alloc == (wc.mem == replay::memory_kind::secret ? "naive" : "bpf-prog-pack");
 }
 
@@ -65,8 +65,10 @@ inline replay::run_result run_case(const replay::machine_setup &ms, const replay
 	const live_kind k = wc.mem == replay::memory_kind::secret ? live_kind::secret : live_kind::bpf;
 	live_result lr;
 	lr.kind = k;
-	if (wc.mem == replay::memory_kind::module_text) {
-		lr.skipped = "no loadable modules on this kernel, and module text cannot be given a size from user space";
+	if (std::string why = kernel_lacks(wc.kind); !why.empty()) {
+		lr.skipped = why;
+	} else if (wc.mem == replay::memory_kind::module_text) {
+		lr.skipped = kernel_lacks("modules");
 	} else if (!runs_live(alloc, wc)) {
 		lr.skipped = "the running kernel has no " + alloc + ": live runs are its own designs (bpf_prog_pack, secretmem)";
 	} else {
@@ -83,6 +85,8 @@ inline replay::run_result run_case(const replay::machine_setup &ms, const replay
 	replay::run_result r = to_run_result(lr, wc.w, wc.name, wc.kind);
 	if (wc.mem == replay::memory_kind::module_text)
 		r.allocator = "execmem"; /* this kernel's design for module text, which is not run live */
+	else if (!kernel_lacks(wc.kind).empty())
+		r.allocator = "none";    /* no design of this kernel serves it */
 	if (!lr.ran) {
 		r.aged = ms.aged;
 		r.machine = ms.aged ? "kernel-aged" : "kernel-fresh";

@@ -116,8 +116,9 @@ std::string load_live_case(const std::string &spec, std::size_t ops, live_case &
 		return wc.error;
 	c.name = wc.value.name;
 	c.w = std::move(wc.value.w);
-	if (wc.value.mem == replay::memory_kind::module_text)
-		c.skip = "no loadable modules on this kernel, and module text cannot be given a size from user space";
+	c.skip = live::kernel_lacks(ws.kind);
+	if (c.skip.empty() && wc.value.mem == replay::memory_kind::module_text)
+		c.skip = live::kernel_lacks("modules");
 	c.lk = wc.value.mem == replay::memory_kind::secret ? live::live_kind::secret : live::live_kind::bpf;
 	if (ws.kind == "bpftool") {
 		auto l = workload::read_bpftool(ws.arg);
@@ -266,7 +267,10 @@ int main(int argc, char **argv)
 			}
 			replay::run_result rr = live::to_run_result(lr, c.w, c.name, c.kind);
 			if (!c.skip.empty())
-				rr.allocator = "execmem"; /* this kernel's design for module text, which is not run live */
+				rr.allocator = c.kind == "vm-host" || c.kind == "vm-host-2m"
+						       ? "none"     /* no design of this kernel serves it */
+						       : "execmem"; /* this kernel's design for module text, not run live */
+
 			if (!lr.ran) {
 				rr.aged = rc.aged;
 				rr.machine = rc.aged ? "kernel-aged" : "kernel-fresh";

@@ -17,7 +17,11 @@
  *                            free blocks, fewer than a module listing needs
  *   --workload KIND[:ARG]    repeatable: bpf-churn[:SEED], modules:FILE,
  *                            bpftool:FILE, trace:FILE, secretmem[:SEED],
- *                            sockex1:N; default bpf-churn
+ *                            sockex1:N; the timed generators vm-host[:SEED],
+ *                            vm-host-2m[:SEED], bpf-fleet[:SEED],
+ *                            tracing-host[:SEED], uptime:FILE,
+ *                            colocation:FILE (FILE a module listing);
+ *                            default bpf-churn
  *   --allocator NAME         repeatable: unmapped, naive, gfp-unmapped,
  *                            bpf-prog-pack, execmem, jemalloc; default all
  *   --ops N                  length of the churn generators (bpf-churn,
@@ -89,6 +93,7 @@ inline constexpr const char *usage_text =
 	"                 [--json FILE] [--report DIR] [--reads N] [--samples N] [--quiet]\n"
 	"       ua-replay --default [--listings DIR] [--real-ops N] [--allocator NAME]... [--json FILE] [--report DIR]\n"
 	"workloads: bpf-churn[:SEED] modules:FILE bpftool:FILE trace:FILE secretmem[:SEED] sockex1:N\n"
+	"           vm-host[:SEED] vm-host-2m[:SEED] bpf-fleet[:SEED] tracing-host[:SEED] uptime:FILE colocation:FILE\n"
 	"allocators: unmapped naive gfp-unmapped bpf-prog-pack execmem jemalloc (default: all)\n";
 
 namespace detail {
@@ -121,7 +126,8 @@ inline std::string parse_workload_spec(const std::string &text, workload_spec &w
 	w.kind = text.substr(0, colon);
 	w.arg = colon == std::string::npos ? std::string{} : text.substr(colon + 1);
 	const bool has_arg = colon != std::string::npos;
-	if (w.kind == "bpf-churn" || w.kind == "secretmem") {
+	if (w.kind == "bpf-churn" || w.kind == "secretmem" || w.kind == "vm-host" || w.kind == "vm-host-2m" ||
+	    w.kind == "bpf-fleet" || w.kind == "tracing-host") {
 		w.number = 1;
 		if (has_arg && !parse_count(w.arg, w.number))
 			return "--workload " + text + ": the seed " + workload::detail::quote(w.arg) + " is not a number";
@@ -135,13 +141,15 @@ inline std::string parse_workload_spec(const std::string &text, workload_spec &w
 			       " is not a number between 1 and 10000000";
 		return {};
 	}
-	if (w.kind == "modules" || w.kind == "bpftool" || w.kind == "trace") {
+	if (w.kind == "modules" || w.kind == "bpftool" || w.kind == "trace" || w.kind == "uptime" ||
+	    w.kind == "colocation") {
 		if (!has_arg || w.arg.empty())
 			return "--workload " + text + ": " + w.kind + " needs a file, e.g. " + w.kind + ":FILE";
 		return {};
 	}
 	return "--workload " + text + ": unknown workload kind " + workload::detail::quote(w.kind) +
-	       " (expected bpf-churn, modules, bpftool, trace, secretmem or sockex1)";
+	       " (expected bpf-churn, modules, bpftool, trace, secretmem, sockex1, vm-host, vm-host-2m, bpf-fleet,"
+	       " tracing-host, uptime or colocation)";
 }
 
 }  // namespace detail

@@ -12,6 +12,17 @@
  *   trace:FILE        read_trace(FILE)                               bpf_text
  *   modules:FILE      generate_module_churn(read_modules(FILE))      module_text
  *   secretmem[:SEED]  generate_secretmem_churn(SEED)                 secret
+ *   vm-host[:SEED]    generate_vm_host(256 GiB, 4 KiB folios, SEED)  secret
+ *   vm-host-2m[:SEED] generate_vm_host(256 GiB, 2 MiB folios, SEED)  secret
+ *   bpf-fleet[:SEED]  generate_bpf_fleet(1000 endpoints, SEED)       bpf_text
+ *   tracing-host[:SEED] generate_tracing_host(SEED)                  bpf_text
+ *   uptime:FILE       generate_uptime(read_modules(FILE))            module_text
+ *   colocation:FILE   generate_colocation(read_modules(FILE))        secret
+ *
+ * The last six mix memory kinds (or, for vm-host, need a host of 256 GiB or
+ * more: --machine-gib): each op carries its own kind (op.h memory_kind), and
+ * the kind given here is only the whole workload's until the replay routes
+ * op by op. They are generated as streams and collected here.
  *
  * The replay frees what is still live itself (after measuring), so the
  * generators run without their own drain. `ops` (when non-zero) replaces the
@@ -67,6 +78,34 @@ inline workload::parse_result<workload_case> load_case(const workload_spec &s, s
 		c.w = workload::generate_secretmem_churn(p);
 		c.name = "secretmem:" + std::to_string(s.number);
 		c.mem = memory_kind::secret;
+	} else if (s.kind == "vm-host" || s.kind == "vm-host-2m") {
+		auto p = s.kind == "vm-host" ? workload::vm_host_params::defaults() : workload::vm_host_params::huge_folios();
+		p.seed = s.number;
+		c.w = workload::generate_vm_host(p);
+		c.name = s.kind + ":" + std::to_string(s.number);
+		c.mem = memory_kind::secret;
+	} else if (s.kind == "bpf-fleet") {
+		workload::bpf_fleet_params p;
+		p.seed = s.number;
+		c.w = workload::generate_bpf_fleet(p);
+		c.name = "bpf-fleet:" + std::to_string(s.number);
+	} else if (s.kind == "tracing-host") {
+		workload::tracing_host_params p;
+		p.seed = s.number;
+		c.w = workload::generate_tracing_host(p);
+		c.name = "tracing-host:" + std::to_string(s.number);
+	} else if (s.kind == "uptime" || s.kind == "colocation") {
+		auto l = workload::read_modules(s.arg);
+		if (!l)
+			return R::failure(l.error);
+		if (s.kind == "uptime") {
+			c.w = workload::generate_uptime(l.value, {});
+			c.mem = memory_kind::module_text;
+		} else {
+			c.w = workload::generate_colocation(l.value, {});
+			c.mem = memory_kind::secret;
+		}
+		c.name = s.kind + ":" + file_stem(s.arg);
 	} else if (s.kind == "sockex1") {
 		workload::sockex1_params p;
 		p.instances = std::size_t(s.number);

@@ -81,7 +81,7 @@ struct bpf_churn_state {
 
 	std::uint64_t load(std::size_t size, const char *tag)
 	{
-		ops.push_back(op::make_alloc(next_id, size, bpf_churn_align, tag));
+		ops.push_back(op::make_alloc(next_id, size, bpf_churn_align, tag).of(memory_kind::bpf_text));
 		return next_id++;
 	}
 	void unload(std::uint64_t id) { ops.push_back(op::make_free(id)); }

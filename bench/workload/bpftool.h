@@ -260,7 +260,7 @@ inline workload bpf_listing_workload(const bpf_listing &l, bpf_alloc_model model
 		bool pack = model == bpf_alloc_model::pack;
 		std::size_t size = pack ? bpf_pack_alloc_size(p->jited) : bpf_page_alloc_size(p->jited);
 		std::size_t align = pack && size <= bpf_prog_pack_size ? bpf_prog_chunk_size : page_size;
-		w.ops.push_back(op::make_alloc(p->id, size, align, p->name.empty() ? p->type : p->name));
+		w.ops.push_back(op::make_alloc(p->id, size, align, p->name.empty() ? p->type : p->name).of(memory_kind::bpf_text));
 	}
 	return w;
 }

@@ -33,6 +33,8 @@
  * Holders are not tracked: a module may be unloaded while listed as used,
  * which only matters for realism, not for the allocator. Every region is an
  * allocation aligned to 4096; IDs are never reused; tags are `NAME.text` etc.
+ * Memory kinds (op.h): text and init module_text, rodata and ro_after_init
+ * ro, data data.
  * With unload_all, every module is unloaded at the end, newest first.
  */
 #pragma once
@@ -112,12 +114,14 @@ public:
 		module_layout l = split_module(m.size, init_percent_);
 		const std::size_t sizes[4] = {l.text, l.data, l.rodata, l.ro_after_init};
 		static constexpr const char *kinds[4] = {".text", ".data", ".rodata", ".ro_after_init"};
+		static constexpr memory_kind mems[4] = {memory_kind::module_text, memory_kind::data, memory_kind::ro,
+							memory_kind::ro};
 		loaded_module lm;
 		for (int i = 0; i < 4; i++)
 			if (sizes[i])
-				lm.ids[i] = alloc(sizes[i], m.name + kinds[i]);
+				lm.ids[i] = alloc(sizes[i], m.name + kinds[i], mems[i]);
 		if (l.init) {
-			std::uint64_t init = alloc(l.init, m.name + ".init");
+			std::uint64_t init = alloc(l.init, m.name + ".init", memory_kind::module_text);
 			ops_.push_back(op::make_free(init));
 		}
 		return lm;
@@ -130,9 +134,9 @@ public:
 	}
 
 private:
-	std::uint64_t alloc(std::size_t size, std::string tag)
+	std::uint64_t alloc(std::size_t size, std::string tag, memory_kind mem)
 	{
-		ops_.push_back(op::make_alloc(next_id_, size, page_size, std::move(tag)));
+		ops_.push_back(op::make_alloc(next_id_, size, page_size, std::move(tag)).of(mem));
 		return next_id_++;
 	}
 

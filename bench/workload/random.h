@@ -56,6 +56,54 @@ void shuffle_seeded(std::vector<T> &v, rng_t &rng)
 		std::swap(v[i - 1], v[draw_below(rng, i)]);
 }
 
+/* Exponential with the given mean: -mean * ln(1 - u), u uniform in [0, 1). */
+inline double draw_exponential(rng_t &rng, double mean) { return -mean * std::log1p(-draw_unit(rng)); }
+
+/*
+ * Standard normal by Box-Muller, one value per call (the second is dropped so
+ * that a draw consumes exactly two engine outputs): sqrt(-2 ln u1) cos(2 pi u2)
+ * with u1 in (0, 1].
+ */
+inline double draw_normal(rng_t &rng)
+{
+	const double u1 = 1.0 - draw_unit(rng);
+	const double u2 = draw_unit(rng);
+	return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+/* Log-normal: median * exp(sigma * Z); its mean is median * exp(sigma^2 / 2). */
+inline double draw_lognormal(rng_t &rng, double median, double sigma)
+{
+	return median * std::exp(sigma * draw_normal(rng));
+}
+
+/* Index into weights (non-negative, not all 0) with probability weight / sum. */
+template <class W>
+std::size_t draw_weighted(rng_t &rng, const W &weights)
+{
+	double sum = 0;
+	for (double w : weights)
+		sum += w;
+	double x = draw_unit(rng) * sum;
+	std::size_t i = 0, last = 0;
+	for (double w : weights) {
+		if (w > 0) {
+			last = i;
+			if (x < w)
+				return i;
+			x -= w;
+		}
+		i++;
+	}
+	return last; /* rounding left x at the top */
+}
+
+/* Seconds (a double) as whole nanoseconds, clamped at 0. */
+inline std::uint64_t to_ns(double seconds) noexcept
+{
+	return seconds <= 0 ? 0 : std::uint64_t(seconds * 1e9 + 0.5);
+}
+
 /*
  * Birth-death step towards a target population: load with probability
  * target / (target + live). At live == target loads and unloads are equally

@@ -68,7 +68,7 @@ inline workload generate_secretmem_churn(const secretmem_params &p, std::string 
 			std::vector<std::uint64_t> ids(pages);
 			for (auto &id : ids) {
 				id = next_id++;
-				w.ops.push_back(op::make_alloc(id, page_size, page_size, "secretmem"));
+				w.ops.push_back(op::make_alloc(id, page_size, page_size, "secretmem").of(memory_kind::secret));
 			}
 			users.push_back(std::move(ids));
 		} else {

@@ -160,6 +160,20 @@ TEST_CASE("graceful absence: each missing piece skips the run with a one-line re
 	CHECK(js.find("\"skipped\": \"not root") != std::string::npos);
 }
 
+TEST_CASE("designs the kernel lacks, and secret ops larger than a page, are skipped with the reason")
+{
+	CHECK(kernel_lacks("vm-host").find("GUEST_MEMFD_FLAG_NO_DIRECT_MAP") != std::string::npos);
+	CHECK(kernel_lacks("modules").find("no loadable modules") != std::string::npos);
+	CHECK(kernel_lacks("uptime") == kernel_lacks("modules"));
+	CHECK(kernel_lacks("secretmem").empty());
+	CHECK(kernel_lacks("bpf-churn").empty());
+	ua::workload::workload w{"big", {op::make_alloc(1, 4096, 4096), op::make_alloc(2, 2 << 20, 2 << 20)}};
+	auto r = run_live(w, live_kind::secret, live_config{});
+	CHECK(!r.ran);
+	if (is_root() && live_availability(live_kind::secret).empty())
+		CHECK(r.skipped == "secretmem faults one page at a time: this workload has 2097152-byte secret allocations");
+}
+
 TEST_CASE("ageing: bounded by bytes and by the free-memory floor; the file never outlives the filler")
 {
 	page_cache_filler f;

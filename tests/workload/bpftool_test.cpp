@@ -122,9 +122,9 @@ TEST_CASE("real bpftool listing: first program of the laptop")
 	CHECK(p.jited == 305);
 	CHECK(p.line == 1);
 	auto w = bpf_listing_workload(r.value, bpf_alloc_model::pack, "laptop");
-	CHECK(w.ops.front() == op::make_alloc(21, 384, 64));
+	CHECK(w.ops.front() == op::make_alloc(21, 384, 64).of(memory_kind::bpf_text));
 	auto wp = bpf_listing_workload(r.value, bpf_alloc_model::page, "laptop");
-	CHECK(wp.ops.front() == op::make_alloc(21, 4096, 4096));
+	CHECK(wp.ops.front() == op::make_alloc(21, 4096, 4096).of(memory_kind::bpf_text));
 }
 
 TEST_CASE("bpftool fixture: variations")
@@ -161,9 +161,9 @@ TEST_CASE("bpftool fixture: variations")
 	auto w = bpf_listing_workload(r.value, bpf_alloc_model::pack, "small");
 	CHECK(validate(w) == "");
 	REQUIRE(w.ops.size() == 4);  /* the interpreted program is skipped */
-	CHECK(w.ops[0] == op::make_alloc(3, bpf_pack_alloc_size(447), 64));
-	CHECK(w.ops[1] == op::make_alloc(12, bpf_pack_alloc_size(2301), 64));
-	CHECK(w.ops[3] == op::make_alloc(41, 320, 64));
+	CHECK(w.ops[0] == op::make_alloc(3, bpf_pack_alloc_size(447), 64).of(memory_kind::bpf_text));
+	CHECK(w.ops[1] == op::make_alloc(12, bpf_pack_alloc_size(2301), 64).of(memory_kind::bpf_text));
+	CHECK(w.ops[3] == op::make_alloc(41, 320, 64).of(memory_kind::bpf_text));
 	CHECK(w.ops[0].tag == "cgroup_device");
 	CHECK(w.ops[3].tag == "tc_ingress");
 

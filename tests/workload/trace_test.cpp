@@ -26,9 +26,15 @@ void check_trace_error(const std::string &text, std::size_t line, const char *wo
 	CHECK(r.error.find(words) != std::string::npos);
 }
 
-/* A random valid workload: allocs and frees of live IDs, IDs reused after free. */
-workload random_workload(std::uint64_t seed, std::size_t n)
+/*
+ * A random valid workload: allocs and frees of live IDs, IDs reused after
+ * free; with rich, every optional field of op.h set at random too (memory
+ * kinds, folios, footprints, non-decreasing time stamps with nanosecond
+ * parts).
+ */
+workload random_workload(std::uint64_t seed, std::size_t n, bool rich = false)
 {
+	std::uint64_t now = 0;
 	std::mt19937_64 rng(seed);
 	workload w{"random " + std::to_string(seed), {}};
 	std::vector<std::uint64_t> live;
@@ -46,11 +52,24 @@ workload random_workload(std::uint64_t seed, std::size_t n)
 			}
 			std::size_t size = 1 + rng() % 100000;
 			std::size_t align = std::size_t(1) << (rng() % 22);
-			w.ops.push_back(op::make_alloc(id, size, align, rng() % 4 ? "" : "tag " + std::to_string(i)));
+			op o = op::make_alloc(id, size, align, rng() % 4 ? "" : "tag " + std::to_string(i));
+			if (rich) {
+				o.mem = memory_kind(rng() % nr_memory_kinds);
+				if (rng() % 2) {
+					o.folio = std::size_t(1) << (12 + rng() % 10);
+					o.size = o.folio * (1 + rng() % 8);
+				}
+				o.footprint = rng() % 3 ? 0 : std::size_t(rng() % (1u << 30));
+				now += rng() % 2 ? 0 : rng() % 5000000000ull;
+				o.t_ns = now;
+			}
+			w.ops.push_back(o);
 			live.push_back(id);
 		} else {
 			std::size_t k = rng() % live.size();
-			w.ops.push_back(op::make_free(live[k]));
+			if (rich)
+				now += rng() % 1000;
+			w.ops.push_back(op::make_free(live[k]).at(rich ? now : 0));
 			dead.push_back(live[k]);
 			live[k] = live.back();
 			live.pop_back();
@@ -136,6 +155,59 @@ TEST_CASE("trace round trip: write then read gives the same ops and name")
 	REQUIRE(r.ok());
 	CHECK(r.value.ops == edge.ops);
 	CHECK(r.value.name == edge.name);
+}
+
+TEST_CASE("trace round trip of the optional fields: kind, folio, footprint, time")
+{
+	for (std::uint64_t seed = 1; seed <= 5; seed++) {
+		workload w = random_workload(seed, 3000, true);
+		REQUIRE(validate(w) == "");
+		auto r = parse_trace(write_trace(w), "rt");
+		INFO(r.error);
+		REQUIRE(r.ok());
+		CHECK(r.value.ops == w.ops);
+	}
+	const std::string text = "alloc 1 2097152 4096 kind=guest folio=4096 footprint=5242880 t=0.5\n"
+				 "alloc 2 320 t=1 kind=bpf_text   # fields in any order\n"
+				 "free 1 t=3600.000000001\n"
+				 "free 2 t=3600.000000001\n";
+	auto r = parse_trace(text, "f");
+	INFO(r.error);
+	REQUIRE(r.ok());
+	const std::vector<op> expected = {
+		op::make_alloc(1, 2097152, 4096).of(memory_kind::guest).in_folios(4096).with_footprint(5242880).at(500000000),
+		op::make_alloc(2, 320).of(memory_kind::bpf_text).at(1000000000),
+		op::make_free(1).at(3600000000001ull),
+		op::make_free(2).at(3600000000001ull),
+	};
+	CHECK(r.value.ops == expected);
+	CHECK(write_trace(r.value) == "# workload: f\n"
+				       "alloc 1 2097152 4096 kind=guest folio=4096 footprint=5242880 t=0.5\n"
+				       "alloc 2 320 kind=bpf_text t=1\n"
+				       "free 1 t=3600.000000001\n"
+				       "free 2 t=3600.000000001\n");
+}
+
+TEST_CASE("trace errors in the optional fields carry the line number")
+{
+	check_trace_error("alloc 1 8\nalloc 2 8 kind=text\n", 2, "unknown memory kind `text`");
+	check_trace_error("alloc 1 8 kind=unspecified\n", 1, "unknown memory kind");
+	check_trace_error("alloc 1 8 colour=red\n", 1, "unknown field `colour=red`");
+	check_trace_error("alloc 1 8 t=1 t=2\n", 1, "field `t=` given twice");
+	check_trace_error("alloc 1 8\nfree 1 kind=secret\n", 2, "belongs to an alloc, not a free");
+	check_trace_error("alloc 1 8\nfree 1 folio=4096\n", 2, "belongs to an alloc, not a free");
+	check_trace_error("alloc 1 8192 folio=3000\n", 1, "folio 3000 is not a power of two");
+	check_trace_error("alloc 1 6144 folio=4096\n", 1, "not a power of two dividing its size 6144");
+	check_trace_error("alloc 1 8 folio=x\n", 1, "folio `x` is not a number");
+	check_trace_error("alloc 1 8 footprint=-1\n", 1, "footprint `-1` is not a number");
+	check_trace_error("alloc 1 8 t=1.0000000001\n", 1, "at most 9 decimals");
+	check_trace_error("alloc 1 8 t=1.\n", 1, "at most 9 decimals");
+	check_trace_error("alloc 1 8 t=-1\n", 1, "at most 9 decimals");
+	check_trace_error("alloc 1 8 t=99999999999999999999\n", 1, "at most 9 decimals");
+	check_trace_error("alloc 1 8 t=5\n\n# gap\nfree 1 t=4.5\n", 4, "is before the previous op's");
+	check_trace_error("alloc 1 8 4096 7\n", 1, "unexpected field `7`");
+	check_trace_error("alloc 1 kind=secret\n", 1, "needs ID and SIZE");
+	check_trace_error("free t=1\n", 1, "needs an ID");
 }
 
 TEST_CASE("trace round trip through a file")
