@@ -46,10 +46,10 @@ inline backend_stats stats_of(const kernel_counters &c)
 	s.directmap_4k_kb = c.dm_4k_kb;
 	s.directmap_2m_kb = c.dm_2m_kb;
 	s.directmap_1g_kb = c.dm_1g_kb;
-	s.splits_2m = c.l2_splits;
-	s.splits_1g = c.l3_splits;
-	s.collapses_2m = c.l2_collapses;
-	s.collapses_1g = c.l3_collapses;
+	s.direct_map_level2_splits = c.l2_splits;
+	s.direct_map_level3_splits = c.l3_splits;
+	s.direct_map_level2_collapses = c.l2_collapses;
+	s.direct_map_level3_collapses = c.l3_collapses;
 	s.kernel_figures = true;
 	s.pgtable_available = false;
 	return s;
