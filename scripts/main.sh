@@ -12,6 +12,9 @@
 # are replayed when that directory exists; otherwise only the built-in
 # generators run. Extra arguments go to `ua-replay --default` unchanged.
 # The arena benchmark stays its own binary: build/release/bench/arena_bench.
+# Then the live runs on the running kernel (ua-live --default, bounded:
+# docs/live.md) write report/live.json and report/live.md; UA_LIVE=0 leaves
+# them out. They leave the machine's direct map split until reboot.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -30,7 +33,7 @@ if ! grep -q '^bench/ua-replay:' <<<"$targets"; then
 fi
 
 ua_log "building bench/ua-replay (buildtype=release)"
-ninja -C "$build" bench/ua-replay
+ninja -C "$build" bench/ua-replay bench/live/ua-live
 
 args=(--default --report "$ua_repo/report")
 listings=$ua_repo/../shared/workloads/real
@@ -43,3 +46,12 @@ ua_log "running ua-replay ${args[*]} $*"
 start=$(date +%s)
 "$build/bench/ua-replay" "${args[@]}" "$@"
 ua_log "report written to $ua_repo/report/ in $(($(date +%s) - start)) s (summary.md, results.json, *.svg)"
+
+if [ "${UA_LIVE:-1}" != 0 ]; then
+	live_args=(--default --json "$ua_repo/report/live.json" --table "$ua_repo/report/live.md")
+	[ -d "$listings" ] && live_args+=(--listings "$(cd "$listings" && pwd)")
+	ua_log "live runs: ua-live ${live_args[*]} (UA_LIVE=0 leaves them out)"
+	"$build/bench/live/ua-live" "${live_args[@]}"
+else
+	ua_log "UA_LIVE=0: live runs left out"
+fi

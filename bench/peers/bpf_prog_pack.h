@@ -288,18 +288,18 @@ private:
 		} else if (error e = vmalloc_locked(m_, nr_pages, vmalloc_opts{huge, prot::rw, trap_byte}, a); e != error::ok) {
 			return e;
 		}
+		/* set_memory_ro() + set_memory_x() before 6.2, set_memory_rox() after: the alias becomes rx. */
 		const bool rox = at_ >= v6_2;
-		if (error e = set_memory_locked(m_, a, 0, nr_pages, rox ? mem_change::rox : mem_change::ro, counts_);
-		    e != error::ok) {
+		if (error e = set_memory_locked(m_, a, 0, nr_pages, rox ? cpa_op::rox : cpa_op::ro, counts_); e != error::ok) {
 			release_area_locked(a);
 			return e;
 		}
-		if (!rox)
-			must(int(set_memory_locked(m_, a, 0, nr_pages, mem_change::x, counts_)), "bpf-prog-pack: set_memory_x");
-		if (m_.backend.protect_alias(a.addr, a.bytes(), prot::rx) != 0) {
-			must(int(set_memory_locked(m_, a, 0, nr_pages, mem_change::rw, counts_)), "bpf-prog-pack: undo of ro");
-			release_area_locked(a);
-			return error::backend_failure;
+		if (!rox) {
+			if (error e = set_memory_locked(m_, a, 0, nr_pages, cpa_op::x, counts_); e != error::ok) {
+				must(int(set_memory_locked(m_, a, 0, nr_pages, cpa_op::rw, counts_)), "bpf-prog-pack: undo of ro");
+				release_area_locked(a);
+				return e;
+			}
 		}
 		out = std::move(a);
 		return error::ok;

@@ -210,13 +210,9 @@ private:
 	{
 		auto ch = chunk_of(addr);
 		const std::uint64_t page = page_in_chunk(ch, addr), n = bytes >> page_shift;
-		must(int(set_memory_locked(m_, ch->second, page, n, mem_change::nx, counts_)), "execmem: set_memory_nx");
-		if (error e = set_memory_locked(m_, ch->second, page, n, mem_change::rw, counts_); e != error::ok)
+		if (error e = set_memory_rw_nx_locked(m_, ch->second, page, n, counts_); e != error::ok)
 			return e;
-		if (error e = set_memory_locked(m_, ch->second, page, n, mem_change::rox, counts_); e != error::ok) {
-			must(int(set_memory_locked(m_, ch->second, page, n, mem_change::rox, counts_)), "execmem: restore_rox retry");
-			return e;
-		}
+		must(int(set_memory_locked(m_, ch->second, page, n, cpa_op::rox, counts_)), "execmem: restore_rox");
 		return error::ok;
 	}
 
@@ -230,11 +226,10 @@ private:
 			std::lock_guard<std::mutex> mg(m_.lock);
 			if (at_ >= v6_17) {
 				const std::uint64_t page = page_in_chunk(ch, p), n = bytes >> page_shift;
-				must(int(set_memory_locked(m_, ch->second, page, n, mem_change::nx, counts_)), "execmem: set_memory_nx");
-				if (error e = set_memory_locked(m_, ch->second, page, n, mem_change::rw, counts_); e != error::ok)
+				if (error e = set_memory_rw_nx_locked(m_, ch->second, page, n, counts_); e != error::ok)
 					return e;
 				must(vm_fill(m_.backend, ch->second, p - ch->first, trap_byte, bytes), "execmem: memset of the range");
-				must(int(set_memory_locked(m_, ch->second, page, n, mem_change::rox, counts_)),
+				must(int(set_memory_locked(m_, ch->second, page, n, cpa_op::rox, counts_)),
 				     "execmem: restore_rox of pages made rw");
 			} else if (vm_fill(m_.backend, ch->second, p - ch->first, trap_byte, bytes) != 0) {
 				return error::backend_failure; /* text_poke_set() */
@@ -379,15 +374,13 @@ private:
 				must(m_.backend.flush_tlb(a.hull()), "execmem: vunmap_range() flush");
 				if (error err = set_valid_locked(a, false); err != error::ok)
 					return undo(err);
-			} else if (error err = set_memory_locked(m_, a, 0, a.nr_pages, mem_change::rox, counts_); err != error::ok) {
-				return undo(err);
-			}
-			if (m_.backend.protect_alias(a.addr, a.bytes(), prot::rx) != 0) {
-				if (at_ == v6_13_rc)
+				/* vmap_pages_range_noflush(..., PAGE_KERNEL_ROX, PMD_SHIFT) */
+				if (m_.backend.protect_alias(a.addr, a.bytes(), prot::rx) != 0) {
 					must(int(set_valid_locked(a, true)), "execmem: restore during rollback");
-				else
-					must(int(set_memory_locked(m_, a, 0, a.nr_pages, mem_change::rw, counts_)), "execmem: undo of rox");
-				return undo(error::backend_failure);
+					return undo(error::backend_failure);
+				}
+			} else if (error err = set_memory_locked(m_, a, 0, a.nr_pages, cpa_op::rox, counts_); err != error::ok) {
+				return undo(err);
 			}
 		}
 		for (const frame_range &r : a.runs)

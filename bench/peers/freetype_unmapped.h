@@ -146,10 +146,13 @@ private:
 				give_back_locked(la.area);
 				return res::failure(error::backend_failure);
 			}
+			/* Text: set_memory_rox(), whose alias step finds the frames not present; else a plain protection. */
+			int rc = 0;
 			if (has(cfg_.alias_prot, prot::exec))
-				must(int(set_memory_locked(m_, la.area, 0, la.area.nr_pages, mem_change::rox, counts_)),
-				     "freetype-unmapped: set_memory_rox of unmapped frames");
-			if (cfg_.alias_prot != prot::rw && m_.backend.protect_alias(la.area.addr, la.area.bytes(), cfg_.alias_prot) != 0) {
+				rc = int(set_memory_locked(m_, la.area, 0, la.area.nr_pages, cpa_op::rox, counts_));
+			else if (cfg_.alias_prot != prot::rw)
+				rc = m_.backend.protect_alias(la.area.addr, la.area.bytes(), cfg_.alias_prot);
+			if (rc != 0) {
 				must(m_.backend.unmap_alias(la.area.addr, la.area.bytes()), "freetype-unmapped: unmap");
 				give_back_locked(la.area);
 				return res::failure(error::backend_failure);

@@ -109,11 +109,10 @@ public:
 			}
 			if (vm) {
 				/* The module's text: set_memory_rox(); its alias step finds the frames not present. */
-				must(int(set_memory_locked(m_, la.area, 0, n, mem_change::rox, counts_)), "gfp-unmapped: rox");
-				if (m_.backend.protect_alias(la.area.addr, la.area.bytes(), prot::rx) != 0) {
+				if (error e = set_memory_locked(m_, la.area, 0, n, cpa_op::rox, counts_); e != error::ok) {
 					must(m_.backend.unmap_alias(la.area.addr, la.area.bytes()), "gfp-unmapped: unmap");
 					untake_locked(la.area, rec);
-					return res::failure(error::backend_failure);
+					return res::failure(e);
 				}
 			}
 		}
@@ -173,7 +172,7 @@ public:
 					if (m_.backend.direct_map_state(q) == dm_state::rw)
 						continue;
 					counts_.dm_changes++;
-					must(m_.backend.set_direct_map_default({q, 1}), "gfp-unmapped: remap of a cached page");
+					must(set_direct_map_default_page(m_.backend, q), "gfp-unmapped: remap of a cached page");
 				}
 				if (release_if_whole_locked(pfn))
 					freed += std::uint64_t{1} << o;
@@ -273,7 +272,7 @@ private:
 	{
 		for (std::size_t i = rec.unmapped.size(); i-- > 0;) {
 			counts_.dm_changes++;
-			must(m_.backend.set_direct_map_default({rec.unmapped[i], 1}), "gfp-unmapped: remap during rollback");
+			must(set_direct_map_default_page(m_.backend, rec.unmapped[i]), "gfp-unmapped: remap during rollback");
 		}
 		give_back_locked(a);
 		for (pfn_t r : rec.refills)
@@ -314,7 +313,7 @@ private:
 			if (m_.backend.direct_map_state(p) == dm_state::rw)
 				continue;
 			counts_.dm_changes++;
-			must(m_.backend.set_direct_map_default({p, 1}), "gfp-unmapped: remap before release");
+			must(set_direct_map_default_page(m_.backend, p), "gfp-unmapped: remap before release");
 		}
 		lists_.remove_block(pfn);
 		UA_CHECK(m_.pages.free_pages(pfn, order) == error::ok, "gfp-unmapped: release of a taken block");

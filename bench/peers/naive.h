@@ -177,13 +177,13 @@ private:
 			return e;
 		};
 		const bool rox = cfg_.release >= v6_2;
-		if (error e = set_memory_locked(m_, a, 0, n, rox ? mem_change::rox : mem_change::ro, counts_); e != error::ok)
+		if (error e = set_memory_locked(m_, a, 0, n, rox ? cpa_op::rox : cpa_op::ro, counts_); e != error::ok)
 			return undo(e);
-		if (!rox)
-			must(int(set_memory_locked(m_, a, 0, n, mem_change::x, counts_)), "naive: set_memory_x");
-		if (m_.backend.protect_alias(a.addr, a.bytes(), prot::rx) != 0) {
-			must(int(set_memory_locked(m_, a, 0, n, mem_change::rw, counts_)), "naive: undo of set_memory_ro");
-			return undo(error::backend_failure);
+		if (!rox) {
+			if (error e = set_memory_locked(m_, a, 0, n, cpa_op::x, counts_); e != error::ok) {
+				must(int(set_memory_locked(m_, a, 0, n, cpa_op::rw, counts_)), "naive: undo of set_memory_ro");
+				return undo(e);
+			}
 		}
 		out = std::move(a);
 		return error::ok;

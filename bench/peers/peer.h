@@ -111,6 +111,18 @@ inline void must(int rc, const char *what) noexcept
 		detail::check_failed("rc == 0", what, __FILE__, __LINE__);
 }
 
+/*
+ * One page back to default in the direct map (set_direct_map_default_noflush()
+ * of one page). Out of line on purpose: inlined into a per-page loop, GCC 12
+ * misjudges the inline key buffer of sim_page_tables::plan() and fails the
+ * -Werror build with a false -Warray-bounds.
+ */
+template <mapping_backend B>
+[[gnu::noinline]] int set_direct_map_default_page(B &b, pfn_t pfn) noexcept
+{
+	return b.set_direct_map_default(frame_range{pfn, 1});
+}
+
 /* Common input checks: "" checks that change nothing. */
 inline error check_request(std::size_t size, std::size_t align, std::size_t max_align) noexcept
 {

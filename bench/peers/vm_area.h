@@ -8,7 +8,8 @@
  * when any of those fails the whole area again with order-0 pages (the
  * `fail: if (shift > PAGE_SHIFT) ... goto again` fallback) - and maps them,
  * in allocation order, at one virtual range: one alias over the scattered
- * frames (backend.map_alias_runs(), the vmap() of a page array). vmalloc
+ * frames (backend.map_alias_runs(), the vmap() of a page array; a huge area
+ * PMD-mapped, map_flags::huge). vmalloc
  * itself does not touch the direct map; set_memory.h does that for the
  * callers that change protections. vfree() of a VM_FLUSH_RESET_PERMS area
  * runs vm_reset_perms(): every page set invalid in the direct map, one flush
@@ -124,7 +125,8 @@ error vmalloc_locked(machine<B> &m, std::uint64_t nr_pages, const vmalloc_opts &
 			}
 		}
 	}
-	if (m.backend.map_alias_runs(a.runs.data(), a.runs.size(), o.alias_prot, &a.addr) != 0) {
+	const map_flags f = a.page_order ? map_flags::huge : map_flags::none; /* PMD-mapped, as vmap_pages_range() does */
+	if (m.backend.map_alias_runs(a.runs.data(), a.runs.size(), o.alias_prot, &a.addr, f) != 0) {
 		vm_free_pages_locked(m.pages, a);
 		return error::backend_failure;
 	}

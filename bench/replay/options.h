@@ -2,7 +2,8 @@
 /*
  * replay/options.h - the command line of ua-replay, a stable interface.
  *
- *   --backend sim|real       repeatable; default sim
+ *   --backend sim|real|kernel  repeatable; default sim; kernel: the running
+ *                            kernel's own designs, live (bench/live/, docs/live.md)
  *   --machine-gib N          machine size in GiB (a decimal number, rounded
  *                            down to whole 2 MiB pages); default 64 on sim, 1
  *                            on real (construction of 1 GiB takes ~0.2-2 s)
@@ -87,7 +88,7 @@ struct options {
 };
 
 inline constexpr const char *usage_text =
-	"usage: ua-replay [--backend sim|real]... [--machine-gib N] [--aged|--fresh] [--seed N] [--free-chunk-fraction F]\n"
+	"usage: ua-replay [--backend sim|real|kernel]... [--machine-gib N] [--aged|--fresh] [--seed N] [--free-chunk-fraction F]\n"
 	"                 [--workload KIND[:ARG]]... [--allocator NAME]... [--ops N]\n"
 	"                 [--json FILE] [--report DIR] [--reads N] [--samples N] [--quiet]\n"
 	"       ua-replay --default [--listings DIR] [--real-ops N] [--allocator NAME]... [--json FILE] [--report DIR]\n"
@@ -180,9 +181,9 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 			o.help = true;
 		} else if (a == "--backend") {
 			if (!value(v))
-				return R::failure("--backend needs a value: sim or real");
-			if (v != "sim" && v != "real")
-				return R::failure("--backend " + v + ": expected sim or real");
+				return R::failure("--backend needs a value: sim, real or kernel");
+			if (v != "sim" && v != "real" && v != "kernel")
+				return R::failure("--backend " + v + ": expected sim, real or kernel");
 			o.backends.push_back(v);
 			machine_options = true;
 		} else if (a == "--machine-gib") {

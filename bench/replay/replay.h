@@ -323,8 +323,8 @@ void replay_ops(machine<B> &m, Peer &peer, const workload_case &wc, const machin
 	const peers::peer_stats end = peer.stats();
 	r.final_chunks = end.chunks;
 	r.metadata_bytes = end.metadata_bytes;
-	r.splits_2m = std::max<std::int64_t>(0, detail::delta(r.after.splits_2m, r.before.splits_2m));
-	r.splits_1g = std::max<std::int64_t>(0, detail::delta(r.after.splits_1g, r.before.splits_1g));
+	r.splits_2m = std::max<std::int64_t>(0, detail::delta(r.after.direct_map_level2_splits, r.before.direct_map_level2_splits));
+	r.splits_1g = std::max<std::int64_t>(0, detail::delta(r.after.direct_map_level3_splits, r.before.direct_map_level3_splits));
 	r.prot_changes = r.after.prot_changes - r.before.prot_changes;
 	r.tlb_flushes = r.after.tlb_flushes - r.before.tlb_flushes;
 	if constexpr (std::is_same_v<B, linux_backend>) {

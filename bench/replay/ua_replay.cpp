@@ -22,6 +22,7 @@
 #include "replay/report.h"
 #include "replay/svg.h"
 #include "replay/workload_cases.h"
+#include "live/replay_hook.h"
 
 namespace {
 
@@ -114,6 +115,8 @@ std::string build_plan(const options &o, std::vector<planned> &plan)
 
 run_result run_one(const machine_setup &ms, const workload_case &wc, const std::string &alloc)
 {
+	if (ms.backend == "kernel") /* the running kernel, live: bench/live/replay_hook.h */
+		return ua::live::run_case(ms, wc, alloc);
 	if (ms.backend == "real")
 		return run_case<ua::linux_backend>(ms, wc, alloc);
 	return run_case<ua::sim_direct_map>(ms, wc, alloc);
@@ -180,7 +183,7 @@ bool write_report(const std::string &dir, const std::vector<run_result> &rs, con
 		std::fprintf(stderr, "ua-replay: %s: %s\n", dir.c_str(), ec.message().c_str());
 		return false;
 	}
-	bool ok = write_file(dir + "/results.json", results_json(rs));
+	bool ok = write_file(dir + "/results.json", ua::live::results_json(rs));
 	ok = ok && write_file(dir + "/summary.md", summary_markdown(rs, goals, command, date, seconds));
 	std::map<std::string, std::vector<const run_result *>> groups;
 	std::vector<std::string> order;
@@ -228,12 +231,16 @@ int main(int argc, char **argv)
 
 	std::size_t total = 0, done = 0;
 	for (const auto &p : plan)
-		total += p.cases.size() * o.allocators.size();
+		for (const auto &wc : p.cases)
+			for (const auto &alloc : o.allocators)
+				total += p.setup.backend != "kernel" || ua::live::runs_live(alloc, wc);
 	const auto t0 = std::chrono::steady_clock::now();
 	std::vector<run_result> results;
 	for (const auto &p : plan) {
 		for (const auto &wc : p.cases) {
 			for (const auto &alloc : o.allocators) {
+				if (p.setup.backend == "kernel" && !ua::live::runs_live(alloc, wc))
+					continue; /* the kernel has only its own designs */
 				const auto r0 = std::chrono::steady_clock::now();
 				results.push_back(run_one(p.setup, wc, alloc));
 				const run_result &r = results.back();
@@ -260,7 +267,7 @@ int main(int argc, char **argv)
 
 	bool ok = true;
 	if (!o.json_file.empty())
-		ok = write_file(o.json_file, results_json(results)) && ok;
+		ok = write_file(o.json_file, ua::live::results_json(results)) && ok;
 	if (!o.report_dir.empty()) {
 		ok = write_report(o.report_dir, results, goals, command, date, seconds) && ok;
 		if (ok)

@@ -186,7 +186,7 @@ TEST_CASE("real cache: long churn in text and secret caches splits no huge page;
 		}
 		auto mid = m->backend.stats();
 		CHECK(mid.pmd_mapped_kb == boot.pmd_mapped_kb); /* the kernel's own figure: no 2 MiB mapping lost */
-		CHECK(mid.splits_2m == 0);
+		CHECK(mid.direct_map_level2_splits == 0);
 		CHECK(smaps::find_wx_mapping() == "");
 		for (void *p : live_text)
 			REQUIRE(text.free(p) == error::ok);
@@ -199,5 +199,5 @@ TEST_CASE("real cache: long churn in text and secret caches splits no huge page;
 	auto end = m->backend.stats();
 	CHECK(end.pmd_mapped_kb == boot.pmd_mapped_kb);
 	CHECK(end.directmap_4k_kb == boot.directmap_4k_kb);
-	CHECK(end.splits_2m == 0);
+	CHECK(end.direct_map_level2_splits == 0);
 }

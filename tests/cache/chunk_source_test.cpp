@@ -36,7 +36,7 @@ TEST_CASE_TEMPLATE("chunk_source: acquire and release undo each other exactly", 
 	CHECK(m->backend.direct_map_state(r.value.pfn) == dm_state::rw);
 	CHECK(!m->backend.alias_prot(r.value.alias).has_value());
 	auto end = m->backend.stats();
-	CHECK(end.splits_2m == boot.splits_2m);
+	CHECK(end.direct_map_level2_splits == boot.direct_map_level2_splits);
 	CHECK(end.aliases == boot.aliases);
 	CHECK(src.acquire(0).err == error::zero_size);
 }
@@ -59,13 +59,13 @@ TEST_CASE("chunk_source: chunks cluster in one 1 GiB region and never come from 
 		runs.push_back(r.value);
 	}
 	auto s = m.backend.stats();
-	CHECK(s.splits_2m == boot.splits_2m);
+	CHECK(s.direct_map_level2_splits == boot.direct_map_level2_splits);
 	/* 40 chunks fit in few regions: at most one new 1 GiB split per region used. */
-	CHECK(s.splits_1g - boot.splits_1g <= regions.size());
+	CHECK(s.direct_map_level3_splits - boot.direct_map_level3_splits <= regions.size());
 	CHECK(regions.size() <= 3);
 	for (auto &r : runs)
 		REQUIRE(src.release(r) == error::ok);
-	CHECK(m.backend.stats().splits_2m == boot.splits_2m);
+	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
 }
 
 TEST_CASE("chunk_source: with only movable memory free, acquiring fails cleanly")

@@ -77,7 +77,7 @@ TEST_CASE_TEMPLATE("cache: a chunk leaves the direct map whole, with one call an
 	CHECK(s.source.tlb_flushes == 1);
 	CHECK(m->pages.nr_free_pages() == free_before - pages_per_chunk);
 	auto after = m->backend.stats();
-	CHECK(after.splits_2m == before.splits_2m); /* no 2 MiB page split: the chunk changed as a whole */
+	CHECK(after.direct_map_level2_splits == before.direct_map_level2_splits); /* no 2 MiB page split: the chunk changed as a whole */
 	if (after.directmap_available)
 		CHECK(after.directmap_2m_kb + after.directmap_1g_kb == before.directmap_2m_kb + before.directmap_1g_kb);
 	/* Many more small allocations in the same chunk change nothing in the direct map. */
@@ -149,7 +149,7 @@ TEST_CASE_TEMPLATE("cache: spare chunks, release beyond them and shrink restore 
 		CHECK(c.check_consistency() == "");
 	}
 	auto after = m->backend.stats();
-	CHECK(after.splits_2m == before.splits_2m);
+	CHECK(after.direct_map_level2_splits == before.direct_map_level2_splits);
 	if (after.directmap_available) {
 		/* Whole again: never more small mappings than before (release may even collapse some). */
 		CHECK(after.directmap_4k_kb <= before.directmap_4k_kb);
@@ -348,7 +348,7 @@ TEST_CASE_TEMPLATE("cache: churn on the BPF mix stays within a few chunks of its
 	CHECK(s.source.dm_changes <= 2 * (s.source.acquired + s.source.released));
 	CHECK(s.source.dm_changes * 1000 <= 50000);
 	auto after = m->backend.stats();
-	CHECK(after.splits_2m == before.splits_2m);
+	CHECK(after.direct_map_level2_splits == before.direct_map_level2_splits);
 	for (void *p : live)
 		REQUIRE(c.free(p) == error::ok);
 	c.shrink();

@@ -121,10 +121,12 @@ TEST_CASE("direct map: removed frames fault, read-only frames read but fault on 
 	CHECK(exited_with(run_in_child([&] { return child_read(p11, std::byte{2}); }), 0));
 	CHECK(perms_at(reinterpret_cast<std::uintptr_t>(p10)) == "---s");
 
+	/* set_memory_ro() clears write only: frame 10 stays out of the direct map. */
 	REQUIRE(b.set_direct_map_ro({10, 2}) == 0);
-	CHECK(b.direct_map_state(10) == dm_state::ro);
+	CHECK(b.direct_map_state(10) == dm_state::invalid);
 	CHECK(b.direct_map_state(11) == dm_state::ro);
-	CHECK(exited_with(run_in_child([&] { return child_read(p10, std::byte{1}); }), 0));
+	CHECK(died_of_sigsegv(run_in_child([&] { return child_read(p10, std::byte{1}); })));
+	CHECK(exited_with(run_in_child([&] { return child_read(p11, std::byte{2}); }), 0));
 	CHECK(died_of_sigsegv(run_in_child([&] { return child_write(p11); })));
 
 	REQUIRE(b.set_direct_map_default({10, 2}) == 0);
@@ -169,14 +171,14 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	REQUIRE_MESSAGE(s.pmd_mapped_kb == view_kb, "the view was not fully PMD-mapped at construction");
 	CHECK(s.directmap_2m_kb == view_kb);
 	CHECK(s.directmap_4k_kb == 0);
-	CHECK(s.splits_2m == 0);
+	CHECK(s.direct_map_level2_splits == 0);
 	CHECK(s.unavailable_reason.empty());
 
 	/* Chunk 1 removed as a whole: the PMD stays (as PROT_NONE). */
 	REQUIRE(b.set_direct_map_invalid({pages_per_chunk, pages_per_chunk}) == 0);
 	s = b.stats();
 	CHECK(s.pmd_mapped_kb == view_kb);
-	CHECK(s.splits_2m == 0);
+	CHECK(s.direct_map_level2_splits == 0);
 	REQUIRE(b.set_direct_map_ro({2 * pages_per_chunk, pages_per_chunk}) == 0);
 	CHECK(b.stats().pmd_mapped_kb == view_kb);
 	REQUIRE(b.set_direct_map_default({2 * pages_per_chunk, pages_per_chunk}) == 0);
@@ -184,7 +186,7 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK_FALSE(b.may_be_split(pages_per_chunk));
 	CHECK_FALSE(b.may_be_split(2 * pages_per_chunk));
 	CHECK(b.collapse({pages_per_chunk, 2 * pages_per_chunk}) == 0);
-	CHECK(b.stats().collapses_2m == 0);
+	CHECK(b.stats().direct_map_level2_collapses == 0);
 
 	/* One 4 KiB page inside chunk 2: that 2 MiB page is split. */
 	*b.direct_map_address(2 * pages_per_chunk + 7) = std::byte{9};
@@ -193,7 +195,7 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	s = b.stats();
 	CHECK(s.pmd_mapped_kb == view_kb - pmd_kb);
 	CHECK(s.directmap_4k_kb == pmd_kb);
-	CHECK(s.splits_2m == 1);
+	CHECK(s.direct_map_level2_splits == 1);
 	CHECK(s.vma_count == vmas_before + 2); /* the page's VMA cut the chunk's in three */
 	CHECK(b.may_be_split(2 * pages_per_chunk + 500));
 	CHECK_FALSE(b.may_be_split(pages_per_chunk));
@@ -203,7 +205,7 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	REQUIRE(b.set_direct_map_default({2 * pages_per_chunk + 7, 1}) == 0);
 	s = b.stats();
 	CHECK(s.pmd_mapped_kb == view_kb - pmd_kb);
-	CHECK(s.splits_2m == 1);
+	CHECK(s.direct_map_level2_splits == 1);
 	CHECK(s.vma_count == vmas_before);
 
 	/* collapse() does (MADV_COLLAPSE), contents intact. */
@@ -211,8 +213,8 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	REQUIRE_MESSAGE(rc == 0, "MADV_COLLAPSE failed: ", std::strerror(-rc));
 	s = b.stats();
 	CHECK(s.pmd_mapped_kb == view_kb);
-	CHECK(s.collapses_2m == 1);
-	CHECK(s.splits_2m == 0);
+	CHECK(s.direct_map_level2_collapses == 1);
+	CHECK(s.direct_map_level2_splits == 0);
 	CHECK(*b.direct_map_address(2 * pages_per_chunk + 7) == std::byte{9});
 	CHECK_FALSE(b.may_be_split(2 * pages_per_chunk));
 
@@ -227,16 +229,16 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	*b.direct_map_address(2 * pages_per_chunk + 9) = std::byte{10};
 	s = b.stats();
 	CHECK(s.pmd_mapped_kb == view_kb);
-	CHECK(s.splits_2m == 0);
-	CHECK(s.collapses_2m == 1);
+	CHECK(s.direct_map_level2_splits == 0);
+	CHECK(s.direct_map_level2_collapses == 1);
 
 	/* A chunk whose frames differ cannot be one PMD: collapse leaves it alone. */
 	REQUIRE(b.set_direct_map_ro({3 * pages_per_chunk, 1}) == 0);
 	CHECK(b.collapse({3 * pages_per_chunk, pages_per_chunk}) == 0);
 	s = b.stats();
 	CHECK(s.pmd_mapped_kb == view_kb - pmd_kb);
-	CHECK(s.splits_2m == 1);
-	CHECK(s.collapses_2m == 1);
+	CHECK(s.direct_map_level2_splits == 1);
+	CHECK(s.direct_map_level2_collapses == 1);
 	CHECK(b.may_be_split(3 * pages_per_chunk)); /* still to merge once its frames agree */
 
 	/* They do: the next collapse merges it. A change that ends inside a 2 MiB page marks that page too. */
@@ -244,7 +246,7 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	REQUIRE(b.collapse({3 * pages_per_chunk, pages_per_chunk}) == 0);
 	s = b.stats();
 	CHECK(s.pmd_mapped_kb == view_kb);
-	CHECK(s.collapses_2m == 2);
+	CHECK(s.direct_map_level2_collapses == 2);
 	REQUIRE(b.set_direct_map_default({pages_per_chunk, pages_per_chunk}) == 0);
 	REQUIRE(b.set_direct_map_invalid({0, pages_per_chunk + 3}) == 0);
 	CHECK_FALSE(b.may_be_split(0));

@@ -57,7 +57,7 @@ TEST_CASE_TEMPLATE("bpf-prog-pack 6.18: a pack is 512 order-0 pages, INT3-filled
 	CHECK(s.pages_held == pages_per_chunk);
 	CHECK(s.chunks == distinct_regions(pfns, chunk_order));
 	CHECK(s.live_bytes == 320);
-	CHECK(s.dm_changes == pages_per_chunk); /* set_memory_rox(): one alias step per frame */
+	CHECK(s.dm_changes == 1); /* one set_memory_rox() call; the backend steps through the alias a frame at a time */
 	CHECK(s.flushes == 1);
 	if constexpr (B::dereferenceable) {
 		const auto *p = reinterpret_cast<const unsigned char *>(a.value);
@@ -90,7 +90,7 @@ TEST_CASE_TEMPLATE("bpf-prog-pack 6.18: a pack is 512 order-0 pages, INT3-filled
 	s = pp.stats();
 	CHECK(s.pages_held == 0);
 	CHECK(s.chunks == 0);
-	CHECK(s.dm_changes == 3 * pages_per_chunk); /* rox, then invalid and default page by page */
+	CHECK(s.dm_changes == 1 + 2 * pages_per_chunk); /* rox, then invalid and default page by page */
 	CHECK(s.flushes == 2);
 	CHECK(m->pages.nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
@@ -115,13 +115,13 @@ TEST_CASE("bpf-prog-pack 6.18: a pack over 512 scattered frames splits exactly t
 		std::sort(pfns.begin(), pfns.end());
 		CHECK(pfns == keep);
 		const auto after = m.backend.stats();
-		CHECK(after.splits_2m - before.splits_2m == 512); /* one per frame: 512 distinct 2 MiB pages */
-		CHECK(after.splits_1g - before.splits_1g == 1);   /* all in one 1 GiB page */
+		CHECK(after.direct_map_level2_splits - before.direct_map_level2_splits == 512); /* one per frame: 512 distinct 2 MiB pages */
+		CHECK(after.direct_map_level3_splits - before.direct_map_level3_splits == 1);   /* all in one 1 GiB page */
 		CHECK(pp.stats().chunks == 512);
 		CHECK(pp.free(a.value) == error::ok);
 		/* vm_reset_perms() restores, nothing merges back. */
-		CHECK(m.backend.stats().splits_2m - before.splits_2m == 512);
-		CHECK(m.backend.stats().collapses_2m == before.collapses_2m);
+		CHECK(m.backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == 512);
+		CHECK(m.backend.stats().direct_map_level2_collapses == before.direct_map_level2_collapses);
 	}
 	peer_test::unpin(m, pinned);
 	CHECK(m.pages.nr_free_pages() == m.nr_pages());
@@ -138,8 +138,8 @@ TEST_CASE("bpf-prog-pack 6.18: on a fresh machine a pack still splits the 2 MiB 
 	const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, pages_per_chunk);
 	machine<sim_direct_map> shadow(m->nr_pages()); /* the same boot direct map, untouched */
 	const auto expect = peer_test::splits_if_changed_one_by_one(shadow, pfns);
-	CHECK(m->backend.stats().splits_2m - before.splits_2m == expect.s2m);
-	CHECK(m->backend.stats().splits_1g - before.splits_1g == expect.s1g);
+	CHECK(m->backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == expect.s2m);
+	CHECK(m->backend.stats().direct_map_level3_splits - before.direct_map_level3_splits == expect.s1g);
 	/* One frame at a time: even 512 frames filling one aligned 2 MiB page split it. */
 	if (distinct_regions(pfns, chunk_order) == 1 && shadow.backend.direct_map_level(pfns[0]) != map_level::pte_4k)
 		CHECK(expect.s2m == 1);
@@ -189,10 +189,10 @@ TEST_CASE("bpf-prog-pack 5.18-rc: a huge pack changes its 2 MiB in place, and vm
 	machine<sim_direct_map> shadow(m->nr_pages());
 	const bool was_large = shadow.backend.direct_map_level(f.pfn) != map_level::pte_4k;
 	const bool was_1g = shadow.backend.direct_map_level(f.pfn) == map_level::pud_1g;
-	CHECK(m->backend.stats().splits_2m == before.splits_2m); /* whole leaf: in place */
-	CHECK(m->backend.stats().splits_1g - before.splits_1g == (was_1g ? 1u : 0u));
+	CHECK(m->backend.stats().direct_map_level2_splits == before.direct_map_level2_splits); /* whole leaf: in place */
+	CHECK(m->backend.stats().direct_map_level3_splits - before.direct_map_level3_splits == (was_1g ? 1u : 0u));
 	CHECK(pp.free(a.value) == error::ok);
-	CHECK(m->backend.stats().splits_2m - before.splits_2m == (was_large ? 1u : 0u));
+	CHECK(m->backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == (was_large ? 1u : 0u));
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
@@ -207,7 +207,7 @@ TEST_CASE("bpf-prog-pack: 6.0 makes a pack ro then x (two flushes), 6.2 set_memo
 	CHECK(p60.stats().flushes == 2);
 	CHECK(p61.stats().flushes == 2); /* 6.1 follows 6.0 */
 	CHECK(p62.stats().flushes == 1);
-	CHECK(p60.stats().dm_changes == pages_per_chunk); /* set_memory_x does not reach the direct map */
+	CHECK(p60.stats().dm_changes == 1); /* set_memory_x does not reach the direct map */
 	CHECK(p60.pack_size() == chunk_size);
 	CHECK(!p517.supported());
 	CHECK(p517.alloc(64, 64).err == error::not_supported);
@@ -234,8 +234,8 @@ TEST_CASE("bpf-prog-pack on freetype-unmapped: the pack's pages come out of one 
 			CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
 		}
 		CHECK(m->backend.alias_prot(a.value) == prot::rx);
-		CHECK(m->backend.stats().splits_2m == before.splits_2m); /* a whole aligned 2 MiB: in place */
-		CHECK(pp.stats().dm_changes == 1); /* the pageblock flip; set_memory_rox finds nothing mapped */
+		CHECK(m->backend.stats().direct_map_level2_splits == before.direct_map_level2_splits); /* a whole aligned 2 MiB: in place */
+		CHECK(pp.stats().dm_changes == 2); /* the pageblock flip, and set_memory_rox(), which finds nothing mapped */
 		CHECK(pp.stats().chunks == 1);
 		/* The freed pack's pages stay unmapped on the unmapped lists; drain() maps them back. */
 		CHECK(pp.free(a.value) == error::ok);
@@ -334,14 +334,19 @@ TEST_CASE("bpf-prog-pack: a failing backend operation is unwound")
 	bpf_prog_pack_peer<flaky_sim> pp(*m);
 	flaky_sim::fail_map_alias = 0;
 	CHECK(pp.alloc(64, 64).err == error::backend_failure);
-	flaky_sim::fail_dm = 0; /* the first alias step */
-	CHECK(pp.alloc(64, 64).err == error::backend_failure);
-	flaky_sim::fail_dm = 300; /* an alias step in the middle: the first 300 are undone */
+	flaky_sim::fail_cpa = 0; /* set_memory_rox() */
 	CHECK(pp.alloc(64, 64).err == error::backend_failure);
 	flaky_sim::fail_map_alias = 0; /* the page-rounded path */
 	CHECK(pp.alloc(chunk_size + page_size, 64).err == error::backend_failure);
-	flaky_sim::fail_dm = 0;
+	flaky_sim::fail_cpa = 0;
 	CHECK(pp.alloc(chunk_size + page_size, 64).err == error::backend_failure);
+	{
+		bpf_prog_pack_peer<flaky_sim> p60(*m, {.release = v6_0});
+		flaky_sim::fail_cpa = 1; /* set_memory_x() after set_memory_ro(): ro is undone */
+		CHECK(p60.alloc(64, 64).err == error::backend_failure);
+		flaky_sim::reset();
+		CHECK(peer_test::direct_map_all_rw(*m) == "");
+	}
 	flaky_sim::reset();
 	CHECK(pp.nr_packs() == 0);
 	CHECK(m->pages.nr_free_pages() == free0);

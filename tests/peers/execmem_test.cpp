@@ -59,13 +59,13 @@ TEST_CASE_TEMPLATE("execmem 6.18: an order-9 chunk, set_memory_rox'd in place, s
 	CHECK(s.requested_bytes == 5000);
 	CHECK(s.pages_held == pages_per_chunk);
 	CHECK(s.chunks == 1);
-	/* populate: one rox step over the whole leaf; force_rw: nx (nothing), rw on 2 frames; restore_rox: 2 frames. */
-	CHECK(s.dm_changes == 1 + 2 + 2);
+	/* populate: rox over the whole leaf; force_rw: nx (not the direct map), rw on 2 frames; restore_rox. */
+	CHECK(s.dm_changes == 1 + 1 + 1);
 	CHECK(s.flushes == 4);
 	if constexpr (std::is_same_v<B, sim_direct_map>) {
 		const auto now = m->backend.stats();
-		CHECK(now.splits_2m - before.splits_2m == (boot_large(m->nr_pages(), f.pfn) ? 1u : 0u));
-		CHECK(now.splits_1g - before.splits_1g == (boot_1g(m->nr_pages(), f.pfn) ? 1u : 0u));
+		CHECK(now.direct_map_level2_splits - before.direct_map_level2_splits == (boot_large(m->nr_pages(), f.pfn) ? 1u : 0u));
+		CHECK(now.direct_map_level3_splits - before.direct_map_level3_splits == (boot_1g(m->nr_pages(), f.pfn) ? 1u : 0u));
 	}
 	auto fr = em.free_ranges();
 	REQUIRE(fr.size() == 1);
@@ -103,10 +103,10 @@ TEST_CASE("execmem 6.13-rc: the chunk leaves the direct map whole; allocation an
 	CHECK(peer_test::count_state(*m, f, dm_state::invalid) == pages_per_chunk);
 	CHECK(em.stats().dm_changes == 1); /* execmem_set_direct_map_valid(vm, false): one call per 2 MiB page */
 	CHECK(em.stats().flushes == 1);    /* vunmap_range()'s; the direct-map removal is _noflush */
-	CHECK(m->backend.stats().splits_2m == before.splits_2m);
+	CHECK(m->backend.stats().direct_map_level2_splits == before.direct_map_level2_splits);
 	CHECK(em.free(a.value) == error::ok); /* text_poke_set() fill, clean: valid again, vfree */
 	CHECK(em.stats().dm_changes == 2);
-	CHECK(m->backend.stats().splits_2m == before.splits_2m);
+	CHECK(m->backend.stats().direct_map_level2_splits == before.direct_map_level2_splits);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
@@ -123,7 +123,7 @@ TEST_CASE("execmem: a 6.15 free fills through text_poke_set(); a 6.17 free goes 
 	CHECK(e17.free(a17.value) == error::ok);
 	CHECK(e15.stats().dm_changes == s15.dm_changes); /* nothing reaches the direct map */
 	CHECK(e15.stats().flushes == s15.flushes);
-	CHECK(e17.stats().dm_changes - s17.dm_changes == 2 * 3); /* rw then ro, frame by frame */
+	CHECK(e17.stats().dm_changes - s17.dm_changes == 2); /* set_memory_rw(), then set_memory_rox() */
 	CHECK(e17.stats().flushes - s17.flushes == 3);            /* nx, rw, rox */
 	for (pfn_t p : peer_test::alias_pfns(*m, a17.value, 3))
 		CHECK(m->backend.direct_map_state(p) == dm_state::ro);
@@ -145,8 +145,8 @@ TEST_CASE("execmem 6.15: without a free order-9 block vmalloc falls back to orde
 		std::sort(pfns.begin(), pfns.end());
 		CHECK(pfns == keep);
 		/* set_memory_rox() on a 4 KiB-mapped area: one alias step, and one split, per frame. */
-		CHECK(m.backend.stats().splits_2m - before.splits_2m == 512);
-		CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
+		CHECK(m.backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == 512);
+		CHECK(m.backend.stats().direct_map_level3_splits - before.direct_map_level3_splits == 1);
 		CHECK(em.stats().chunks == 512);
 		CHECK(em.free(a.value) == error::ok);
 		CHECK(em.stats().pages_held == 0); /* 512 pages = a PMD multiple: clean releases it */
@@ -199,7 +199,7 @@ TEST_CASE("execmem 6.17: a free whose force_rw fails waits in pending_free and c
 		execmem_peer<flaky_sim> em(*m, {.release = v6_17});
 		auto a = em.alloc(page_size, 1), b = em.alloc(page_size, 1);
 		REQUIRE((a.ok() && b.ok()));
-		flaky_sim::fail_default = 0; /* the rw alias step of a's free */
+		flaky_sim::fail_cpa = 0; /* the set_memory_nx() of a's free (execmem_force_rw()) */
 		CHECK(em.free(a.value) == error::ok);
 		flaky_sim::reset();
 		CHECK(em.pending_frees() == 1);
@@ -302,7 +302,7 @@ TEST_CASE("execmem: a failing backend operation is unwound")
 		execmem_peer<flaky_sim> em(*m, {.release = k});
 		flaky_sim::fail_map_alias = 0;
 		CHECK(em.alloc(page_size, 1).err == error::backend_failure);
-		flaky_sim::fail_dm = 0; /* populate's removal or rox step */
+		flaky_sim::fail_dm = flaky_sim::fail_cpa = 0; /* populate's removal (6.13-rc) or its set_memory_rox() */
 		CHECK(em.alloc(page_size, 1).err == error::backend_failure);
 		flaky_sim::reset();
 		CHECK(em.stats().pages_held == 0);

@@ -53,18 +53,18 @@ TEST_CASE("guest-memfd: a 4 KiB folio splits its 2 MiB direct-map page; an align
 		auto h = huge.alloc(chunk_size, chunk_size);
 		REQUIRE(h.ok());
 		CHECK(peer_test::alias_pfns(m, h.value, 1)[0] == pfn_t{600} << chunk_order);
-		CHECK(m.backend.stats().splits_2m == before.splits_2m); /* whole and aligned: in place */
-		CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
+		CHECK(m.backend.stats().direct_map_level2_splits == before.direct_map_level2_splits); /* whole and aligned: in place */
+		CHECK(m.backend.stats().direct_map_level3_splits - before.direct_map_level3_splits == 1);
 		guest_memfd_peer<sim_direct_map> small(m);
 		auto s = small.alloc(page_size, 1);
 		REQUIRE(s.ok());
 		CHECK(peer_test::alias_pfns(m, s.value, 1)[0] == (pfn_t{700} << chunk_order) + 3);
-		CHECK(m.backend.stats().splits_2m - before.splits_2m == 1);
+		CHECK(m.backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == 1);
 		CHECK(huge.free(h.value) == error::ok);
 		CHECK(small.free(s.value) == error::ok);
 		/* Restores never merge. */
-		CHECK(m.backend.stats().splits_2m - before.splits_2m == 1);
-		CHECK(m.backend.stats().collapses_2m == before.collapses_2m);
+		CHECK(m.backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == 1);
+		CHECK(m.backend.stats().direct_map_level2_collapses == before.direct_map_level2_collapses);
 	}
 	peer_test::unpin(m, pinned);
 }

@@ -168,19 +168,25 @@ struct flaky_sim : sim_direct_map {
 
 	static inline int fail_default = -1;
 
-	int map_alias(frame_range r, prot p, std::uintptr_t *a) noexcept
+	int map_alias(frame_range r, prot p, std::uintptr_t *a, map_flags f = map_flags::none) noexcept
 	{
-		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias(r, p, a);
+		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias(r, p, a, f);
 	}
-	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *a) noexcept
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *a,
+			   map_flags f = map_flags::none) noexcept
 	{
-		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias_runs(runs, n, p, a);
+		return hit(fail_map_alias) ? -ENOMEM : sim_direct_map::map_alias_runs(runs, n, p, a, f);
 	}
 	int set_direct_map_default(frame_range r) noexcept
 	{
 		return hit(fail_default) ? -ENOMEM : sim_direct_map::set_direct_map_default(r);
 	}
-	static void reset() noexcept { fail_map_alias = fail_dm = fail_default = -1; }
+	static inline int fail_cpa = -1;
+	int set_memory(std::uintptr_t a, std::size_t n, cpa_op op) noexcept
+	{
+		return hit(fail_cpa) ? -ENOMEM : sim_direct_map::set_memory(a, n, op);
+	}
+	static void reset() noexcept { fail_map_alias = fail_dm = fail_default = fail_cpa = -1; }
 	int set_direct_map_invalid(frame_range r) noexcept
 	{
 		return hit(fail_dm) ? -ENOMEM : sim_direct_map::set_direct_map_invalid(r);

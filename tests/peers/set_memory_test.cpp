@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Tests for bench/peers/set_memory.h and vm_area.h: CPA's alias processing
- * page by page or per huge leaf, and vm_reset_perms(), on hand-worked cases.
+ * Tests for bench/peers/set_memory.h and vm_area.h: set_memory_*() on a
+ * vmalloc area (the backend's alias processing: page by page, or per leaf of
+ * a huge area), vm_reset_perms(), and vmalloc's placement and fallback, on
+ * hand-worked cases.
  */
 #include <doctest/doctest.h>
 
@@ -39,30 +41,35 @@ TEST_CASE("set_memory: on a 4 KiB-mapped area each frame is its own alias step, 
 	const auto before = m.backend.stats();
 	{
 		std::lock_guard<std::mutex> g(m.lock);
-		REQUIRE(set_memory_locked(m, a, 0, pages_per_chunk, mem_change::rox, cnt) == error::ok);
+		REQUIRE(set_memory_locked(m, a, 0, pages_per_chunk, cpa_op::rox, cnt) == error::ok);
 	}
-	CHECK(cnt.dm_changes == pages_per_chunk);
+	CHECK(cnt.dm_changes == 1);
 	CHECK(cnt.flushes == 1);
-	CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
-	CHECK(m.backend.stats().splits_2m - before.splits_2m == 1); /* the first frame splits it */
+	CHECK(m.backend.stats().direct_map_level3_splits - before.direct_map_level3_splits == 1);
+	CHECK(m.backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == 1); /* the first frame splits it */
 	CHECK(peer_test::count_state(m, a.runs[0], dm_state::ro) == pages_per_chunk);
-	/* set_memory_x/nx never reach the direct map. */
+	CHECK(m.backend.alias_prot(a.addr) == prot::rx);
 	{
 		std::lock_guard<std::mutex> g(m.lock);
-		REQUIRE(set_memory_locked(m, a, 0, 4, mem_change::nx, cnt) == error::ok);
-		CHECK(cnt.dm_changes == pages_per_chunk);
-		REQUIRE(set_memory_locked(m, a, 3, 2, mem_change::rw, cnt) == error::ok);
-		CHECK(cnt.dm_changes == pages_per_chunk + 2);
+		/* set_memory_nx never reaches the direct map; rw after it does (force_rw). */
+		REQUIRE(set_memory_rw_nx_locked(m, a, 3, 2, cnt) == error::ok);
+		CHECK(cnt.dm_changes == 2);
+		CHECK(cnt.flushes == 3);
 		CHECK(m.backend.direct_map_state(second_gib + 3) == dm_state::rw);
 		CHECK(m.backend.direct_map_state(second_gib + 5) == dm_state::ro);
+		CHECK(m.backend.alias_prot(a.addr + 3 * page_size) == prot::rw);
+		/* rw on an executable page would be W+X: refused, nothing changed. */
+		CHECK(set_memory_locked(m, a, 5, 1, cpa_op::rw, cnt) == error::backend_failure);
+		CHECK(m.backend.direct_map_state(second_gib + 5) == dm_state::ro);
+		REQUIRE(set_memory_locked(m, a, 3, 2, cpa_op::rox, cnt) == error::ok);
 		/* vm_reset_perms(): invalid then default, page by page, one flush. */
+		const std::uint64_t c0 = cnt.dm_changes;
 		REQUIRE(vm_reset_perms_locked(m, a, cnt) == error::ok);
-		CHECK(cnt.dm_changes == pages_per_chunk + 2 + 2 * pages_per_chunk);
-		CHECK(cnt.flushes == 4);
+		CHECK(cnt.dm_changes - c0 == 2 * pages_per_chunk);
 		REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
 	}
 	CHECK(peer_test::direct_map_all_rw(m) == "");
-	CHECK(m.backend.stats().collapses_2m == before.collapses_2m); /* restores never merge */
+	CHECK(m.backend.stats().direct_map_level2_collapses == before.direct_map_level2_collapses); /* restores never merge */
 	peer_test::unpin(m, pinned);
 }
 
@@ -81,17 +88,18 @@ TEST_CASE("set_memory: a huge (order-9) area changes whole leaves in place; a pa
 		CHECK(a.page_order == chunk_order);
 		CHECK(m.pages.allocated_order(second_gib).value == chunk_order);
 		const auto before = m.backend.stats();
-		REQUIRE(set_memory_locked(m, a, 0, 2 * pages_per_chunk, mem_change::rox, cnt) == error::ok);
-		CHECK(cnt.dm_changes == 2); /* one alias step per 2 MiB leaf */
-		CHECK(m.backend.stats().splits_2m == before.splits_2m);
-		CHECK(m.backend.stats().splits_1g - before.splits_1g == 1);
-		/* make_temp_rw of 3 pages of the second leaf: the vmalloc PMD splits, the alias goes page by page. */
-		REQUIRE(set_memory_locked(m, a, pages_per_chunk + 10, 3, mem_change::rw, cnt) == error::ok);
-		CHECK(cnt.dm_changes == 2 + 3);
-		CHECK(m.backend.stats().splits_2m - before.splits_2m == 1);
+		REQUIRE(set_memory_locked(m, a, 0, 2 * pages_per_chunk, cpa_op::rox, cnt) == error::ok);
+		CHECK(m.backend.direct_map_level(second_gib) == map_level::pmd_2m); /* whole leaves: in place */
+		CHECK(m.backend.stats().direct_map_level2_splits == before.direct_map_level2_splits);
+		CHECK(m.backend.stats().direct_map_level3_splits - before.direct_map_level3_splits == 1);
+		/* make_temp_rw of 3 pages of the second leaf: the leaf splits, the alias goes page by page. */
+		REQUIRE(set_memory_rw_nx_locked(m, a, pages_per_chunk + 10, 3, cnt) == error::ok);
+		CHECK(m.backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == 1);
+		CHECK(m.backend.direct_map_state(second_gib + pages_per_chunk + 11) == dm_state::rw);
+		REQUIRE(set_memory_locked(m, a, pages_per_chunk + 10, 3, cpa_op::rox, cnt) == error::ok);
 		/* vm_reset_perms() of a huge area goes page by page: the first leaf splits now. */
 		REQUIRE(vm_reset_perms_locked(m, a, cnt) == error::ok);
-		CHECK(m.backend.stats().splits_2m - before.splits_2m == 2);
+		CHECK(m.backend.stats().direct_map_level2_splits - before.direct_map_level2_splits == 2);
 		REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
 		CHECK(m.pages.nr_free_pages() == 2 * pages_per_chunk);
 	}
@@ -127,7 +135,7 @@ TEST_CASE("vm_area: vmalloc falls back to order-0 pages when an order-9 page is 
 	peer_test::unpin(m, pinned);
 }
 
-TEST_CASE("set_memory: a failing alias step is undone with the same granularity")
+TEST_CASE("set_memory: a failing call changes nothing")
 {
 	using peer_test::flaky_sim;
 	machine<flaky_sim> m(std::uint64_t{1} << 18);
@@ -135,9 +143,10 @@ TEST_CASE("set_memory: a failing alias step is undone with the same granularity"
 	call_counts cnt;
 	std::lock_guard<std::mutex> g(m.lock);
 	REQUIRE(vmalloc_locked(m, 8, vmalloc_opts{}, a) == error::ok);
-	flaky_sim::fail_dm = 5;
-	CHECK(set_memory_locked(m, a, 0, 8, mem_change::ro, cnt) == error::backend_failure);
+	flaky_sim::fail_cpa = 0;
+	CHECK(set_memory_locked(m, a, 0, 8, cpa_op::ro, cnt) == error::backend_failure);
 	flaky_sim::reset();
+	CHECK(cnt.dm_changes == 0);
 	for (const frame_range &r : a.runs)
 		CHECK(peer_test::count_state(m, r, dm_state::rw) == r.nr_pages);
 	REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);

@@ -2,8 +2,11 @@
 /*
  * Tests for sim/sim_direct_map.h (and the two models it composes,
  * sim_page_tables.h and sim_module_area.h): exact CPA counters for each
- * split/no-split/collapse case, the boot layout, a 1 TiB machine, alias
- * placement, and a randomized comparison against a flat per-frame model.
+ * split/no-split case of the set_direct_map_*() calls, the flat boot layout,
+ * the proposed collapse_on_restore, a 1 TiB machine, alias placement, and a
+ * randomized comparison against a flat per-frame model. set_memory_*() with
+ * alias processing and the kernel's collapse are in sim_cpa_test.cpp, the
+ * boot map from a memory map in sim_boot_map_test.cpp.
  */
 #include <doctest/doctest.h>
 
@@ -31,21 +34,22 @@ std::uint64_t directmap_sum_kb(const ua::backend_stats &s)
 
 }  // namespace
 
-TEST_CASE("boot layout of a 1 GiB machine: 4 MiB of 4 KiB pages, the rest 2 MiB")
+TEST_CASE("boot layout of a flat 1 GiB machine: 2 MiB of 4 KiB pages, the rest 2 MiB")
 {
 	ua::sim_direct_map m(gib(1));
 	const ua::backend_stats s = m.stats();
 	CHECK(m.nr_pages() == gib(1));
-	CHECK(s.directmap_4k_kb == 4096);
-	CHECK(s.directmap_2m_kb == kb_1g - 4096);
+	/* init_mem_mapping(): the ISA range [0, 1 MiB) and the 4 KiB head [1 MiB, 2 MiB) share one PTE table. */
+	CHECK(s.directmap_4k_kb == 2048);
+	CHECK(s.directmap_2m_kb == kb_1g - 2048);
 	CHECK(s.directmap_1g_kb == 0);
-	CHECK(s.pgtable_pages == 3);  /* the PMD table of GiB 0 and two PTE tables */
-	CHECK(s.splits_2m == 0);
-	CHECK(s.splits_1g == 0);
+	CHECK(s.pgtable_pages == 2);  /* the PMD table of GiB 0 and one PTE table */
+	CHECK(s.direct_map_level2_splits == 0);
+	CHECK(s.direct_map_level3_splits == 0);
 	CHECK(s.tlb_flushes == 0);
 	CHECK(m.direct_map_level(0) == map_level::pte_4k);
-	CHECK(m.direct_map_level(1023) == map_level::pte_4k);
-	CHECK(m.direct_map_level(1024) == map_level::pmd_2m);
+	CHECK(m.direct_map_level(511) == map_level::pte_4k);
+	CHECK(m.direct_map_level(512) == map_level::pmd_2m);
 	CHECK(m.direct_map_level(gib(1) - 1) == map_level::pmd_2m);
 	CHECK(m.direct_map_level(gib(1)) == map_level::none);
 	CHECK(m.direct_map_state(0) == dm_state::rw);
@@ -53,32 +57,17 @@ TEST_CASE("boot layout of a 1 GiB machine: 4 MiB of 4 KiB pages, the rest 2 MiB"
 	CHECK(m.check_consistency() == "");
 }
 
-TEST_CASE("boot layout of an unaligned machine: 1 GiB pages only for whole GiBs after the first")
+TEST_CASE("boot layout of a flat 2 GiB machine: GiB 1 one 1 GiB page, counted three times")
 {
-	/* 4 GiB + 6 MiB + 12 KiB: GiBs 1..3 are 1 GiB pages, the 6 MiB tail is 2 MiB pages, the 12 KiB tail 4 KiB. */
-	const std::uint64_t pages = gib(4) + 3 * pmd_pages + 3;
-	ua::sim_direct_map m(pages);
+	ua::sim_direct_map m(gib(2));
 	const ua::backend_stats s = m.stats();
+	/* The 2 MiB step, the 512 MiB step and the last step each reach into GiB 1 (phys_pud_init() recount). */
 	CHECK(s.directmap_1g_kb == 3 * kb_1g);
-	CHECK(s.directmap_4k_kb == 4096 + 12);
-	CHECK(s.directmap_2m_kb == (kb_1g - 4096) + 3 * kb_2m);
-	CHECK(directmap_sum_kb(s) == pages * 4);
-	CHECK(s.pgtable_pages == 2 + 3);  /* PMD tables of GiB 0 and the tail; PTE tables: 2 boot + tail */
+	CHECK(s.directmap_4k_kb == 2048);
+	CHECK(s.directmap_2m_kb == kb_1g - 2048);
+	CHECK(m.page_tables().boot_recount()[2] == 2);
 	CHECK(m.direct_map_level(gib(1)) == map_level::pud_1g);
-	CHECK(m.direct_map_level(gib(4) - 1) == map_level::pud_1g);
-	CHECK(m.direct_map_level(gib(4)) == map_level::pmd_2m);
-	CHECK(m.direct_map_level(gib(4) + 3 * pmd_pages) == map_level::pte_4k);
-	CHECK(m.direct_map_level(pages - 1) == map_level::pte_4k);
-	CHECK(m.direct_map_level(pages) == map_level::none);
 	CHECK(m.check_consistency() == "");
-
-	/* The tail's partial PTE table cannot merge: there is no whole 2 MiB page behind it. */
-	CHECK(m.collapse({gib(4) + 3 * pmd_pages, 3}) == 0);
-	CHECK(m.stats().collapses_2m == 0);
-	CHECK(m.direct_map_level(pages - 1) == map_level::pte_4k);
-	CHECK(m.set_direct_map_invalid({pages - 1, 1}) == 0);
-	CHECK(m.direct_map_state(pages - 1) == dm_state::invalid);
-	CHECK(m.set_direct_map_invalid({pages - 1, 2}) == -EINVAL);
 }
 
 TEST_CASE("a 4 KiB change inside a 2 MiB page splits it once")
@@ -88,8 +77,8 @@ TEST_CASE("a 4 KiB change inside a 2 MiB page splits it once")
 	const std::uint64_t pfn = 10 * pmd_pages + 7;
 	REQUIRE(m.set_direct_map_invalid({pfn, 1}) == 0);
 	const ua::backend_stats s = m.stats();
-	CHECK(s.splits_2m == 1);
-	CHECK(s.splits_1g == 0);
+	CHECK(s.direct_map_level2_splits == 1);
+	CHECK(s.direct_map_level3_splits == 0);
 	CHECK(s.tlb_flushes == before.tlb_flushes + 1);
 	CHECK(s.pgtable_pages == before.pgtable_pages + 1);
 	CHECK(s.prot_changes == before.prot_changes + 1);
@@ -102,10 +91,10 @@ TEST_CASE("a 4 KiB change inside a 2 MiB page splits it once")
 	CHECK(m.direct_map_level(10 * pmd_pages) == map_level::pte_4k);
 	CHECK(m.direct_map_level(11 * pmd_pages) == map_level::pmd_2m);
 
-	/* A second change inside the same, now split, page costs no split. */
+	/* A second change inside the same, now split, page costs no split (set_memory_ro()'s own flush only). */
 	REQUIRE(m.set_direct_map_ro({pfn + 1, 3}) == 0);
-	CHECK(m.stats().splits_2m == 1);
-	CHECK(m.stats().tlb_flushes == s.tlb_flushes);
+	CHECK(m.stats().direct_map_level2_splits == 1);
+	CHECK(m.stats().tlb_flushes == s.tlb_flushes + 1);
 	CHECK(m.stats().prot_changes == s.prot_changes + 1);
 	CHECK(m.direct_map_state(pfn + 3) == dm_state::ro);
 	CHECK(m.check_consistency() == "");
@@ -119,8 +108,8 @@ TEST_CASE("a 2 MiB change inside a 1 GiB page splits only the 1 GiB page")
 	REQUIRE(m.direct_map_level(pfn) == map_level::pud_1g);
 	REQUIRE(m.set_direct_map_invalid({pfn, pmd_pages}) == 0);
 	const ua::backend_stats s = m.stats();
-	CHECK(s.splits_1g == 1);
-	CHECK(s.splits_2m == 0);
+	CHECK(s.direct_map_level3_splits == 1);
+	CHECK(s.direct_map_level2_splits == 0);
 	CHECK(s.tlb_flushes == before.tlb_flushes + 1);
 	CHECK(s.pgtable_pages == before.pgtable_pages + 1);
 	CHECK(s.directmap_1g_kb == before.directmap_1g_kb - kb_1g);
@@ -142,14 +131,14 @@ TEST_CASE("a 4 KiB change inside a 1 GiB page splits both levels")
 	const std::uint64_t pfn = gib(1) + 100 * pmd_pages + 17;
 	REQUIRE(m.set_direct_map_ro({pfn, 1}) == 0);
 	const ua::backend_stats s = m.stats();
-	CHECK(s.splits_1g == 1);
-	CHECK(s.splits_2m == 1);
-	CHECK(s.tlb_flushes == before.tlb_flushes + 2);
+	CHECK(s.direct_map_level3_splits == 1);
+	CHECK(s.direct_map_level2_splits == 1);
+	CHECK(s.tlb_flushes == before.tlb_flushes + 3); /* two splits, and set_memory_ro()'s cpa_flush() */
 	CHECK(s.pgtable_pages == before.pgtable_pages + 2);
 	CHECK(s.prot_changes == before.prot_changes + 1);
-	CHECK(s.directmap_1g_kb == 0);
+	CHECK(s.directmap_1g_kb == before.directmap_1g_kb - kb_1g);
 	CHECK(s.directmap_4k_kb == before.directmap_4k_kb + kb_2m);
-	CHECK(directmap_sum_kb(s) == gib(2) * 4);
+	CHECK(directmap_sum_kb(s) == directmap_sum_kb(before));
 	CHECK(m.direct_map_level(pfn) == map_level::pte_4k);
 	CHECK(m.direct_map_level(pfn + pmd_pages) == map_level::pmd_2m);
 	CHECK(m.direct_map_state(pfn) == dm_state::ro);
@@ -164,8 +153,8 @@ TEST_CASE("a range from inside one GiB to inside the next splits at both ends on
 	const std::uint64_t start = gib(1) + 300 * pmd_pages + 1, end = gib(2) + 2 * pmd_pages + 1;
 	REQUIRE(m.set_direct_map_invalid({start, end - start}) == 0);
 	const ua::backend_stats s = m.stats();
-	CHECK(s.splits_1g == 2);
-	CHECK(s.splits_2m == 2);
+	CHECK(s.direct_map_level3_splits == 2);
+	CHECK(s.direct_map_level2_splits == 2);
 	CHECK(s.tlb_flushes == 4);
 	CHECK(s.prot_changes == 1);
 	CHECK(m.direct_map_state(start - 1) == dm_state::rw);
@@ -195,9 +184,9 @@ TEST_CASE("a change covering a whole large page keeps it large")
 	SUBCASE("1 GiB page")
 	{
 		const frame_range gig{gib(2), pud_pages};
-		REQUIRE(m.set_direct_map_ro(gig) == 0);
+		REQUIRE(m.set_direct_map_invalid(gig) == 0);
 		CHECK(m.direct_map_level(gig.pfn) == map_level::pud_1g);
-		CHECK(m.direct_map_state(gig.pfn + 12345) == dm_state::ro);
+		CHECK(m.direct_map_state(gig.pfn + 12345) == dm_state::invalid);
 		CHECK(m.direct_map_state(gig.pfn - 1) == dm_state::rw);
 	}
 	SUBCASE("several whole 2 MiB pages across a GiB boundary of 2 MiB-mapped GiB 0")
@@ -207,8 +196,8 @@ TEST_CASE("a change covering a whole large page keeps it large")
 		CHECK(m.direct_map_level(r.pfn) == map_level::pmd_2m);
 	}
 	const ua::backend_stats s = m.stats();
-	CHECK(s.splits_2m == 0);
-	CHECK(s.splits_1g == 0);
+	CHECK(s.direct_map_level2_splits == 0);
+	CHECK(s.direct_map_level3_splits == 0);
 	CHECK(s.tlb_flushes == before.tlb_flushes);
 	CHECK(s.pgtable_pages == before.pgtable_pages);
 	CHECK(s.prot_changes == before.prot_changes + 1);
@@ -226,8 +215,8 @@ TEST_CASE("a change to the state a page already has is a no-op")
 	CHECK(m.set_direct_map_default({20 * pmd_pages + 3, 5}) == 0);
 	CHECK(m.set_direct_map_default({gib(1) + 3, 5}) == 0);
 	const ua::backend_stats s = m.stats();
-	CHECK(s.splits_2m == before.splits_2m);
-	CHECK(s.splits_1g == before.splits_1g);
+	CHECK(s.direct_map_level2_splits == before.direct_map_level2_splits);
+	CHECK(s.direct_map_level3_splits == before.direct_map_level3_splits);
 	CHECK(s.tlb_flushes == before.tlb_flushes);
 	CHECK(s.prot_changes == before.prot_changes);
 	CHECK(s.pgtable_pages == before.pgtable_pages);
@@ -238,17 +227,17 @@ TEST_CASE("a change to the state a page already has is a no-op")
 	const ua::backend_stats s1 = m.stats();
 	REQUIRE(m.set_direct_map_ro({30 * pmd_pages + 1, 2}) == 0);
 	CHECK(m.stats().prot_changes == s1.prot_changes);
-	CHECK(m.stats().splits_2m == s1.splits_2m);
+	CHECK(m.stats().direct_map_level2_splits == s1.direct_map_level2_splits);
 	/* A whole large page already ro: also a no-op. */
 	REQUIRE(m.set_direct_map_ro({31 * pmd_pages, pmd_pages}) == 0);
 	const ua::backend_stats s2 = m.stats();
 	REQUIRE(m.set_direct_map_ro({31 * pmd_pages + 8, 8}) == 0);
 	CHECK(m.stats().prot_changes == s2.prot_changes);
-	CHECK(m.stats().splits_2m == s2.splits_2m);
+	CHECK(m.stats().direct_map_level2_splits == s2.direct_map_level2_splits);
 	CHECK(m.direct_map_level(31 * pmd_pages) == map_level::pmd_2m);
 }
 
-TEST_CASE("restoring does not merge; collapse does, at both levels")
+TEST_CASE("restoring does not merge, nor does collapse(): no kernel merges on request")
 {
 	ua::sim_direct_map m(gib(2));
 	const ua::backend_stats boot = m.stats();
@@ -256,100 +245,119 @@ TEST_CASE("restoring does not merge; collapse does, at both levels")
 	REQUIRE(m.set_direct_map_invalid({pfn, 1}) == 0);
 	REQUIRE(m.set_direct_map_default({pfn, 1}) == 0);
 	const ua::backend_stats restored = m.stats();
-	CHECK(restored.splits_1g == 1);
-	CHECK(restored.splits_2m == 1);
-	CHECK(restored.collapses_2m == 0);
+	CHECK(restored.direct_map_level3_splits == 1);
+	CHECK(restored.direct_map_level2_splits == 1);
+	CHECK(restored.direct_map_level2_collapses == 0);
 	CHECK(restored.prot_changes == 2);
 	CHECK(m.direct_map_level(pfn) == map_level::pte_4k);
 	CHECK(m.direct_map_state(pfn) == dm_state::rw);
 	CHECK(restored.directmap_4k_kb == boot.directmap_4k_kb + kb_2m);
 
-	REQUIRE(m.collapse({pfn, 1}) == 0);
+	/* set_direct_map_default() and collapse() of every release: nothing merges, nothing is counted. */
+	REQUIRE(m.set_direct_map_default({gib(1), pud_pages}) == 0);
+	REQUIRE(m.collapse({0, gib(2)}) == 0);
 	const ua::backend_stats s = m.stats();
-	CHECK(s.collapses_2m == 1);
-	CHECK(s.collapses_1g == 1);
-	CHECK(s.tlb_flushes == restored.tlb_flushes + 1);  /* one flush for the whole call */
-	CHECK(s.pgtable_pages == boot.pgtable_pages);
-	CHECK(s.directmap_4k_kb == boot.directmap_4k_kb);
-	CHECK(s.directmap_2m_kb == boot.directmap_2m_kb);
-	CHECK(s.directmap_1g_kb == boot.directmap_1g_kb);
-	CHECK(m.direct_map_level(pfn) == map_level::pud_1g);
-	CHECK(m.direct_map_state(pfn) == dm_state::rw);
+	CHECK(s.direct_map_level2_collapses == 0);
+	CHECK(s.direct_map_level3_collapses == 0);
+	CHECK(s.tlb_flushes == restored.tlb_flushes);
+	CHECK(s.pgtable_pages == restored.pgtable_pages);
+	CHECK(s.directmap_4k_kb == restored.directmap_4k_kb);
+	CHECK(m.direct_map_level(pfn) == map_level::pte_4k);
 	CHECK(m.check_consistency() == "");
-
-	/* Nothing left to merge: no count, no flush. */
-	REQUIRE(m.collapse({pfn, 1}) == 0);
-	CHECK(m.stats().collapses_2m == 1);
-	CHECK(m.stats().tlb_flushes == s.tlb_flushes);
 }
 
-TEST_CASE("collapse refuses entries that disagree")
+TEST_CASE("proposed collapse_on_restore: a restore merges what it restored, the PUD even without a PMD merge")
 {
-	ua::sim_direct_map m(gib(2));
-	const std::uint64_t pfn = gib(1) + 40 * pmd_pages;
+	ua::sim_config cfg;
+	cfg.collapse_on_restore = true;
 
-	SUBCASE("4 KiB entries disagree: neither level merges")
+	SUBCASE("a 4 KiB change restored: the 2 MiB page, then the GiB")
 	{
-		REQUIRE(m.set_direct_map_invalid({pfn + 1, 1}) == 0);
-		const ua::backend_stats before = m.stats();
-		REQUIRE(m.collapse({pfn, pmd_pages}) == 0);
-		const ua::backend_stats s = m.stats();
-		CHECK(s.collapses_2m == 0);
-		CHECK(s.collapses_1g == 0);
-		CHECK(s.tlb_flushes == before.tlb_flushes);
-		CHECK(s.pgtable_pages == before.pgtable_pages);
-		CHECK(m.direct_map_level(pfn) == map_level::pte_4k);
-		CHECK(m.direct_map_state(pfn + 1) == dm_state::invalid);
-	}
-	SUBCASE("4 KiB entries agree on a non-default state: 2 MiB merges, 1 GiB does not")
-	{
+		ua::sim_direct_map m(gib(2), cfg);
+		const ua::backend_stats boot = m.stats();
+		const std::uint64_t pfn = gib(1) + 9 * pmd_pages + 100;
 		REQUIRE(m.set_direct_map_invalid({pfn, 1}) == 0);
-		REQUIRE(m.set_direct_map_invalid({pfn + 1, pmd_pages - 1}) == 0);
-		REQUIRE(m.collapse({pfn + 3, 1}) == 0);
+		const ua::backend_stats split = m.stats();
+		REQUIRE(m.set_direct_map_default({pfn, 1}) == 0);
 		const ua::backend_stats s = m.stats();
-		CHECK(s.collapses_2m == 1);
-		CHECK(s.collapses_1g == 0);  /* one 2 MiB entry is invalid, the others rw */
-		CHECK(m.direct_map_level(pfn) == map_level::pmd_2m);
-		CHECK(m.direct_map_state(pfn) == dm_state::invalid);
-		CHECK(m.direct_map_state(pfn + pmd_pages - 1) == dm_state::invalid);
-		CHECK(m.direct_map_state(pfn + pmd_pages) == dm_state::rw);
-		CHECK(m.direct_map_level(gib(1)) == map_level::pmd_2m);
-
-		/* Once the GiB agrees again, collapse merges it. */
-		REQUIRE(m.set_direct_map_default({pfn, pmd_pages}) == 0);
-		REQUIRE(m.collapse({gib(1), 1}) == 0);
-		CHECK(m.stats().collapses_1g == 1);
+		CHECK(s.direct_map_level2_collapses == 1);
+		CHECK(s.direct_map_level3_collapses == 1);
+		CHECK(s.tlb_flushes == split.tlb_flushes + 1); /* one flush for the merges of one call */
+		CHECK(s.pgtable_pages == boot.pgtable_pages);
+		CHECK(s.directmap_4k_kb == boot.directmap_4k_kb);
+		CHECK(s.directmap_2m_kb == boot.directmap_2m_kb);
+		CHECK(s.directmap_1g_kb == boot.directmap_1g_kb);
 		CHECK(m.direct_map_level(pfn) == map_level::pud_1g);
+		CHECK(m.check_consistency() == "");
 	}
-	SUBCASE("a 4 KiB entry elsewhere in the GiB blocks the 1 GiB merge")
+	SUBCASE("a whole 2 MiB page restored (the library's chunk release): the GiB, with no PMD merge")
 	{
-		REQUIRE(m.set_direct_map_ro({pfn, pmd_pages}) == 0);      /* splits 1 GiB only */
-		REQUIRE(m.set_direct_map_default({pfn, pmd_pages}) == 0);
-		REQUIRE(m.set_direct_map_invalid({gib(2) - 1, 1}) == 0);  /* last 2 MiB of the GiB */
-		REQUIRE(m.set_direct_map_default({gib(2) - 1, 1}) == 0);
-		REQUIRE(m.collapse({pfn, 1}) == 0);                       /* touches only pfn's 2 MiB */
-		CHECK(m.stats().collapses_2m == 0);
-		CHECK(m.stats().collapses_1g == 0);
-		CHECK(m.direct_map_level(pfn) == map_level::pmd_2m);
-		REQUIRE(m.collapse({gib(1), pud_pages}) == 0);            /* the whole GiB */
-		CHECK(m.stats().collapses_2m == 1);
-		CHECK(m.stats().collapses_1g == 1);
-		CHECK(m.direct_map_level(gib(2) - 1) == map_level::pud_1g);
+		ua::sim_direct_map m(gib(2), cfg);
+		const frame_range chunk{gib(1) + 40 * pmd_pages, pmd_pages};
+		REQUIRE(m.set_direct_map_invalid(chunk) == 0);
+		CHECK(m.stats().direct_map_level3_splits == 1);
+		CHECK(m.stats().direct_map_level2_splits == 0);
+		REQUIRE(m.set_direct_map_default(chunk) == 0);
+		CHECK(m.stats().direct_map_level2_collapses == 0);
+		CHECK(m.stats().direct_map_level3_collapses == 1);
+		CHECK(m.direct_map_level(chunk.pfn) == map_level::pud_1g);
 	}
-	CHECK(m.check_consistency() == "");
+	SUBCASE("entries that disagree do not merge; collapse() merges once they agree")
+	{
+		ua::sim_direct_map m(gib(2), cfg);
+		const std::uint64_t pfn = gib(1) + 40 * pmd_pages;
+		REQUIRE(m.set_direct_map_invalid({pfn, 2}) == 0);
+		REQUIRE(m.set_direct_map_default({pfn, 1}) == 0); /* pfn + 1 still out */
+		CHECK(m.stats().direct_map_level2_collapses == 0);
+		CHECK(m.stats().direct_map_level3_collapses == 0);
+		CHECK(m.direct_map_level(pfn) == map_level::pte_4k);
+		/* invalid entries agree among themselves but are not present: never merged */
+		REQUIRE(m.set_direct_map_invalid({pfn, pmd_pages}) == 0);
+		REQUIRE(m.collapse({pfn, pmd_pages}) == 0);
+		CHECK(m.stats().direct_map_level2_collapses == 0);
+		REQUIRE(m.set_direct_map_default({pfn, pmd_pages}) == 0);
+		CHECK(m.stats().direct_map_level2_collapses == 1);
+		CHECK(m.stats().direct_map_level3_collapses == 1);
+	}
+	SUBCASE("a GiB with another 4 KiB table elsewhere is not merged by a restore that does not reach it")
+	{
+		ua::sim_direct_map m(gib(2), cfg);
+		const std::uint64_t pfn = gib(1) + 40 * pmd_pages;
+		REQUIRE(m.set_direct_map_ro({gib(2) - 1, 1}) == 0);   /* a 4 KiB ro entry in the last 2 MiB */
+		REQUIRE(m.set_direct_map_invalid({pfn, 1}) == 0);
+		REQUIRE(m.set_direct_map_default({pfn, 1}) == 0);
+		CHECK(m.stats().direct_map_level2_collapses == 1);
+		CHECK(m.stats().direct_map_level3_collapses == 0);    /* that table is still there */
+		REQUIRE(m.set_direct_map_default({gib(2) - 1, 1}) == 0);
+		CHECK(m.stats().direct_map_level2_collapses == 2);
+		CHECK(m.stats().direct_map_level3_collapses == 1);
+	}
 }
 
-TEST_CASE("collapse can merge the boot mappings of GiB 0, which the model gives no holes")
+TEST_CASE("proposed collapse_on_restore never merges what is not RAM")
 {
-	ua::sim_direct_map m(gib(1));
-	REQUIRE(m.collapse({0, gib(1)}) == 0);
-	const ua::backend_stats s = m.stats();
-	CHECK(s.collapses_2m == 2);
-	CHECK(s.collapses_1g == 1);  /* GiB 0 lies wholly inside the machine, so it merges too */
-	CHECK(m.direct_map_level(0) == ua::map_level::pud_1g);
-	CHECK(s.directmap_1g_kb == kb_1g);
-	CHECK(s.pgtable_pages == 0);
+	ua::sim_config cfg;
+	cfg.collapse_on_restore = true;
+	/* An x86 VM: page 0 and [0x9f000, 1 MiB) are not RAM, yet mapped (the ISA range). */
+	auto mm = ua::memory_map::x86_vm(gib(2));
+	REQUIRE(mm.ok());
+	ua::sim_direct_map m(mm.value, cfg);
+	REQUIRE(m.direct_map_level(300) == map_level::pte_4k); /* [1 MiB, 2 MiB) */
+	REQUIRE(m.set_direct_map_invalid({300, 1}) == 0);
+	REQUIRE(m.set_direct_map_default({300, 1}) == 0);
+	CHECK(m.stats().direct_map_level2_collapses == 0);
+	CHECK(m.direct_map_level(0) == map_level::pte_4k);
+	REQUIRE(m.collapse({0, pmd_pages}) == 0);
+	CHECK(m.stats().direct_map_level2_collapses == 0);
+	/* Where the first 2 MiB are all RAM (a memory map with RAM from pfn 0), the same restore merges. */
+	ua::sim_direct_map flat(ua::memory_map::flat(gib(1) - pmd_pages), cfg);
+	REQUIRE(flat.direct_map_level(300) == map_level::pmd_2m); /* [0, 2 MiB) all RAM: the ISA range gets 2 MiB */
+	REQUIRE(flat.set_direct_map_invalid({300, 1}) == 0);
+	REQUIRE(flat.set_direct_map_default({300, 1}) == 0);
+	CHECK(flat.stats().direct_map_level2_collapses == 1);
+	CHECK(flat.direct_map_level(0) == map_level::pmd_2m);
 	CHECK(m.check_consistency() == "");
+	CHECK(flat.check_consistency() == "");
 }
 
 TEST_CASE("invalid arguments are refused and change nothing")
@@ -375,7 +383,7 @@ TEST_CASE("invalid arguments are refused and change nothing")
 		CHECK(m.map_alias(r, prot::rx, &a) == -EINVAL);
 	}
 	const ua::backend_stats s = m.stats();
-	CHECK(s.splits_2m == before.splits_2m);
+	CHECK(s.direct_map_level2_splits == before.direct_map_level2_splits);
 	CHECK(s.tlb_flushes == before.tlb_flushes);
 	CHECK(s.prot_changes == before.prot_changes);
 	CHECK(s.aliases == 0);
@@ -392,26 +400,28 @@ TEST_CASE("a 1 TiB machine: figures and small memory")
 	ua::sim_direct_map m(pages);
 	const ua::sim_page_tables &pt = m.page_tables();
 	ua::backend_stats s = m.stats();
-	CHECK(s.directmap_1g_kb == 1023 * kb_1g);
-	CHECK(s.directmap_2m_kb == kb_1g - 4096);
-	CHECK(s.directmap_4k_kb == 4096);
-	CHECK(directmap_sum_kb(s) == pages * 4);
+	/* GiBs 1-1023 are 1 GiB pages; the 2 MiB, 512 MiB and 128 GiB steps each reach into GiB 1023. */
+	CHECK(s.directmap_1g_kb == 1025 * kb_1g);
+	CHECK(s.directmap_2m_kb == kb_1g - 2048);
+	CHECK(s.directmap_4k_kb == 2048);
+	CHECK(pt.boot_recount()[2] == 2);
 	CHECK(pt.count().pmd_tables == 1);
-	CHECK(pt.count().pte_tables == 2);
-	CHECK(pt.table_bytes() < 64 * 1024);  /* 1024 PUD entries plus the boot tables */
+	CHECK(pt.count().pte_tables == 1);
+	CHECK(pt.table_bytes() < 64 * 1024); /* 1024 PUD entries plus the boot tables */
+	const std::uint64_t boot_kb = directmap_sum_kb(s);
 
 	/* Fragment the top GiB a little, and flip a whole far GiB: only the touched pages get tables. */
 	const std::uint64_t top = gib(1023);
-	REQUIRE(m.set_direct_map_invalid({top + 3 * pmd_pages, pmd_pages}) == 0);  /* 1 GiB split */
-	REQUIRE(m.set_direct_map_ro({top + 9 * pmd_pages + 4, 1}) == 0);          /* 2 MiB split */
-	REQUIRE(m.set_direct_map_invalid({gib(700), pud_pages}) == 0);           /* in place */
+	REQUIRE(m.set_direct_map_invalid({top + 3 * pmd_pages, pmd_pages}) == 0); /* 1 GiB split */
+	REQUIRE(m.set_direct_map_ro({top + 9 * pmd_pages + 4, 1}) == 0);         /* 2 MiB split */
+	REQUIRE(m.set_direct_map_invalid({gib(700), pud_pages}) == 0);          /* in place */
 	s = m.stats();
-	CHECK(s.splits_1g == 1);
-	CHECK(s.splits_2m == 1);
+	CHECK(s.direct_map_level3_splits == 1);
+	CHECK(s.direct_map_level2_splits == 1);
 	CHECK(pt.count().pmd_tables == 2);
-	CHECK(pt.count().pte_tables == 3);
-	CHECK(s.directmap_1g_kb == 1022 * kb_1g);
-	CHECK(directmap_sum_kb(s) == pages * 4);
+	CHECK(pt.count().pte_tables == 2);
+	CHECK(s.directmap_1g_kb == 1024 * kb_1g);
+	CHECK(directmap_sum_kb(s) == boot_kb);
 	CHECK(m.direct_map_state(gib(700) + 77) == dm_state::invalid);
 	CHECK(m.direct_map_level(gib(700)) == map_level::pud_1g);
 	CHECK(m.direct_map_state(pages - 1) == dm_state::rw);
@@ -419,17 +429,12 @@ TEST_CASE("a 1 TiB machine: figures and small memory")
 
 	/* The whole machine read-only in one call: no new tables, GiB pages changed in place. */
 	REQUIRE(m.set_direct_map_ro({0, pages}) == 0);
-	CHECK(m.stats().splits_1g == 1);
-	CHECK(m.stats().splits_2m == 1);
+	CHECK(m.stats().direct_map_level3_splits == 1);
+	CHECK(m.stats().direct_map_level2_splits == 1);
 	CHECK(pt.count().pmd_tables == 2);
 	CHECK(m.direct_map_state(gib(512) + 5) == dm_state::ro);
-	CHECK(m.direct_map_state(gib(700)) == dm_state::ro);
+	CHECK(m.direct_map_state(gib(700)) == dm_state::invalid); /* set_memory_ro() clears RW; not present stays so */
 	CHECK(pt.table_bytes() < 64 * 1024);
-	REQUIRE(m.set_direct_map_default({0, pages}) == 0);
-	REQUIRE(m.collapse({0, pages}) == 0);
-	CHECK(pt.count().pmd_tables == 0);  /* everything back to 1 GiB pages, boot tables included */
-	CHECK(pt.count().pte_tables == 0);
-	CHECK(m.stats().directmap_1g_kb == 1024 * kb_1g);
 	CHECK(m.check_consistency() == "");
 }
 
@@ -522,7 +527,11 @@ TEST_CASE("random changes agree with a flat per-frame model")
 {
 	/* 2 GiB + 3 MiB: GiB 0 in 2 MiB pages, GiB 1 one 1 GiB page, a 2 MiB and a partial tail. */
 	const std::uint64_t pages = gib(2) + pmd_pages + 256;
-	ua::sim_direct_map m(pages);
+	ua::sim_config cfg;
+	SUBCASE("every release") {}
+	SUBCASE("with the proposed collapse_on_restore") { cfg.collapse_on_restore = true; }
+	ua::sim_direct_map m(pages, cfg);
+	const std::uint64_t boot_kb = directmap_sum_kb(m.stats());
 	std::vector<dm_state> ref(pages, dm_state::rw);
 	std::mt19937_64 rng(12345);
 	auto pick = [&](std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng); };
@@ -545,17 +554,18 @@ TEST_CASE("random changes agree with a flat per-frame model")
 			err = s == dm_state::rw ? m.set_direct_map_default({pfn, n})
 			      : s == dm_state::ro ? m.set_direct_map_ro({pfn, n})
 						  : m.set_direct_map_invalid({pfn, n});
+			/* set_memory_ro() only clears RW: a frame not present stays not present */
 			if (err == 0)
 				for (std::uint64_t p = pfn; p < pfn + n; p++)
-					ref[p] = s;
+					ref[p] = s == dm_state::ro && ref[p] == dm_state::invalid ? dm_state::invalid : s;
 		}
 		const bool inside = pfn + n <= pages;
 		REQUIRE(err == (inside ? 0 : -EINVAL));
 		const ua::backend_stats after = m.stats();
-		REQUIRE(directmap_sum_kb(after) == pages * 4);
-		REQUIRE(after.pgtable_pages + after.collapses_2m + after.collapses_1g ==
-			before.pgtable_pages + before.collapses_2m + before.collapses_1g +
-				(after.splits_2m - before.splits_2m) + (after.splits_1g - before.splits_1g));
+		REQUIRE(directmap_sum_kb(after) == boot_kb);
+		REQUIRE(after.pgtable_pages + after.direct_map_level2_collapses + after.direct_map_level3_collapses ==
+			before.pgtable_pages + before.direct_map_level2_collapses + before.direct_map_level3_collapses +
+				(after.direct_map_level2_splits - before.direct_map_level2_splits) + (after.direct_map_level3_splits - before.direct_map_level3_splits));
 		for (int k = 0; k < 16; k++) {
 			const std::uint64_t p = pick(pages);
 			REQUIRE(m.direct_map_state(p) == ref[p]);

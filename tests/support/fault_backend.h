@@ -51,7 +51,7 @@ enum class fault_op : unsigned {
 	flush,          /* flush_tlb */
 	collapse,       /* collapse */
 	alias_map,      /* map_alias, map_alias_runs */
-	alias_protect,  /* protect_alias */
+	alias_protect,  /* protect_alias, set_memory */
 	alias_unmap,    /* unmap_alias */
 	alias_secure,   /* secure_alias */
 	write,          /* write_frames */
@@ -148,10 +148,18 @@ public:
 	int collapse(frame_range r) noexcept { return fail(fault_op::collapse) ? inj_.err() : inner_.collapse(r); }
 	dm_state direct_map_state(pfn_t pfn) const noexcept { return inner_.direct_map_state(pfn); }
 
-	int map_alias(frame_range r, prot p, std::uintptr_t *a) noexcept { return fail(fault_op::alias_map) ? inj_.err() : inner_.map_alias(r, p, a); }
-	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *a) noexcept
+	int map_alias(frame_range r, prot p, std::uintptr_t *a, map_flags f = map_flags::none) noexcept
 	{
-		return fail(fault_op::alias_map) ? inj_.err() : inner_.map_alias_runs(runs, n, p, a);
+		return fail(fault_op::alias_map) ? inj_.err() : inner_.map_alias(r, p, a, f);
+	}
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *a,
+			   map_flags f = map_flags::none) noexcept
+	{
+		return fail(fault_op::alias_map) ? inj_.err() : inner_.map_alias_runs(runs, n, p, a, f);
+	}
+	int set_memory(std::uintptr_t a, std::size_t n, cpa_op op) noexcept
+	{
+		return fail(fault_op::alias_protect) ? inj_.err() : inner_.set_memory(a, n, op);
 	}
 	int protect_alias(std::uintptr_t a, std::size_t n, prot p) noexcept
 	{

@@ -10,16 +10,40 @@
  * memfd, a huge-page direct-map view, mprotect/madvise).
  *
  * Operations mirror the kernel:
- *   set_direct_map_invalid(r)  set_direct_map_invalid_noflush(): remove frames
- *   set_direct_map_default(r)  set_direct_map_default_noflush(): back to rw
- *   set_direct_map_ro(r)       set_memory_ro() on the direct-map address
+ *   set_direct_map_invalid(r)  set_direct_map_invalid_noflush() /
+ *                              set_direct_map_valid_noflush(r, false): one
+ *                              change over the range (a caller modelling a
+ *                              kernel that calls the one-page form per page
+ *                              calls it per page); no flush, no collapse
+ *   set_direct_map_default(r)  set_direct_map_default_noflush(): back to rw;
+ *                              no flush; no collapse (unless the simulation
+ *                              runs the proposed collapse_on_restore)
+ *   set_direct_map_ro(r)       set_memory_ro() on the direct-map address:
+ *                              clears write, so a frame not present stays
+ *                              not present (flushes when it changed anything)
  *   flush_tlb(r)               flush_tlb_kernel_range()
- *   collapse(r)                collapse_large_pages() / MADV_COLLAPSE
- *   map_alias(r, p)            vmap()/execmem's module-area mapping
+ *   collapse(r)                no kernel call merges on request: the
+ *                              simulation merges only under its proposed
+ *                              collapse_on_restore, the real backend asks
+ *                              MADV_COLLAPSE of its own view
+ *   map_alias(r, p, f)         vmap()/execmem's module-area mapping
  *   map_alias_runs(runs, n, p) vmap() of scattered pages / __vmalloc_node_range()
  *                              (vmap_pages_range()): one alias of n runs of
  *                              frames, mapped one after the other in order
- *   protect_alias(a, n, p)     set_memory_rox()/set_memory_nx() on the alias
+ *   protect_alias(a, n, p)     the protection of a whole alias, and nothing
+ *                              else (the direct map is the caller's)
+ *   set_memory(a, n, op)       set_memory_ro/rw/x/nx/rox() on [a, a + n) of
+ *                              an alias, with cpa_process_alias(): the
+ *                              direct-map alias of each frame behind it is
+ *                              changed too, page by page (a large page at a
+ *                              time where the alias itself is PMD-mapped).
+ *                              What reaches the direct map: write (ro, rox
+ *                              clear it, rw sets it); never exec (the direct
+ *                              map keeps NX). Flushes when it changed
+ *                              anything; on v6.15+ set_memory_rox() then
+ *                              collapses the large pages around [a, a + n)
+ *                              of the alias itself (cpa_collapse_large_pages()),
+ *                              never the direct map's
  *   unmap_alias(a, n)          vunmap()
  *   alias_frames(a)            the run of frames behind address a of an alias
  *   alias_pfn(a)               the frame behind address a (vmalloc_to_page())
@@ -41,7 +65,8 @@
  *     flushes once with flush_tlb() after a batch, as the kernel does. Splits
  *     that CPA performs cost their own global flush, counted by the backend;
  *   - a protection that is writable and executable at once is refused with
- *     -EINVAL (W^X).
+ *     -EINVAL (W^X), also when a set_memory() would make one page so (x on
+ *     a writable page, rw on an executable one).
  *
  * Thread safety: a backend is not internally synchronised; its owner
  * serialises calls under machine::lock (phys/machine.h). The exception is
@@ -87,20 +112,27 @@ concept direct_map_ops = requires(B &b, frame_range r) {
  *                                   same frame may appear in two runs).
  *                                   All or nothing: on failure no run is
  *                                   mapped. map_alias(r) is
- *                                   map_alias_runs(&r, 1).
+ *                                   map_alias_runs(&r, 1). A last argument
+ *                                   map_flags::huge maps it as
+ *                                   VM_ALLOW_HUGE_VMAP does (types.h).
+ *   set_memory(a, n, op)            [a, a + n) page aligned, n > 0, inside
+ *                                   one live alias (any part of it).
  * Queries (never fail, never counted) for any address a inside a live alias:
  *   alias_frames(a)   the run holding a (for a one-run alias, all its frames)
  *   alias_pfn(a)      the frame behind a
- *   alias_prot(a)     the alias's protection
+ *   alias_prot(a)     the protection of the page holding a
  *   alias_secured(a)  whether secure_alias() was applied to it
  * and std::nullopt / false for an address in no alias.
  */
 template <class B>
 concept alias_ops = requires(B &b, const B &cb, frame_range r, const frame_range *runs, prot p, std::uintptr_t a,
-			     std::size_t n) {
+			     std::size_t n, map_flags f, cpa_op op) {
 	{ b.map_alias(r, p, &a) } -> std::same_as<int>;
+	{ b.map_alias(r, p, &a, f) } -> std::same_as<int>;
 	{ b.map_alias_runs(runs, n, p, &a) } -> std::same_as<int>;
+	{ b.map_alias_runs(runs, n, p, &a, f) } -> std::same_as<int>;
 	{ b.protect_alias(a, n, p) } -> std::same_as<int>;
+	{ b.set_memory(a, n, op) } -> std::same_as<int>;
 	{ b.unmap_alias(a, n) } -> std::same_as<int>;
 	{ b.secure_alias(a, n) } -> std::same_as<int>;
 	{ cb.alias_frames(a) } -> std::same_as<std::optional<frame_range>>;

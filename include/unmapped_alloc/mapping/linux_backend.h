@@ -149,9 +149,19 @@ public:
 	int collapse(frame_range r) noexcept;
 
 	/* ---- aliases ---- */
-	int map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept;
-	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept;
+	/* f: advisory here (MADV_HUGEPAGE is asked for every alias); validated only. */
+	int map_alias(frame_range r, prot p, std::uintptr_t *addr, map_flags f = map_flags::none) noexcept
+	{
+		return unsigned(f) > 1 ? -EINVAL : map_one_alias(r, p, addr);
+	}
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr,
+			   map_flags f = map_flags::none) noexcept
+	{
+		return unsigned(f) > 1 ? -EINVAL : map_runs_alias(runs, n, p, addr);
+	}
 	int protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept;
+	/* set_memory_*() on [addr, addr + bytes) of an alias, with alias processing on the view (below). */
+	int set_memory(std::uintptr_t addr, std::size_t bytes, cpa_op op) noexcept;
 	int unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
 	/* Secret hardening of a whole alias: mlock, MADV_DONTDUMP, MADV_DONTFORK. */
 	int secure_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
@@ -164,8 +174,11 @@ public:
 	/* Protection of the alias containing addr, if addr is inside one. */
 	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept
 	{
-		const alias *a = find_alias(addr);
-		return a ? std::optional<prot>(a->p) : std::nullopt;
+		auto it = aliases_.upper_bound(addr);
+		if (it == aliases_.begin() || addr - std::prev(it)->first >= std::prev(it)->second.bytes)
+			return std::nullopt;
+		const alias &a = std::prev(it)->second;
+		return a.page_prot ? a.page_prot[(addr - std::prev(it)->first) >> page_shift] : a.p;
 	}
 	/* True when release_frames() has punched a frame of pfn's 2 MiB page: writes there fallocate first. */
 	bool frames_released(pfn_t pfn) const noexcept
@@ -204,6 +217,7 @@ private:
 		bool secured = false;
 		std::unique_ptr<frame_range[]> more; /* runs 1 .. nr_runs - 1 of map_alias_runs(), or null */
 		std::size_t nr_runs = 1;
+		std::unique_ptr<prot[]> page_prot;   /* per page once set_memory() changed part of the alias */
 	};
 
 	const alias *find_alias(std::uintptr_t addr) const noexcept
@@ -287,11 +301,17 @@ private:
 		return aligned;
 	}
 
+	int map_one_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept;
+	int map_runs_alias(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept;
 	void init(std::uint64_t nr_pages) noexcept;
 	void destroy() noexcept;
 	void steal(linux_backend &o) noexcept;
 	int change_direct_map(frame_range r, dm_state to) noexcept;
+	int set_present_ro(frame_range r) noexcept;
 	void restore_direct_map(frame_range r) noexcept;
+	void restore_alias(std::uintptr_t start, const alias &a, std::uint64_t p0, std::uint64_t p1) noexcept;
+	template <class F>
+	static void for_each_alias_frame(const alias &a, std::uint64_t p0, std::uint64_t p1, F &&f) noexcept;
 	int pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, std::size_t n) noexcept;
 	int read_view_pmd_kb(std::uint64_t *kb) const noexcept;
 	void note_partial_change(frame_range r) noexcept;
@@ -441,12 +461,46 @@ inline int linux_backend::change_direct_map(frame_range r, dm_state to) noexcept
 	auto first = state_.begin() + std::ptrdiff_t(r.pfn), last = state_.begin() + std::ptrdiff_t(r.end());
 	if (std::all_of(first, last, [to](std::uint8_t s) { return s == std::uint8_t(to); }))
 		return 0; /* nothing to change, not counted (as the simulation) */
+	const auto invalid = [](std::uint8_t s) { return s == std::uint8_t(dm_state::invalid); };
+	if (to == dm_state::ro && std::any_of(first, last, invalid))
+		return set_present_ro(r);
 	if (::mprotect(direct_map_address(r.pfn), r.bytes(), mmap_prot(to)) != 0) {
 		int err = -errno;
 		restore_direct_map(r);
 		return err;
 	}
 	std::fill(first, last, std::uint8_t(to));
+	note_partial_change(r);
+	prot_changes_++;
+	return 0;
+}
+
+/*
+ * set_memory_ro() clears write and nothing else: a frame not present stays
+ * not present. So where r holds invalid frames, only the runs of present
+ * ones are mprotect()ed; a failure re-applies the recorded states.
+ */
+inline int linux_backend::set_present_ro(frame_range r) noexcept
+{
+	auto is_invalid = [&](pfn_t p) { return state_[p] == std::uint8_t(dm_state::invalid); };
+	for (pfn_t p = r.pfn; p < r.end();) {
+		if (is_invalid(p)) {
+			p++;
+			continue;
+		}
+		pfn_t e = p;
+		while (e < r.end() && !is_invalid(e))
+			e++;
+		if (::mprotect(direct_map_address(p), std::size_t((e - p) << page_shift), PROT_READ) != 0) {
+			int err = -errno;
+			restore_direct_map(r);
+			return err;
+		}
+		p = e;
+	}
+	for (pfn_t p = r.pfn; p < r.end(); p++)
+		if (!is_invalid(p))
+			state_[p] = std::uint8_t(dm_state::ro);
 	note_partial_change(r);
 	prot_changes_++;
 	return 0;
@@ -515,7 +569,7 @@ inline int linux_backend::collapse(frame_range r) noexcept
 	return err;
 }
 
-inline int linux_backend::map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept
+inline int linux_backend::map_one_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept
 {
 	if (!valid(r) || !valid_prot(p) || !addr)
 		return -EINVAL;
@@ -524,7 +578,7 @@ inline int linux_backend::map_alias(frame_range r, prot p, std::uintptr_t *addr)
 	if (!a)
 		return err;
 	try {
-		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p, false, nullptr, 1});
+		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p, false, nullptr, 1, nullptr});
 	} catch (const std::bad_alloc &) {
 		::munmap(a, r.bytes());
 		return -ENOMEM;
@@ -539,7 +593,7 @@ inline int linux_backend::map_alias(frame_range r, prot p, std::uintptr_t *addr)
  * offset into its place. A failure unmaps the reservation, which removes
  * the runs already placed with it: nothing is left behind.
  */
-inline int linux_backend::map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept
+inline int linux_backend::map_runs_alias(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept
 {
 	if (!runs || n == 0 || !valid_prot(p) || !addr)
 		return -EINVAL;
@@ -579,7 +633,7 @@ inline int linux_backend::map_alias_runs(const frame_range *runs, std::size_t n,
 	}
 	::madvise(a, bytes, MADV_HUGEPAGE); /* advisory, as for map_alias() */
 	try {
-		alias al{bytes, runs[0], p, false, std::move(more), n};
+		alias al{bytes, runs[0], p, false, std::move(more), n, nullptr};
 		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), std::move(al));
 	} catch (const std::bad_alloc &) {
 		::munmap(a, bytes);
@@ -594,16 +648,16 @@ inline int linux_backend::protect_alias(std::uintptr_t addr, std::size_t bytes, 
 	auto it = aliases_.find(addr);
 	if (it == aliases_.end() || it->second.bytes != bytes || !valid_prot(p))
 		return -EINVAL;
-	if (it->second.p == p)
+	if (!it->second.page_prot && it->second.p == p)
 		return 0; /* nothing to change, not counted (as the simulation) */
 	if (::mprotect(reinterpret_cast<void *>(addr), bytes, mmap_prot(p)) != 0) {
 		int err = -errno;
-		/* The alias had one protection: re-applying it undoes any partial change. */
-		int rc = ::mprotect(reinterpret_cast<void *>(addr), bytes, mmap_prot(it->second.p));
-		UA_CHECK(rc == 0, "linux_backend: cannot roll back a failed alias protection change");
+		/* Re-applying the recorded protections undoes any partial change. */
+		restore_alias(addr, it->second, 0, bytes >> page_shift);
 		return err;
 	}
 	it->second.p = p;
+	it->second.page_prot.reset();
 	prot_changes_++;
 	return 0;
 }
@@ -751,15 +805,156 @@ inline int linux_backend::release_frames(frame_range r) noexcept
 	return 0;
 }
 
+/*
+ * ---- set_memory_*() with alias processing -------------------------------
+ *
+ * The kernel's set_memory_ro/rw/x/nx/rox() on a vmalloc address changes that
+ * address's PTEs and, through cpa_process_alias(), the direct-map alias of
+ * every frame behind it (write only: the direct map keeps NX). Here the
+ * alias range is mprotect()ed in runs of pages that end with one protection,
+ * and the view - this backend's direct map - in runs of contiguous frames
+ * that end in one state; a failure undoes what was done, in reverse, from
+ * the recorded protections and states. The view's 2 MiB pages a run covers
+ * in part are split as for any direct-map change (note_partial_change());
+ * the simulation's page-by-page accounting of 4 KiB-mapped aliases is not
+ * reproduced: the kernel decides the view's splits.
+ */
+template <class F>
+inline void linux_backend::for_each_alias_frame(const alias &a, std::uint64_t p0, std::uint64_t p1, F &&f) noexcept
+{
+	std::uint64_t page = 0;
+	for (std::size_t i = 0; i < a.nr_runs && page < p1; i++) {
+		const frame_range &r = i == 0 ? a.frames : a.more[i - 1];
+		for (std::uint64_t k = 0; k < r.nr_pages && page < p1; k++, page++)
+			if (page >= p0)
+				f(page, r.pfn + k);
+	}
+}
+
+inline void linux_backend::restore_alias(std::uintptr_t start, const alias &a, std::uint64_t p0, std::uint64_t p1) noexcept
+{
+	for (std::uint64_t i = p0; i < p1;) {
+		const prot p = a.page_prot ? a.page_prot[i] : a.p;
+		std::uint64_t j = i + 1;
+		while (j < p1 && (a.page_prot ? a.page_prot[j] : a.p) == p)
+			j++;
+		int rc = ::mprotect(reinterpret_cast<void *>(start + (i << page_shift)), std::size_t((j - i) << page_shift),
+				    mmap_prot(p));
+		UA_CHECK(rc == 0, "linux_backend: cannot roll back a failed alias protection change");
+		i = j;
+	}
+}
+
+inline int linux_backend::set_memory(std::uintptr_t addr, std::size_t bytes, cpa_op op) noexcept
+{
+	if (unsigned(op) > unsigned(cpa_op::rox) || bytes == 0 || addr % page_size || bytes % page_size)
+		return -EINVAL;
+	auto it = aliases_.upper_bound(addr);
+	if (it == aliases_.begin())
+		return -EINVAL;
+	--it;
+	alias &a = it->second;
+	const std::uintptr_t start = it->first;
+	if (addr - start >= a.bytes || bytes > a.bytes - (addr - start))
+		return -EINVAL;
+	const std::uint64_t pages = a.bytes >> page_shift, p0 = (addr - start) >> page_shift, p1 = p0 + (bytes >> page_shift);
+	auto prot_at = [&](std::uint64_t i) { return a.page_prot ? a.page_prot[i] : a.p; };
+	bool alias_changes = false;
+	for (std::uint64_t i = p0; i < p1; i++) {
+		if (is_wx(apply(op, prot_at(i))))
+			return -EINVAL; /* W^X */
+		alias_changes = alias_changes || apply(op, prot_at(i)) != prot_at(i);
+	}
+	/* What reaches the direct map: write only. */
+	auto dm_to = [op](std::uint8_t s) {
+		if ((op == cpa_op::ro || op == cpa_op::rox) && s == std::uint8_t(dm_state::rw))
+			return std::uint8_t(dm_state::ro);
+		if (op == cpa_op::rw && s == std::uint8_t(dm_state::ro))
+			return std::uint8_t(dm_state::rw);
+		return s;
+	};
+	std::unique_ptr<prot[]> next(new (std::nothrow) prot[pages]);
+	std::unique_ptr<frame_range[]> done(new (std::nothrow) frame_range[p1 - p0]);
+	if (!next || !done)
+		return -ENOMEM;
+	for (std::uint64_t i = 0; i < pages; i++)
+		next[i] = i >= p0 && i < p1 ? apply(op, prot_at(i)) : prot_at(i);
+
+	/* The alias, in runs of one new protection. */
+	int err = 0;
+	for (std::uint64_t i = p0; i < p1 && !err && alias_changes;) {
+		std::uint64_t j = i + 1;
+		while (j < p1 && next[j] == next[i])
+			j++;
+		if (::mprotect(reinterpret_cast<void *>(start + (i << page_shift)), std::size_t((j - i) << page_shift),
+			       mmap_prot(next[i])) != 0)
+			err = -errno;
+		i = j;
+	}
+	if (err) {
+		restore_alias(start, a, p0, p1);
+		return err;
+	}
+	/* The view, in runs of contiguous frames that change alike. */
+	std::size_t nd = 0;
+	frame_range cur{};
+	auto flush_run = [&]() {
+		if (!cur.nr_pages || err)
+			return;
+		if (::mprotect(direct_map_address(cur.pfn), cur.bytes(), mmap_prot(dm_state(dm_to(state_[cur.pfn])))) != 0)
+			err = -errno;
+		else
+			done[nd++] = cur;
+		cur = {};
+	};
+	for_each_alias_frame(a, p0, p1, [&](std::uint64_t, pfn_t pfn) {
+		if (dm_to(state_[pfn]) == state_[pfn])
+			return;
+		if (cur.nr_pages && pfn == cur.end() && state_[pfn] == state_[cur.pfn])
+			cur.nr_pages++;
+		else {
+			flush_run();
+			if (!err)
+				cur = {pfn, 1};
+		}
+	});
+	flush_run();
+	if (err) {
+		while (nd)
+			restore_direct_map(done[--nd]);
+		restore_alias(start, a, p0, p1);
+		return err;
+	}
+	/* Commit: the recorded states and protections. */
+	for (std::size_t i = 0; i < nd; i++) {
+		for (pfn_t pfn = done[i].pfn; pfn < done[i].end(); pfn++)
+			state_[pfn] = dm_to(state_[pfn]);
+		note_partial_change(done[i]);
+	}
+	bool uniform = true;
+	for (std::uint64_t i = 1; i < pages && uniform; i++)
+		uniform = next[i] == next[0];
+	a.p = next[0];
+	if (uniform)
+		a.page_prot.reset();
+	else
+		a.page_prot = std::move(next);
+	if (alias_changes || nd) {
+		prot_changes_++;
+		tlb_flushes_++; /* cpa_flush(); mprotect() flushed already: kept for the figures only */
+	}
+	return 0;
+}
+
 inline backend_stats linux_backend::stats() const
 {
 	backend_stats s;
 	s.tlb_flushes = tlb_flushes_;
 	s.prot_changes = prot_changes_;
-	s.collapses_2m = collapses_2m_;
+	s.direct_map_level2_collapses = collapses_2m_;
 	s.aliases = aliases_.size();
 	s.bytes_written = bytes_written_.sum();
-	s.splits_1g = s.collapses_1g = 0; /* shmem is never PUD-mapped: nothing to split */
+	s.direct_map_level3_splits = s.direct_map_level3_collapses = 0; /* shmem is never PUD-mapped: nothing to split */
 
 	std::uint64_t view_kb = (nr_pages_ << page_shift) >> 10;
 	std::string reason = ok() ? huge_unavailable_ : std::string("backend not constructed: ") + init_step_;
@@ -782,7 +977,7 @@ inline backend_stats linux_backend::stats() const
 		 * split counter, and a split shmem PMD can come back by itself
 		 * (refault of the unsplit folio once the VMA is whole again).
 		 */
-		s.splits_2m = initial_pmd_kb_ > pmd_kb ? (initial_pmd_kb_ - pmd_kb) / (pmd_size >> 10) : 0;
+		s.direct_map_level2_splits = initial_pmd_kb_ > pmd_kb ? (initial_pmd_kb_ - pmd_kb) / (pmd_size >> 10) : 0;
 	}
 
 	std::uint64_t pte_kb = 0;

@@ -40,6 +40,44 @@ constexpr bool has(prot p, prot bit) noexcept { return (unsigned(p) & unsigned(b
 /* W^X: no address may ever be writable and executable at once. */
 constexpr bool is_wx(prot p) noexcept { return has(p, prot::write) && has(p, prot::exec); }
 
+/*
+ * The set_memory_*() calls of arch/x86/mm/pat/set_memory.c a backend applies
+ * to part of an alias, with alias processing (backend.h, set_memory()).
+ */
+enum class cpa_op : std::uint8_t {
+	ro,  /* set_memory_ro(): clear write */
+	rw,  /* set_memory_rw(): set write */
+	x,   /* set_memory_x(): set exec */
+	nx,  /* set_memory_nx(): clear exec */
+	rox, /* set_memory_rox() (v6.2+): clear write, set exec */
+};
+
+/* The protection op makes of p on an alias. */
+constexpr prot apply(cpa_op op, prot p) noexcept
+{
+	const unsigned w = unsigned(prot::write), x = unsigned(prot::exec);
+	switch (op) {
+	case cpa_op::ro: return prot(unsigned(p) & ~w);
+	case cpa_op::rw: return prot(unsigned(p) | w);
+	case cpa_op::x: return prot(unsigned(p) | x);
+	case cpa_op::nx: return prot(unsigned(p) & ~x);
+	case cpa_op::rox: return prot((unsigned(p) & ~w) | x);
+	}
+	return p;
+}
+
+/* How an alias is mapped (the vmap flags that matter to CPA). */
+enum class map_flags : unsigned {
+	none = 0,
+	/*
+	 * VM_ALLOW_HUGE_VMAP: every 2 MiB-aligned 2 MiB of the alias backed by
+	 * 512 contiguous frames from a 2 MiB-aligned one is PMD-mapped
+	 * (vmap_pages_range() with PMD_SHIFT), as execmem and huge vmalloc map;
+	 * without it (vmap(), module_alloc()) the alias is 4 KiB pages.
+	 */
+	huge = 1,
+};
+
 /* State of a frame in the direct map. */
 enum class dm_state : std::uint8_t {
 	rw,      /* default: present, read-write (set_direct_map_default_noflush) */
@@ -58,10 +96,11 @@ struct backend_stats {
 	std::uint64_t directmap_1g_kb = 0;
 	bool directmap_available = true;
 
-	std::uint64_t splits_2m = 0;     /* 2 MiB mappings split into 4 KiB ones */
-	std::uint64_t splits_1g = 0;     /* 1 GiB mappings split into 2 MiB ones */
-	std::uint64_t collapses_2m = 0;  /* 512 x 4 KiB merged back into 2 MiB */
-	std::uint64_t collapses_1g = 0;  /* 512 x 2 MiB merged back into 1 GiB */
+	/* The kernel's vmstat events (/proc/vmstat, split_page_count() / collapse_page_count()). */
+	std::uint64_t direct_map_level2_splits = 0;    /* 2 MiB mappings split into 4 KiB ones */
+	std::uint64_t direct_map_level3_splits = 0;    /* 1 GiB mappings split into 2 MiB ones */
+	std::uint64_t direct_map_level2_collapses = 0; /* 512 x 4 KiB merged back into 2 MiB (v6.15+) */
+	std::uint64_t direct_map_level3_collapses = 0; /* 512 x 2 MiB merged back into 1 GiB (v6.15+) */
 	std::uint64_t tlb_flushes = 0;   /* explicit flushes plus those splits cost */
 	std::uint64_t prot_changes = 0;  /* direct-map and alias protection changes */
 	std::uint64_t pgtable_pages = 0; /* page-table pages in use for the direct map */

@@ -1,50 +1,63 @@
 // SPDX-License-Identifier: MIT
 /*
  * sim/sim_direct_map.h - the simulated mapping backend: an x86-64 direct
- * map of any size (1 GiB to 1 TiB and beyond) with CPA's rules, plus a
- * simulated module area for aliases.
+ * map of any size (1 GiB to 1 TiB and beyond), booted from a memory map and
+ * changed with CPA's rules, plus a simulated module area for aliases.
  *
  * It composes two models: sim_page_tables (the direct map's PUD/PMD/PTE
- * levels, split and collapse as arch/x86/mm/pat/set_memory.c does, see that
- * header for the boot layout) and sim_module_area (alias addresses and their
- * record). Nothing is dereferenceable: frames have no contents, aliases are
- * addresses only. What the simulation gives is exact accounting: every split,
- * collapse and TLB flush CPA would perform, and DirectMap4k/2M/1G as
- * /proc/meminfo prints them, so experiments can run on machine sizes the host
- * does not have.
+ * levels, built by init_mem_mapping() and changed as
+ * arch/x86/mm/pat/set_memory.c does, see that header) and sim_module_area
+ * (alias addresses, their frames, protections and page sizes). Nothing is
+ * dereferenceable: frames have no contents, aliases are addresses only.
+ * What the simulation gives is exact accounting: every split, merge and TLB
+ * flush CPA would perform, DirectMap4k/2M/1G as /proc/meminfo prints them
+ * and the direct_map_level2/3_splits/collapses events of /proc/vmstat, so
+ * experiments can run on machine sizes the host does not have.
+ *
+ * Which kernel: sim_config (sim_config.h) names the release, whose rules
+ * apply (collapse from v6.15), direct_gbpages, and the proposed mechanisms,
+ * off unless asked for. The boot map follows the memory map (holes are never
+ * mapped, sim_boot_map.h); the splits the kernel makes of its own while
+ * booting (the kernel image's protections, early allocations) are taken from
+ * the configuration (boot_level2_splits, boot_level3_splits) because they
+ * depend on the kernel build and not on the memory map; they change the
+ * DirectMap figures but count no vmstat event, as before SYSTEM_RUNNING.
  *
  * This class owns the preconditions (the error contract of backend.h): a
  * range outside the machine, an empty range, an unknown protection, a
- * writable+executable protection or an address that is not exactly one live
- * alias is refused with -EINVAL before anything changes. The models below
- * only do the work, and fail only with -ENOMEM, also before any change.
+ * writable+executable result or an address that is not exactly one live
+ * alias (or not inside one, for set_memory()) is refused with -EINVAL
+ * before anything changes. The models below only do the work, and fail only
+ * with -ENOMEM, also before any change.
  *
  * Counting (backend_stats):
- *   - splits_2m / splits_1g: each split also costs one global TLB flush
- *     (CPA flushes all CPUs after split_large_page()) and one page-table
- *     page;
- *   - collapses_2m / collapses_1g: a collapse() that merged anything costs
- *     one flush, like cpa_collapse_large_pages()' flush_tlb_all(), and frees
- *     the merged tables;
- *   - tlb_flushes: one per flush_tlb() call, plus the above;
+ *   - direct_map_level2/3_splits and _collapses: the vmstat events; each
+ *     split costs one global TLB flush (__split_large_page()) and one
+ *     page-table page, each batch of merges one flush;
+ *   - tlb_flushes: one per flush_tlb() call, one per set_memory*() call that
+ *     changed something (cpa_flush()), plus the above;
  *   - prot_changes: one per direct-map or alias call that changed at least
- *     one entry (a change to the same state is a no-op and is not counted);
+ *     one entry (a change to the state an entry already has is a no-op);
  *   - pgtable_pages: every PMD and PTE table the direct map uses, boot
  *     tables included, so it moves by exactly one per split and per merge;
  *   - aliases: live aliases; bytes_written: bytes passed to write/fill.
  */
 #pragma once
 
-#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <optional>
-#include <set>
 #include <string>
 
-#include "../ds.h"
-#include "../mapping.h"
+#include "../check.h"
+#include "../ds/striped_counter.h"
+#include "../mapping/backend.h"
+#include "../mapping/memory_map.h"
+#include "../mapping/types.h"
+#include "sim_config.h"
 #include "sim_module_area.h"
 #include "sim_page_tables.h"
 
@@ -55,22 +68,75 @@ public:
 	static constexpr bool dereferenceable = false;
 	static constexpr const char *name = "sim";
 
-	/* A machine of nr_pages 4 KiB frames, booted with the layout of sim_page_tables.h. */
-	explicit sim_direct_map(std::uint64_t nr_pages, std::size_t alias_area_bytes = sim_module_area::default_size)
-	    : pt_(nr_pages), area_(sim_module_area::default_base, alias_area_bytes)
+	/* The machine of memory map mm, running the kernel cfg describes. */
+	explicit sim_direct_map(const memory_map &mm, const sim_config &cfg = {},
+				std::size_t alias_area_bytes = sim_module_area::default_size)
+	    : cfg_(cfg), pt_(mm, cfg.gbpages), area_(sim_module_area::default_base, alias_area_bytes)
 	{
+		boot_splits();
+		pt_.set_running();
+	}
+	/*
+	 * A machine of nr_pages frames without holes: all RAM but page 0 and the
+	 * legacy 640 KiB - 1 MiB, which no x86 kernel counts as RAM
+	 * (boot_map_plan::x86_flat()); both are still mapped, in the ISA range.
+	 */
+	explicit sim_direct_map(std::uint64_t nr_pages, std::size_t alias_area_bytes = sim_module_area::default_size)
+	    : sim_direct_map(boot_map_plan::x86_flat(nr_pages), sim_config{}, alias_area_bytes)
+	{
+	}
+	sim_direct_map(std::uint64_t nr_pages, const sim_config &cfg,
+		       std::size_t alias_area_bytes = sim_module_area::default_size)
+	    : sim_direct_map(boot_map_plan::x86_flat(nr_pages), cfg, alias_area_bytes)
+	{
+	}
+	/* For machine<sim_direct_map>(nr_pages, ..., mm, cfg): nr_pages must be mm's end of RAM. */
+	sim_direct_map(std::uint64_t nr_pages, const memory_map &mm, const sim_config &cfg = {},
+		       std::size_t alias_area_bytes = sim_module_area::default_size)
+	    : sim_direct_map(mm, cfg, alias_area_bytes)
+	{
+		UA_CHECK(nr_pages == mm.end_pfn(), "sim_direct_map: machine size is not the memory map's end of RAM");
 	}
 
 	std::uint64_t nr_pages() const noexcept { return pt_.nr_pages(); }
+	const sim_config &config() const noexcept { return cfg_; }
 
 	/* --- direct map ------------------------------------------------------ */
 
-	/* set_direct_map_invalid_noflush(): the frames leave the direct map. */
-	int set_direct_map_invalid(frame_range r) noexcept { return change(r, dm_state::invalid); }
-	/* set_direct_map_default_noflush(): back to present, read-write. */
-	int set_direct_map_default(frame_range r) noexcept { return change(r, dm_state::rw); }
-	/* set_memory_ro() on the direct-map address. */
-	int set_direct_map_ro(frame_range r) noexcept { return change(r, dm_state::ro); }
+	/* set_direct_map_invalid_noflush() / set_direct_map_valid_noflush(false): __set_pages_np(). */
+	int set_direct_map_invalid(frame_range r) noexcept { return change(r, {0, pte_bits::present | pte_bits::rw}); }
+
+	/*
+	 * set_direct_map_default_noflush(): __set_pages_p(). Never merges in a
+	 * kernel; with the proposed collapse_on_restore it merges what it
+	 * restored (sim_config.h).
+	 */
+	int set_direct_map_default(frame_range r) noexcept
+	{
+		int err = change(r, {pte_bits::present | pte_bits::rw, 0});
+		if (!err && cfg_.collapse_on_restore)
+			merge_restored(r);
+		return err;
+	}
+
+	/* set_memory_ro() on the direct-map address: clears RW, flushes if it changed anything. */
+	int set_direct_map_ro(frame_range r) noexcept
+	{
+		bool changed = false;
+		int err = change(r, {0, pte_bits::rw}, &changed);
+		if (!err && changed)
+			cpa_flushes_++;
+		return err;
+	}
+
+	/*
+	 * set_memory_*() with a direct-map address as its own address (sim
+	 * only, not in the contract; no kernel path in this project does it):
+	 * here x and rox do clear NX, and on v6.15+ rox then runs
+	 * cpa_collapse_large_pages() over the 2 MiB pages of r - the one place
+	 * the kernel merges direct-map pages. W^X as everywhere.
+	 */
+	int set_memory_direct(frame_range r, cpa_op op) noexcept;
 
 	/* flush_tlb_kernel_range(): counted, one per call. */
 	int flush_tlb(frame_range r) noexcept
@@ -81,29 +147,31 @@ public:
 		return 0;
 	}
 
-	/* collapse_large_pages(): best effort, 0 for any valid range even if nothing merged. */
+	/*
+	 * No kernel merges on request: 0 for any valid range, and nothing
+	 * changes - unless the proposed collapse_on_restore is on, which merges
+	 * r's restored pages as set_direct_map_default() then does.
+	 */
 	int collapse(frame_range r) noexcept
 	{
 		if (!pt_.contains(r))
 			return -EINVAL;
-		if (pt_.collapse(r) != 0)
-			collapse_flushes_++;
+		if (cfg_.collapse_on_restore)
+			merge_restored(r);
 		return 0;
 	}
 
-	/* Frames outside the machine read as not present. */
+	/* Frames not mapped (holes, outside the machine) read as not present. */
 	dm_state direct_map_state(pfn_t pfn) const noexcept { return pt_.state(pfn); }
-	/* The level the frame is mapped at (map_level::none outside the machine). */
+	/* The level the frame is mapped at (map_level::none where nothing is mapped). */
 	map_level direct_map_level(pfn_t pfn) const noexcept { return pt_.level(pfn); }
 
 	/* --- aliases ---------------------------------------------------------- */
 
 	/* vmap()/execmem: a new alias of r; 2 MiB aligned when r is whole chunks. */
-	int map_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept
+	int map_alias(frame_range r, prot p, std::uintptr_t *addr, map_flags f = map_flags::none) noexcept
 	{
-		if (!pt_.contains(r) || !valid_prot(p) || addr == nullptr)
-			return -EINVAL;
-		return area_.map(r, p, addr);
+		return map_alias_runs(&r, 1, p, addr, f);
 	}
 
 	/*
@@ -111,9 +179,10 @@ public:
 	 * runs[0..n) mapped in order; 2 MiB aligned when every run is whole
 	 * chunks. Every run must be non-empty and inside the machine.
 	 */
-	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept
+	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr,
+			   map_flags f = map_flags::none) noexcept
 	{
-		if (runs == nullptr || n == 0 || !valid_prot(p) || addr == nullptr)
+		if (runs == nullptr || n == 0 || !valid_prot(p) || addr == nullptr || unsigned(f) > 1)
 			return -EINVAL;
 		std::uint64_t pages = 0;
 		for (std::size_t i = 0; i < n; i++) {
@@ -121,10 +190,10 @@ public:
 				return -EINVAL;
 			pages += runs[i].nr_pages;
 		}
-		return area_.map_runs(runs, n, p, addr);
+		return area_.map_runs(runs, n, p, f == map_flags::huge, addr);
 	}
 
-	/* set_memory_rox()/set_memory_nx() on a whole alias; n in bytes. */
+	/* The protection of a whole alias (n in bytes); the direct map is not touched. */
 	int protect_alias(std::uintptr_t a, std::size_t n, prot p) noexcept
 	{
 		if (!valid_prot(p))
@@ -137,42 +206,32 @@ public:
 		return 0;
 	}
 
+	/* set_memory_ro/rw/x/nx/rox() on [a, a + n) of an alias, with cpa_process_alias(). */
+	int set_memory(std::uintptr_t a, std::size_t n, cpa_op op) noexcept;
+
 	/* vunmap() of a whole alias; n in bytes. */
-	int unmap_alias(std::uintptr_t a, std::size_t n) noexcept
-	{
-		int err = area_.unmap(a, n);
-		if (!err)
-			secured_.erase(a);
-		return err;
-	}
+	int unmap_alias(std::uintptr_t a, std::size_t n) noexcept { return area_.unmap(a, n); }
 
 	/* Secret hardening (mlock, no dump, no fork): recorded, nothing to do in a simulation. */
 	int secure_alias(std::uintptr_t a, std::size_t n) noexcept
 	{
-		if (!area_.exact(a, n))
+		sim_module_area::alias *al = area_.exact_alias(a, n);
+		if (!al)
 			return -EINVAL;
-		try {
-			secured_.insert(a);
-		} catch (...) {
-			return -ENOMEM;
-		}
+		al->secured = true;
 		return 0;
 	}
 	bool alias_secured(std::uintptr_t a) const noexcept
 	{
-		auto it = secured_.upper_bound(a);
-		if (it == secured_.begin())
-			return false;
-		--it;
-		const sim_module_area::alias *al = area_.find(*it);
-		return al && al == area_.find(a);
+		const sim_module_area::alias *al = area_.find(a);
+		return al && al->secured;
 	}
 
-	/* Protection of the alias containing a, if a is inside a live alias. */
+	/* Protection of the page holding a, if a is inside a live alias. */
 	std::optional<prot> alias_prot(std::uintptr_t a) const noexcept
 	{
 		if (const sim_module_area::alias *al = area_.find(a))
-			return al->p;
+			return al->prot_at((a - al->start) >> page_shift);
 		return std::nullopt;
 	}
 
@@ -199,6 +258,13 @@ public:
 	{
 		const sim_module_area::alias *al = area_.find(a);
 		return al ? al->nr_runs : 0;
+	}
+
+	/* Whether the alias maps the 2 MiB block holding a with one PMD. */
+	bool alias_pmd_mapped(std::uintptr_t a) const noexcept
+	{
+		const sim_module_area::alias *al = area_.find(a);
+		return al && al->pmd_mapped(((a - al->start) >> page_shift) / pages_per_chunk);
 	}
 
 	const sim_module_area &module_area() const noexcept { return area_; }
@@ -239,15 +305,14 @@ public:
 	{
 		const sim_page_tables::counters &c = pt_.count();
 		backend_stats s;
-		constexpr std::uint64_t kb_per_page = page_size / 1024;
-		s.directmap_4k_kb = c.pages_4k * kb_per_page;
-		s.directmap_2m_kb = c.pages_2m * kb_per_page;
-		s.directmap_1g_kb = c.pages_1g * kb_per_page;
-		s.splits_2m = c.splits_2m;
-		s.splits_1g = c.splits_1g;
-		s.collapses_2m = c.collapses_2m;
-		s.collapses_1g = c.collapses_1g;
-		s.tlb_flushes = explicit_flushes_ + collapse_flushes_ + c.splits_2m + c.splits_1g;
+		s.directmap_4k_kb = c.direct_pages_4k << 2;  /* arch_report_meminfo(): << 2, << 11, << 20 */
+		s.directmap_2m_kb = c.direct_pages_2m << 11;
+		s.directmap_1g_kb = c.direct_pages_1g << 20;
+		s.direct_map_level2_splits = c.level2_splits;
+		s.direct_map_level3_splits = c.level3_splits;
+		s.direct_map_level2_collapses = c.level2_collapses;
+		s.direct_map_level3_collapses = c.level3_collapses;
+		s.tlb_flushes = explicit_flushes_ + cpa_flushes_ + c.flushes;
 		s.prot_changes = prot_changes_;
 		s.pgtable_pages = c.pmd_tables + c.pte_tables;
 		s.aliases = area_.live();
@@ -271,15 +336,27 @@ private:
 	/* An alias is at most this many pages, so its size in bytes cannot overflow. */
 	static constexpr std::uint64_t max_alias_pages = std::uint64_t{1} << (63 - page_shift);
 
-	const frame_range *run_at(std::uintptr_t a, std::uint64_t *page) const noexcept
-	{
-		auto [start, al] = area_.find_with_start(a);
-		return al ? al->run_at(a - start, page) : nullptr;
-	}
-
 	static constexpr bool valid_prot(prot p) noexcept
 	{
 		return unsigned(p) <= unsigned(prot::read | prot::write | prot::exec) && !is_wx(p);
+	}
+	static constexpr bool valid_op(cpa_op op) noexcept { return unsigned(op) <= unsigned(cpa_op::rox); }
+
+	/* What op does to the direct-map alias of a frame: cpa_process_alias() strips NX ("Directmap always has NX set"). */
+	static constexpr cpa_mask alias_mask(cpa_op op) noexcept
+	{
+		switch (op) {
+		case cpa_op::ro:
+		case cpa_op::rox: return {0, pte_bits::rw};
+		case cpa_op::rw: return {pte_bits::rw, 0};
+		default: return {};
+		}
+	}
+
+	const frame_range *run_at(std::uintptr_t a, std::uint64_t *page) const noexcept
+	{
+		const sim_module_area::alias *al = area_.find(a);
+		return al ? al->run_at((a - al->start) >> page_shift, page) : nullptr;
 	}
 
 	/* [pfn * page_size + off, + n) lies inside the machine (no overflow). */
@@ -291,28 +368,51 @@ private:
 		return off <= room && n <= room - off;
 	}
 
-	int change(frame_range r, dm_state s) noexcept
+	/* One CPA over the direct-map range r with mask m, tables reserved first. */
+	int change(frame_range r, cpa_mask m, bool *changed_out = nullptr) noexcept
 	{
 		if (!pt_.contains(r))
 			return -EINVAL;
+		std::uint64_t pmds = 0, ptes = 0;
+		sim_page_tables::table_pool pool;
+		if (!pt_.plan(&r, 1, m, &pmds, &ptes) || !pool.reserve(pmds, ptes))
+			return -ENOMEM;
 		bool changed = false;
-		if (int err = pt_.change(r, s, &changed))
-			return err;
+		pt_.change(r, m, pool, &changed);
 		if (changed)
 			prot_changes_++;
+		if (changed_out)
+			*changed_out = changed;
 		return 0;
 	}
 
+	/* The proposed collapse_on_restore over r: 2 MiB pages, then GiBs (the PUD even without a PMD merge). */
+	void merge_restored(frame_range r) noexcept
+	{
+		bool merged = false;
+		for (pfn_t p = align_down(r.pfn, pages_per_chunk); p < r.end(); p += pages_per_chunk)
+			merged |= pt_.collapse_pmd(p, true);
+		constexpr pfn_t pud = sim_page_tables::pages_per_pud;
+		for (pfn_t p = r.pfn / pud * pud; p < r.end(); p += pud)
+			merged |= pt_.collapse_pud(p);
+		if (merged)
+			pt_.count_collapse_flush();
+	}
+
+	void boot_splits() noexcept;
+
+	sim_config cfg_;
 	sim_page_tables pt_;
 	sim_module_area area_;
-	std::set<std::uintptr_t> secured_; /* aliases secure_alias() was applied to */
 	std::uint64_t explicit_flushes_ = 0;
-	std::uint64_t collapse_flushes_ = 0;
+	std::uint64_t cpa_flushes_ = 0;
 	std::uint64_t prot_changes_ = 0;
 	striped_counter bytes_written_; /* write/fill may run concurrently (backend.h) */
 	std::uint64_t frames_released_ = 0;
 };
 
 }  // namespace ua
+
+#include "sim_cpa.h"
 
 static_assert(ua::mapping_backend<ua::sim_direct_map>);
