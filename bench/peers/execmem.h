@@ -48,9 +48,8 @@
  *             round_up(size, PMD_SIZE) fails. 6.18 is the same.
  * Modelling choices (docs/peers.md): clean runs synchronously after each free
  * (a workqueue in the kernel); the writes between make_temp_rw and
- * restore_rox happen inside alloc(); the alias keeps prot::rx throughout (an
- * alias has one protection here, the vmalloc PTEs of the range go RW only
- * for that window); a chunk is released when its whole range is free, and
+ * restore_rox happen inside alloc() (the range's alias pages are RW+NX for
+ * that window, ROX after it); a chunk is released when its whole range is free, and
  * merging never crosses chunks (each vmalloc area has a guard page).
  */
 #pragma once
