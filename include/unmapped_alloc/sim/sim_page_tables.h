@@ -407,8 +407,14 @@ inline void sim_page_tables::phys_pte_init(pte_table &t, pfn_t mbase, pfn_t padd
 
 /* ---- CPA ----------------------------------------------------------------------- */
 
-inline bool sim_page_tables::plan(const frame_range *targets, std::size_t n, cpa_mask m, std::uint64_t *pmds,
-				  std::uint64_t *ptes) const noexcept
+/*
+ * Not inlined: g++ 12 at -O3 loses track of which buffer gk/mk point to once
+ * this is inlined into a caller and reports a false -Warray-bounds on the
+ * inline buffers (the release build is -Werror). One call per change costs
+ * nothing next to the walk.
+ */
+[[gnu::noinline]] inline bool sim_page_tables::plan(const frame_range *targets, std::size_t n, cpa_mask m,
+						    std::uint64_t *pmds, std::uint64_t *ptes) const noexcept
 {
 	/* At most two GiBs and two 2 MiB pages per target can be covered only in part. */
 	constexpr std::size_t inline_keys = 8;
