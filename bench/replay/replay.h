@@ -381,7 +381,6 @@ template <mapping_backend B>
 void run_with(machine<B> &m, const std::string &alloc, const workload_case &wc, const machine_setup &ms, run_result &r)
 {
 	const bool secret = wc.mem == memory_kind::secret;
-	const prot alias = secret ? prot::rw : prot::rx;
 	if (alloc == "unmapped") {
 		unmapped_peer<B> p(m, cache_config_for(wc.mem));
 		r.spare_chunks = p.config().spare_chunks;
@@ -402,6 +401,7 @@ void run_with(machine<B> &m, const std::string &alloc, const workload_case &wc, 
 		replay_ops(m, p, wc, ms, r);
 	} else if (alloc == "jemalloc") {
 #ifdef UA_REPLAY_JEMALLOC
+		const prot alias = secret ? prot::rw : prot::rx;
 		peers::jemalloc_peer<B> p(m, {peers::dm_action::invalid, alias});
 		if (!p.ok()) {
 			r.note = "jemalloc arena could not be created";
