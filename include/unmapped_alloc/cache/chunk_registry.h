@@ -229,24 +229,8 @@ public:
 	std::size_t shrink(std::size_t nr) noexcept UA_EXCLUDES(lock)
 	{
 		mutex_guard g(lock);
-		std::size_t freed = 0;
-		for (std::size_t tried = unreleased_.size(); nr && tried; tried--, nr--) {
-			chunk_rec *rec = unreleased_.back();
-			unreleased_.pop_back();
-			if (release_locked(rec) == error::ok)
-				freed++;
-			else
-				unreleased_.insert(unreleased_.begin(), rec); /* room: it was just taken out */
-		}
-		for (std::size_t tried = spares_.size(); nr && tried; tried--, nr--) {
-			chunk_rec *rec = spares_.back();
-			spares_.pop_back();
-			if (release_locked(rec) == error::ok)
-				freed++;
-			else
-				spares_.insert(spares_.begin(), rec); /* still held and usable: keep it as a spare */
-		}
-		return freed;
+		std::size_t freed = give_back_locked(unreleased_, nr); /* first: they are no use to anyone */
+		return freed + give_back_locked(spares_, nr);
 	}
 
 	/* What a shrink could give back now (the shrinker's count_objects). */
@@ -308,6 +292,25 @@ public:
 	}
 
 private:
+	/*
+	 * Gives back up to nr of list's records, last first, counting nr down;
+	 * one whose release fails stays on the list, moved to its front (room:
+	 * it was just taken out). Returns how many went back.
+	 */
+	std::size_t give_back_locked(std::vector<chunk_rec *> &list, std::size_t &nr) noexcept UA_REQUIRES(lock)
+	{
+		std::size_t freed = 0;
+		for (std::size_t tried = list.size(); nr && tried; tried--, nr--) {
+			chunk_rec *rec = list.back();
+			list.pop_back();
+			if (release_locked(rec) == error::ok)
+				freed++;
+			else
+				list.insert(list.begin(), rec);
+		}
+		return freed;
+	}
+
 	void spare_locked(chunk_rec *rec) noexcept UA_REQUIRES(lock)
 	{
 		rec->set(chunk_state::spare);

@@ -122,13 +122,17 @@ class unmapped_cache {
 	/* Retired arena chunk records reclaimed together, one grace period for the batch. */
 	static constexpr std::size_t retired_batch = 8;
 
+	using registry_type = chunk_registry<Backend>;
+	using slot_type = typename registry_type::slot_type;
+
 	struct shard {
-		mutable mutex lock;
+		const registry_type &reg;                /* names the chunk lock, for the lock order */
+		mutable mutex lock UA_ACQUIRED_BEFORE(reg.lock);
 		arena a UA_GUARDED_BY(lock);
 		const unsigned index;
 		std::size_t retired UA_GUARDED_BY(lock) = 0;                     /* chunks removed since the last reclaim */
 		std::unordered_set<std::uintptr_t> deferred UA_GUARDED_BY(lock); /* queued behind a grace period */
-		shard(const arena_config &c, unsigned i) : a(c), index(i) {}
+		shard(const registry_type &r, const arena_config &c, unsigned i) : reg(r), a(c), index(i) {}
 
 		/*
 		 * The arena for what it allows without the lock: prefetch_free(),
@@ -137,9 +141,6 @@ class unmapped_cache {
 		 */
 		const arena &lockless() const noexcept UA_NO_THREAD_SAFETY_ANALYSIS { return a; }
 	};
-
-	using registry_type = chunk_registry<Backend>;
-	using slot_type = typename registry_type::slot_type;
 
 	static unsigned tag_shard(std::uintptr_t tag) noexcept { return unsigned(tag & shard_mask); }
 	static arena_chunk *tag_chunk(std::uintptr_t tag) noexcept { return reinterpret_cast<arena_chunk *>(tag & ~shard_mask); }
@@ -172,7 +173,7 @@ public:
 		arena_config ac{.granule = cfg_.granule};
 		shards_.reserve(cfg_.nr_shards);
 		for (unsigned i = 0; i < cfg_.nr_shards; i++)
-			shards_.push_back(std::make_unique<shard>(ac, i));
+			shards_.push_back(std::make_unique<shard>(reg_, ac, i));
 		shrinker_.name = cfg_.name;
 		shrinker_.count_objects = &shrinker_count;
 		shrinker_.scan_objects = &shrinker_scan;
