@@ -34,8 +34,8 @@ void usage(FILE *f)
 {
 	std::fprintf(f,
 		     "usage: ua-validate [--live-json FILE]... [--live-csv FILE]... [--iomem FILE] [--boot-meminfo FILE]\n"
-		     "                   [--published-only | --live-only] [--no-footprints] [--pages-per-instance N]\n"
-		     "                   [--table FILE] [--json FILE]\n"
+		     "                   [--published-only | --live-only] [--no-footprints] [--no-boot-program]\n"
+		     "                   [--pages-per-instance N] [--table FILE] [--json FILE]\n"
 		     "defaults: --live-csv " UA_VALIDATION_DATA "/live-fresh-previous-boot.csv --live-json " UA_VALIDATION_DATA
 		     "/live-aged.json\n"
 		     "          --iomem " UA_VALIDATION_DATA "/iomem-24g.txt --boot-meminfo " UA_VALIDATION_DATA
@@ -69,6 +69,7 @@ int main(int argc, char **argv)
 	std::string boot_meminfo = UA_VALIDATION_DATA "/boot-5d22deef/meminfo.txt";
 	bool published = true, live = true;
 	published_model pm;
+	live_model lm;
 	for (int i = 1; i < argc; i++) {
 		const std::string a = argv[i];
 		auto next = [&]() -> std::string {
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
 			published = false;
 		else if (a == "--no-footprints")
 			pm.footprints = false;
+		else if (a == "--no-boot-program")
+			pm.boot_program = lm.boot_program = false;
 		else if (a == "--pages-per-instance") {
 			const std::string v = next();
 			char *end = nullptr;
@@ -125,7 +128,6 @@ int main(int argc, char **argv)
 
 	/* Read every input before running anything: bad input changes nothing. */
 	std::vector<live_row> rows;
-	live_model lm;
 	std::int64_t live_boot[3] = {0, 0, 0};
 	if (live) {
 		for (const std::string &p : csvs) {
