@@ -113,7 +113,8 @@ sim_run replay_on(sim_machine &m, Peer &peer, const workload::workload &w, const
 			for (std::uint64_t i = 0; i < n; i++) {
 				auto p = m.pages.alloc_pages(0, gfp_any_zone);
 				if (!p.ok()) {
-					r.failed_footprints++;
+					if (r.failed_footprints++ == 0 && r.first_failure.empty())
+						r.first_failure = "footprint page: " + std::string(describe(p.err));
 					break;
 				}
 				l.footprint.push_back(p.value);
