@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -212,12 +213,13 @@ int main(int argc, char **argv)
 		std::snprintf(hdr, sizeof hdr,
 			      "## This machine's live runs\n\nSimulated: the memory map of %s (%llu MiB of RAM, max_pfn %llu), "
 			      "release 6.18, one machine per ageing, rows in the order they ran.\n\n",
-			      iomem.c_str(), (unsigned long long)(lm.map.ram_pages() >> 8),
+			      std::filesystem::path(iomem).filename().c_str(), (unsigned long long)(lm.map.ram_pages() >> 8),
 			      (unsigned long long)lm.map.end_pfn());
 		sim_machine_spec spec{lm.map, sim_config{}, false, {}};
 		sim_machine_build b = build_sim_machine(spec);
 		out += hdr;
-		out += "| machine | DM4k/2M/1G kB at boot |\n|---|---|\n| live (" + boot_meminfo + ") | " +
+		out += "| machine | DM4k/2M/1G kB at boot |\n|---|---|\n| live (" +
+		       std::filesystem::path(boot_meminfo).parent_path().filename().string() + ") | " +
 		       std::to_string(live_boot[0]) + "/" + std::to_string(live_boot[1]) + "/" + std::to_string(live_boot[2]) +
 		       " |\n| simulated | " + (b.error.empty() ? kib_of(sim_stats(*b.m)) : "error: " + b.error) + " |\n\n";
 		out += live_table(points, tl) + "\n";
