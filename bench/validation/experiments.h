@@ -38,6 +38,13 @@
 
 namespace ua::validation {
 
+/*
+ * How an aged machine is made: by the measurements' own procedure, page
+ * cache read into memory (page_cache.h), or by the page allocator's ageing
+ * model (phys/page_age.h, age_config).
+ */
+enum class ageing_mode { page_cache, page_age };
+
 /* ---- the published experiment --------------------------------------------- */
 
 struct published_model {
@@ -46,7 +53,8 @@ struct published_model {
 	unsigned pages_per_instance = published_pages_per_instance; /* v5.17: pages made RO+X per load */
 	bool footprints = true;                      /* each instance's process memory (sockex1_footprint) */
 	bool boot_program = true;                    /* v6.1: a program loaded at boot, so a pack exists */
-	age_config ageing{};                         /* the aged series */
+	ageing_mode ageing_by = ageing_mode::page_cache;
+	age_config ageing{};                         /* ageing_by page_age */
 	std::uint64_t seed = 1;                      /* order of the exits */
 };
 
@@ -79,7 +87,9 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 		s.error = "no memory map for the VM";
 		return s;
 	}
-	sim_machine_spec spec{std::move(map.value), sim_config{}, aged, pm.ageing};
+	const bool by_cache = aged && pm.ageing_by == ageing_mode::page_cache;
+	const std::uint64_t ram = map.value.ram_pages();
+	sim_machine_spec spec{std::move(map.value), sim_config{}, aged && !by_cache, pm.ageing};
 	spec.kernel.release = old ? linux_5_17 : linux_6_1;
 	sim_machine_build b = build_sim_machine(spec);
 	if (!b.error.empty()) {
@@ -106,6 +116,10 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 		}
 	}
 	s.boot = sim_stats(m);
+	/* "firstly consume all memory to page cache": down to the min watermark; the workload reclaims it */
+	page_cache cache(m);
+	if (by_cache)
+		cache.fill(page_cache::min_free_pages(ram));
 	for (const published_cell &c : published_cells) {
 		if (c.kernel != kernel || c.aged != aged || c.instances == 0)
 			continue;
@@ -117,6 +131,7 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 		replay_options o;
 		o.footprints = pm.footprints;
 		o.copies = old ? pm.pages_per_instance : 1;
+		o.reclaim = by_cache ? &cache : nullptr;
 		sim_run r = old ? replay_on(m, *naive, w, o) : replay_on(m, *pack, w, o);
 		published_point p;
 		p.cell = &c;
@@ -137,7 +152,10 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 struct live_model {
 	memory_map map;               /* the live machine's, from its /proc/iomem */
 	bool boot_program = true;     /* a pack exists at start (ua-live: "1 -> ... packs") */
-	age_config ageing{};          /* the aged rows' machine */
+	ageing_mode ageing_by = ageing_mode::page_cache;
+	age_config ageing{};          /* ageing_by page_age: the aged rows' machine */
+	/* ua-live's default floor + reserve, where the fill stops when a row does not record it */
+	std::uint64_t default_fill_free_kb = std::uint64_t(6 + 2) << 20;
 };
 
 struct live_point {
@@ -180,7 +198,8 @@ inline std::vector<live_point> simulate_live(const std::vector<live_row> &rows, 
 					     std::string &error)
 {
 	std::vector<live_point> out;
-	sim_machine_spec spec{lm.map, sim_config{}, aged, lm.ageing};
+	const bool by_cache = aged && lm.ageing_by == ageing_mode::page_cache;
+	sim_machine_spec spec{lm.map, sim_config{}, aged && !by_cache, lm.ageing};
 	spec.kernel.release = linux_6_18;
 	sim_machine_build b = build_sim_machine(spec);
 	if (!b.error.empty()) {
@@ -206,9 +225,15 @@ inline std::vector<live_point> simulate_live(const std::vector<live_row> &rows, 
 		p.row = &r;
 		const workload::workload w = live_workload_of(r.workload, p.error);
 		if (p.error.empty()) {
+			/* ua-live's ageing: fill to where its run stopped, keep the cache meanwhile, drop it after */
+			page_cache cache(m);
+			if (by_cache)
+				cache.fill(std::uint64_t(r.age_free_kb > 0 ? r.age_free_kb : std::int64_t(lm.default_fill_free_kb)) /
+					   (page_size / 1024));
 			replay_options o;
 			o.ops_limit = r.ops_done;
 			p.run = is_bpf_workload(r.workload) ? replay_on(m, pack, w, o) : replay_on(m, secret, w, o);
+			cache.drop();
 		}
 		out.push_back(std::move(p));
 	}

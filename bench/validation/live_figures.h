@@ -7,6 +7,7 @@
  *   ua-live --json   an array of run objects (docs/live.md): "workload",
  *                    "aged", and under "kernel" "ops", "ops_done",
  *                    "stopped_by" (absent when the run was whole),
+ *                    "ageing".free_kb_after (aged runs),
  *                    "delta_after" {level2_splits, level3_splits,
  *                    directmap_4k_kb, directmap_2m_kb, directmap_1g_kb} and
  *                    "state_at_start".counters; runs that were skipped
@@ -41,6 +42,7 @@ struct live_row {
 	std::int64_t level2_splits = 0, level3_splits = 0;
 	std::int64_t dm_4k_kb = 0, dm_2m_kb = 0, dm_1g_kb = 0;
 	std::int64_t start_level2 = 0, start_level3 = 0;
+	std::int64_t age_free_kb = 0; /* aged: MemFree when the page-cache fill stopped (0: not recorded) */
 };
 
 struct live_rows {
@@ -115,6 +117,8 @@ inline live_rows read_live_json(std::string_view text)
 		r.ops_done = std::uint64_t(done);
 		if (const json_value *s = k->get("stopped_by"); s && s->kind == json_value::string)
 			r.stopped_by = s->str;
+		if (!detail::int_of(k->at({"ageing", "free_kb_after"}), r.age_free_kb))
+			r.age_free_kb = 0;
 		out.rows.push_back(std::move(r));
 	}
 	return out;

@@ -20,6 +20,8 @@
  *   copies           allocations of the op's size made per alloc op (and
  *                    freed per free op), for a program load that changes the
  *                    protection of several pages.
+ * reclaim: when an allocation finds no memory, the page cache is reclaimed
+ * a batch at a time (page_cache.h) until it succeeds or the cache is empty.
  * ops_limit replays only the first ops (a live run that was stopped early),
  * then frees what is still live in allocation order, as the run's release
  * closes every program.
@@ -32,6 +34,7 @@
 #include <vector>
 
 #include "workload/workload.h"
+#include "validation/page_cache.h"
 #include "validation/sim_machine.h"
 
 namespace ua::validation {
@@ -53,6 +56,7 @@ struct replay_options {
 	bool footprints = true; /* take each op's declared footprint (op.h) */
 	unsigned copies = 1;
 	std::size_t ops_limit = SIZE_MAX;
+	page_cache *reclaim = nullptr; /* when set, a failed allocation reclaims from it and retries */
 };
 
 inline backend_stats sim_stats(sim_machine &m)
@@ -85,6 +89,10 @@ sim_run replay_on(sim_machine &m, Peer &peer, const workload::workload &w, const
 	std::unordered_map<std::uint64_t, live_op> live;
 	std::vector<std::uint64_t> order; /* allocation order, for the release */
 
+	auto take_page = [&]() {
+		sim_machine::guard g(m.lock);
+		return m.pages.alloc_pages(0, gfp_any_zone);
+	};
 	auto release = [&](live_op &l) {
 		for (std::uintptr_t a : l.text)
 			if (peer.free(a) != error::ok && r.first_failure.empty())
@@ -107,21 +115,22 @@ sim_run replay_on(sim_machine &m, Peer &peer, const workload::workload &w, const
 			continue;
 		}
 		live_op l;
-		{
-			sim_machine::guard g(m.lock);
-			const std::uint64_t n = o.footprints ? op.footprint >> page_shift : 0;
-			for (std::uint64_t i = 0; i < n; i++) {
-				auto p = m.pages.alloc_pages(0, gfp_any_zone);
-				if (!p.ok()) {
-					if (r.failed_footprints++ == 0 && r.first_failure.empty())
-						r.first_failure = "footprint page: " + std::string(describe(p.err));
-					break;
-				}
-				l.footprint.push_back(p.value);
+		const std::uint64_t n = o.footprints ? op.footprint >> page_shift : 0;
+		for (std::uint64_t i = 0; i < n; i++) {
+			auto p = take_page();
+			while (!p.ok() && p.err == error::no_memory && o.reclaim && o.reclaim->reclaim_batch())
+				p = take_page();
+			if (!p.ok()) {
+				if (r.failed_footprints++ == 0 && r.first_failure.empty())
+					r.first_failure = "footprint page: " + std::string(describe(p.err));
+				break;
 			}
+			l.footprint.push_back(p.value);
 		}
 		for (unsigned c = 0; c < o.copies; c++) {
 			auto a = peer.alloc(op.size, op.align);
+			while (!a.ok() && a.err == error::no_memory && o.reclaim && o.reclaim->reclaim_batch())
+				a = peer.alloc(op.size, op.align);
 			if (a.ok()) {
 				l.text.push_back(a.value);
 			} else if (r.failed_allocs++ == 0) {

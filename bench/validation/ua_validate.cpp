@@ -36,7 +36,7 @@ void usage(FILE *f)
 	std::fprintf(f,
 		     "usage: ua-validate [--live-json FILE]... [--live-csv FILE]... [--iomem FILE] [--boot-meminfo FILE]\n"
 		     "                   [--published-only | --live-only] [--no-footprints] [--no-boot-program]\n"
-		     "                   [--pages-per-instance N] [--table FILE] [--json FILE]\n"
+		     "                   [--page-age] [--pages-per-instance N] [--table FILE] [--json FILE]\n"
 		     "defaults: --live-csv " UA_VALIDATION_DATA "/live-fresh-previous-boot.csv --live-json " UA_VALIDATION_DATA
 		     "/live-aged.json\n"
 		     "          --iomem " UA_VALIDATION_DATA "/iomem-24g.txt --boot-meminfo " UA_VALIDATION_DATA
@@ -98,6 +98,8 @@ int main(int argc, char **argv)
 			published = false;
 		else if (a == "--no-footprints")
 			pm.footprints = false;
+		else if (a == "--page-age")
+			pm.ageing_by = lm.ageing_by = ageing_mode::page_age;
 		else if (a == "--no-boot-program")
 			pm.boot_program = lm.boot_program = false;
 		else if (a == "--pages-per-instance") {
@@ -188,13 +190,15 @@ int main(int argc, char **argv)
 			for (const char *k : {"5.17", "6.1-rc3"})
 				series.push_back(simulate_published(k, aged, pm));
 		out += "## The published experiment (LKML " + std::string(published_message_id) + ")\n\n";
-		char hdr[256];
+		char hdr[512];
 		std::snprintf(hdr, sizeof hdr,
 			      "Simulated: %llu GiB x86-64 VM (RAM below 3 GiB, PCI hole, rest above 4 GiB); v5.17: %u page(s) "
-			      "per instance; footprints %s; v6.1: %s.\n\n",
+			      "per instance; footprints %s; v6.1: %s; aged by %s.\n\n",
 			      (unsigned long long)pm.machine_gib, pm.pages_per_instance,
 			      pm.footprints ? "2 MiB per instance" : "off",
-			      pm.boot_program ? "one program loaded at boot" : "no program at boot");
+			      pm.boot_program ? "one program loaded at boot" : "no program at boot",
+			      pm.ageing_by == ageing_mode::page_cache ? "page cache down to the min watermark, reclaimed oldest first"
+								       : "phys/page_age.h");
 		out += hdr;
 		out += boot_table(series) + "\n" + published_table(series, tl) + "\n";
 	}
@@ -209,12 +213,15 @@ int main(int argc, char **argv)
 			}
 			points.insert(points.end(), ps.begin(), ps.end());
 		}
-		char hdr[256];
+		char hdr[512];
 		std::snprintf(hdr, sizeof hdr,
 			      "## This machine's live runs\n\nSimulated: the memory map of %s (%llu MiB of RAM, max_pfn %llu), "
-			      "release 6.18, one machine per ageing, rows in the order they ran.\n\n",
+			      "release 6.18, one machine per ageing, rows in the order they ran; aged by %s.\n\n",
 			      std::filesystem::path(iomem).filename().c_str(), (unsigned long long)(lm.map.ram_pages() >> 8),
-			      (unsigned long long)lm.map.end_pfn());
+			      (unsigned long long)lm.map.end_pfn(),
+			      lm.ageing_by == ageing_mode::page_cache ? "page cache filled before each row as far as its live run "
+									"filled it, dropped after"
+								      : "phys/page_age.h, once");
 		sim_machine_spec spec{lm.map, sim_config{}, false, {}};
 		sim_machine_build b = build_sim_machine(spec);
 		out += hdr;

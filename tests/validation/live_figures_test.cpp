@@ -16,7 +16,8 @@ std::string run_json(const char *workload, bool aged, const char *extra)
 	       ", \"kernel\": {\"ops\": 1024, \"ops_done\": 1000" + extra +
 	       ", \"delta_after\": {\"level2_splits\": 5, \"level3_splits\": 1, \"level2_collapses\": 0,"
 	       " \"directmap_4k_kb\": 10240, \"directmap_2m_kb\": 1038336, \"directmap_1g_kb\": -1048576},"
-	       " \"state_at_start\": {\"counters\": {\"direct_map_level2_splits\": 7, \"direct_map_level3_splits\": 2}}}}";
+	       " \"state_at_start\": {\"counters\": {\"direct_map_level2_splits\": 7, \"direct_map_level3_splits\": 2}}," +
+	       (aged ? " \"ageing\": {\"free_kb_after\": 9366252}," : "") + " \"samples\": []}}";
 }
 
 }  // namespace
@@ -41,6 +42,8 @@ TEST_CASE("ua-live's JSON gives one row per run that ran, in order")
 	CHECK(a.dm_1g_kb == -1048576);
 	CHECK(a.start_level2 == 7);
 	CHECK(a.start_level3 == 2);
+	CHECK(a.age_free_kb == 9366252);
+	CHECK(r.rows[1].age_free_kb == 0);
 	CHECK(r.rows[1].workload == "secretmem-fill:64");
 	CHECK_FALSE(r.rows[1].aged);
 	CHECK(r.rows[1].stopped_by.empty());
