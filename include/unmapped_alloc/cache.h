@@ -9,6 +9,8 @@
 #include "cache/rcu.h"
 #include "cache/shrinker.h"
 #include "cache/chunk_source.h"
+#include "cache/chunk_registry.h"
+#include "cache/large_runs.h"
 #include "cache/unmapped_cache.h"
 #include "cache/cache_stats.h"
 #include "cache/handle.h"

@@ -10,4 +10,6 @@
 #include "mapping/types.h"
 #include "mapping/memory_map.h"
 #include "mapping/backend.h"
+#include "mapping/smaps.h"
+#include "mapping/linux_contents.h"
 #include "mapping/linux_backend.h"

@@ -28,6 +28,14 @@
  * range (a no-op when its large pages are intact, as they are unless
  * something else split them) and frees the frames.
  *
+ * The page allocator may throw (its records grow with make_unique and
+ * vector growth, phys/page_alloc.h); acquire() and release() are noexcept,
+ * so every call to it goes through alloc_block_locked() and
+ * free_block_locked(), which turn an exception into error::no_memory. A
+ * release whose frames cannot be freed maps the run again (steps 2-6) and
+ * reports error::backend_failure: the run is still held, as for any failed
+ * release.
+ *
  * Runs larger than a chunk come from one block of the next power-of-two order
  * (as alloc_pages() without alloc_pages_exact()), so they are contiguous.
  *
@@ -83,15 +91,15 @@ public:
 		if (order > page_max_order)
 			return result<chunk_run>::failure(error::too_large);
 		typename machine<Backend>::guard g(m_.lock);
-		auto pa = m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
+		auto pa = alloc_block_locked(order);
 		if (!pa.ok()) {
 			stats_.failures++;
-			return result<chunk_run>::failure(pa.err == error::no_memory ? error::no_memory : pa.err);
+			return result<chunk_run>::failure(pa.err);
 		}
 		chunk_run run{pa.value, order, nr_chunks, 0};
 		error e = map_run_locked(run);
 		if (e != error::ok) {
-			UA_CHECK(m_.pages.free_pages(run.pfn, order) == error::ok, "chunk_source: cannot return frames");
+			UA_CHECK(free_block_locked(run.pfn, order) == error::ok, "chunk_source: cannot return frames");
 			stats_.failures++;
 			return result<chunk_run>::failure(e);
 		}
@@ -122,7 +130,12 @@ public:
 			goto unrestore;
 		stats_.tlb_flushes++;
 		(void)b.collapse(r); /* best effort: the large pages are normally intact already */
-		UA_CHECK(m_.pages.free_pages(run.pfn, run.order) == error::ok, "chunk_source: page allocator refused a run");
+		if (error e = free_block_locked(run.pfn, run.order); e != error::ok) {
+			/* Out of memory for the allocator's records: the run stays held, mapped again. */
+			UA_CHECK(e == error::no_memory, "chunk_source: page allocator refused a run");
+			UA_CHECK(map_run_locked(run) == error::ok, "chunk_source: cannot map a run again");
+			return error::backend_failure;
+		}
 		stats_.released++;
 		return error::ok;
 	unrestore:
@@ -173,6 +186,27 @@ public:
 	}
 
 private:
+	/* alloc_pages() for a cache's block, no exception (see the top). Machine lock held. */
+	result<pfn_t> alloc_block_locked(unsigned order) noexcept
+	{
+		try {
+			auto pa = m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
+			return pa;
+		} catch (...) {
+			return result<pfn_t>::failure(error::no_memory);
+		}
+	}
+
+	/* free_pages(), no exception: error::no_memory when the allocator could not grow its records. Machine lock held. */
+	error free_block_locked(pfn_t pfn, unsigned order) noexcept
+	{
+		try {
+			return m_.pages.free_pages(pfn, order);
+		} catch (...) {
+			return error::no_memory;
+		}
+	}
+
 	/* The cache's direct-map action on r. Machine lock held. */
 	int set_direct_map_locked(frame_range r) noexcept
 	{

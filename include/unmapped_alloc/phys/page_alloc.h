@@ -42,8 +42,9 @@
  *
  * Ageing (the "long-running machine") is in page_age.h, included at the end.
  *
- * Thread safety: none. The owner serialises every call (the cache layer does
- * so under its chunk lock), as the kernel does with zone->lock.
+ * Thread safety: none. The owner serialises every call (machine::lock,
+ * phys/machine.h, which a cache's chunk source takes), as the kernel does
+ * with zone->lock.
  */
 #pragma once
 
