@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <unmapped_alloc/phys.h>
@@ -33,6 +34,7 @@ struct sim_machine_spec {
 	sim_config kernel;     /* release, gbpages */
 	bool aged = false;
 	age_config ageing;     /* used when aged */
+	page_alloc_config pages{}; /* the page allocator's own settings (its CPUs, where it has them) */
 };
 
 struct sim_machine_build {
@@ -97,11 +99,17 @@ inline sim_machine_build build_sim_machine(const sim_machine_spec &s)
 		b.error = "the memory map has no RAM";
 		return b;
 	}
-	b.m = std::make_unique<sim_machine>(n, page_alloc_config{}, s.map, s.kernel);
-	if (std::string e = detail::reserve_holes(b.m->pages, s.map, b.hole_pages); !e.empty()) {
-		b.error = e;
-		b.m.reset();
-		return b;
+	if constexpr (std::is_constructible_v<page_allocator, const memory_map &, page_alloc_config>) {
+		/* A page allocator that takes the memory map frees only its RAM (memblock_free_all()). */
+		b.m = std::make_unique<sim_machine>(s.map, s.pages, s.kernel);
+		b.hole_pages = n - s.map.ram_pages();
+	} else {
+		b.m = std::make_unique<sim_machine>(n, s.pages, s.map, s.kernel);
+		if (std::string e = detail::reserve_holes(b.m->pages, s.map, b.hole_pages); !e.empty()) {
+			b.error = e;
+			b.m.reset();
+			return b;
+		}
 	}
 	if (s.aged) {
 		auto a = b.m->pages.age(s.ageing);
