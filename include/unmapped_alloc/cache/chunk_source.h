@@ -29,7 +29,9 @@
  * something else split them) and frees the frames.
  *
  * Runs larger than a chunk come from one block of the next power-of-two order
- * (as alloc_pages() without alloc_pages_exact()), so they are contiguous.
+ * (as alloc_pages() without alloc_pages_exact()), so they are contiguous;
+ * above MAX_PAGE_ORDER (4 MiB) from alloc_contig_pages() and back through
+ * free_contig_range(), as the kernel would have to take them.
  *
  * Locking: every method takes machine::lock itself; the caller may hold its
  * cache's chunk lock (lock order: cache shard lock -> cache chunk lock ->
@@ -80,10 +82,12 @@ public:
 		if (nr_chunks == 0)
 			return result<chunk_run>::failure(error::zero_size);
 		unsigned order = chunk_order + unsigned(std::bit_width(nr_chunks - 1));
-		if (order > page_max_order)
+		if (order > page_allocator::max_contig_order)
 			return result<chunk_run>::failure(error::too_large);
 		typename machine<Backend>::guard g(m_.lock);
-		auto pa = m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
+		/* Above MAX_PAGE_ORDER the buddy allocator has no block: alloc_contig_pages(), as the kernel would. */
+		auto pa = order > page_max_order ? m_.pages.alloc_contig_pages(order, gfp_normal_only)
+						 : m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
 		if (!pa.ok()) {
 			stats_.failures++;
 			return result<chunk_run>::failure(pa.err == error::no_memory ? error::no_memory : pa.err);
@@ -91,7 +95,7 @@ public:
 		chunk_run run{pa.value, order, nr_chunks, 0};
 		error e = map_run_locked(run);
 		if (e != error::ok) {
-			UA_CHECK(m_.pages.free_pages(run.pfn, order) == error::ok, "chunk_source: cannot return frames");
+			UA_CHECK(free_block_locked(run.pfn, order) == error::ok, "chunk_source: cannot return frames");
 			stats_.failures++;
 			return result<chunk_run>::failure(e);
 		}
@@ -122,7 +126,7 @@ public:
 			goto unrestore;
 		stats_.tlb_flushes++;
 		(void)b.collapse(r); /* best effort: the large pages are normally intact already */
-		UA_CHECK(m_.pages.free_pages(run.pfn, run.order) == error::ok, "chunk_source: page allocator refused a run");
+		UA_CHECK(free_block_locked(run.pfn, run.order) == error::ok, "chunk_source: page allocator refused a run");
 		stats_.released++;
 		return error::ok;
 	unrestore:
@@ -178,6 +182,12 @@ private:
 	{
 		Backend &b = m_.backend;
 		return cfg_.dm_action == direct_map_action::remove ? b.set_direct_map_invalid(r) : b.set_direct_map_ro(r);
+	}
+
+	/* Frees a run's block by the path that took it. Machine lock held. */
+	error free_block_locked(pfn_t pfn, unsigned order) noexcept
+	{
+		return order > page_max_order ? m_.pages.free_contig_range(pfn, order) : m_.pages.free_pages(pfn, order);
 	}
 
 	/* Steps 2-6 of acquire, undone in reverse on failure. Machine lock held. */
