@@ -10,6 +10,7 @@
  * ratio and a verdict per cell. The verdicts are computed here from the
  * figures; nothing asserts them.
  */
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
