@@ -32,6 +32,7 @@
 #include "peers/bpf_prog_pack.h"
 #include "peers/naive.h"
 #include "validation/live_figures.h"
+#include "validation/page_cache.h"
 #include "validation/published.h"
 #include "validation/sim_replay.h"
 #include "workload/sockex1.h"
@@ -50,6 +51,7 @@ enum class ageing_mode { page_cache, page_age };
 struct published_model {
 	std::uint64_t machine_gib = published_machine_gib;
 	x86_vm_layout layout{};                      /* i440FX: RAM below 3 GiB, then the PCI hole */
+	unsigned nr_cpus = 16;                       /* the author's call trace runs on "CPU: 15" */
 	unsigned pages_per_instance = published_pages_per_instance; /* v5.17: pages made RO+X per load */
 	bool footprints = true;                      /* each instance's process memory (sockex1_footprint) */
 	bool boot_program = true;                    /* v6.1: a program loaded at boot, so a pack exists */
@@ -89,7 +91,7 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 	}
 	const bool by_cache = aged && pm.ageing_by == ageing_mode::page_cache;
 	const std::uint64_t ram = map.value.ram_pages();
-	sim_machine_spec spec{std::move(map.value), sim_config{}, aged && !by_cache, pm.ageing};
+	sim_machine_spec spec{std::move(map.value), sim_config{}, aged && !by_cache, pm.ageing, kernel_page_alloc(pm.nr_cpus)};
 	spec.kernel.release = old ? linux_5_17 : linux_6_1;
 	sim_machine_build b = build_sim_machine(spec);
 	if (!b.error.empty()) {
@@ -116,10 +118,10 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 		}
 	}
 	s.boot = sim_stats(m);
-	/* "firstly consume all memory to page cache": down to the min watermark; the workload reclaims it */
+	/* "firstly consume all memory to page cache": the workload gets its memory back by reclaim */
 	page_cache cache(m);
 	if (by_cache)
-		cache.fill(page_cache::min_free_pages(ram));
+		cache.fill_all(ram);
 	for (const published_cell &c : published_cells) {
 		if (c.kernel != kernel || c.aged != aged || c.instances == 0)
 			continue;
@@ -131,7 +133,6 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 		replay_options o;
 		o.footprints = pm.footprints;
 		o.copies = old ? pm.pages_per_instance : 1;
-		o.reclaim = by_cache ? &cache : nullptr;
 		sim_run r = old ? replay_on(m, *naive, w, o) : replay_on(m, *pack, w, o);
 		published_point p;
 		p.cell = &c;
@@ -151,6 +152,7 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 
 struct live_model {
 	memory_map map;               /* the live machine's, from its /proc/iomem */
+	unsigned nr_cpus = 2;         /* the live machine's vCPUs */
 	bool boot_program = true;     /* a pack exists at start (ua-live: "1 -> ... packs") */
 	ageing_mode ageing_by = ageing_mode::page_cache;
 	age_config ageing{};          /* ageing_by page_age: the aged rows' machine */
@@ -199,7 +201,7 @@ inline std::vector<live_point> simulate_live(const std::vector<live_row> &rows, 
 {
 	std::vector<live_point> out;
 	const bool by_cache = aged && lm.ageing_by == ageing_mode::page_cache;
-	sim_machine_spec spec{lm.map, sim_config{}, aged && !by_cache, lm.ageing};
+	sim_machine_spec spec{lm.map, sim_config{}, aged && !by_cache, lm.ageing, kernel_page_alloc(lm.nr_cpus)};
 	spec.kernel.release = linux_6_18;
 	sim_machine_build b = build_sim_machine(spec);
 	if (!b.error.empty()) {
@@ -228,7 +230,7 @@ inline std::vector<live_point> simulate_live(const std::vector<live_row> &rows, 
 			/* ua-live's ageing: fill to where its run stopped, keep the cache meanwhile, drop it after */
 			page_cache cache(m);
 			if (by_cache)
-				cache.fill(std::uint64_t(r.age_free_kb > 0 ? r.age_free_kb : std::int64_t(lm.default_fill_free_kb)) /
+				cache.fill_to(std::uint64_t(r.age_free_kb > 0 ? r.age_free_kb : std::int64_t(lm.default_fill_free_kb)) /
 					   (page_size / 1024));
 			replay_options o;
 			o.ops_limit = r.ops_done;

@@ -12,16 +12,16 @@
  *
  * Two things a run may add to the op sequence, both parameters of the model
  * (docs/validation.md says where their values come from):
- *   footprints       each alloc op's declared footprint (op.h: the memory its
- *                    process holds meanwhile) taken from the page allocator
- *                    as order-0 pages before its text is allocated, and given
- *                    back after its text is freed (a sockex1 instance is a
- *                    whole process: stack, page tables, user memory);
+ *   footprints       each alloc op with a declared footprint (op.h) is a
+ *                    process, spawned before its text is allocated and
+ *                    exited after its text is freed (phys/process_pages.h:
+ *                    kernel stack, page tables, slab, then user pages); as
+ *                    in ua-replay (replay/machine_load.h), each alloc op runs
+ *                    on the next simulated CPU in turn, its free on the same
+ *                    CPU;
  *   copies           allocations of the op's size made per alloc op (and
  *                    freed per free op), for a program load that changes the
  *                    protection of several pages.
- * reclaim: when an allocation finds no memory, the page cache is reclaimed
- * a batch at a time (page_cache.h) until it succeeds or the cache is empty.
  * ops_limit replays only the first ops (a live run that was stopped early),
  * then frees what is still live in allocation order, as the run's release
  * closes every program.
@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "workload/workload.h"
-#include "validation/page_cache.h"
+#include "replay/machine_load.h"
 #include "validation/sim_machine.h"
 
 namespace ua::validation {
@@ -56,7 +56,6 @@ struct replay_options {
 	bool footprints = true; /* take each op's declared footprint (op.h) */
 	unsigned copies = 1;
 	std::size_t ops_limit = SIZE_MAX;
-	page_cache *reclaim = nullptr; /* when set, a failed allocation reclaims from it and retries */
 };
 
 inline backend_stats sim_stats(sim_machine &m)
@@ -80,26 +79,19 @@ inline sim_delta delta_of(const backend_stats &a, const backend_stats &b)
 template <class Peer>
 sim_run replay_on(sim_machine &m, Peer &peer, const workload::workload &w, const replay_options &o = {})
 {
-	struct live_op {
-		std::vector<std::uintptr_t> text;
-		std::vector<pfn_t> footprint;
-	};
 	sim_run r;
 	r.before = sim_stats(m);
-	std::unordered_map<std::uint64_t, live_op> live;
+	/* CPUs and processes as ua-replay runs them; nothing else runs meanwhile (no background load). */
+	replay::machine_load<sim_direct_map> load(m, false, o.footprints, 1);
+	std::unordered_map<std::uint64_t, std::vector<std::uintptr_t>> live;
 	std::vector<std::uint64_t> order; /* allocation order, for the release */
 
-	auto take_page = [&]() {
-		sim_machine::guard g(m.lock);
-		return m.pages.alloc_pages(0, gfp_any_zone);
-	};
-	auto release = [&](live_op &l) {
-		for (std::uintptr_t a : l.text)
+	auto release = [&](const workload::op &op, std::vector<std::uintptr_t> &text) {
+		load.before_free(op);
+		for (std::uintptr_t a : text)
 			if (peer.free(a) != error::ok && r.first_failure.empty())
 				r.first_failure = "a free failed";
-		sim_machine::guard g(m.lock);
-		for (pfn_t p : l.footprint)
-			(void)m.pages.free_pages(p, 0);
+		load.after_free(op);
 	};
 
 	for (const workload::op &op : w.ops) {
@@ -109,44 +101,35 @@ sim_run replay_on(sim_machine &m, Peer &peer, const workload::workload &w, const
 		if (op.k == workload::op::free) {
 			auto it = live.find(op.id);
 			if (it != live.end()) {
-				release(it->second);
+				release(op, it->second);
 				live.erase(it);
 			}
 			continue;
 		}
-		live_op l;
-		const std::uint64_t n = o.footprints ? op.footprint >> page_shift : 0;
-		for (std::uint64_t i = 0; i < n; i++) {
-			auto p = take_page();
-			while (!p.ok() && p.err == error::no_memory && o.reclaim && o.reclaim->reclaim_batch())
-				p = take_page();
-			if (!p.ok()) {
-				if (r.failed_footprints++ == 0 && r.first_failure.empty())
-					r.first_failure = "footprint page: " + std::string(describe(p.err));
-				break;
-			}
-			l.footprint.push_back(p.value);
-		}
+		load.before_alloc(op);
+		std::vector<std::uintptr_t> text;
 		for (unsigned c = 0; c < o.copies; c++) {
 			auto a = peer.alloc(op.size, op.align);
-			while (!a.ok() && a.err == error::no_memory && o.reclaim && o.reclaim->reclaim_batch())
-				a = peer.alloc(op.size, op.align);
 			if (a.ok()) {
-				l.text.push_back(a.value);
+				text.push_back(a.value);
 			} else if (r.failed_allocs++ == 0) {
 				r.first_failure = "alloc of " + std::to_string(op.size) + " bytes: " + describe(a.err);
 			}
 		}
 		order.push_back(op.id);
-		live.emplace(op.id, std::move(l));
+		live.emplace(op.id, std::move(text));
 	}
 	for (std::uint64_t id : order) {
 		auto it = live.find(id);
 		if (it != live.end()) {
-			release(it->second);
+			release(workload::op::make_free(id), it->second);
 			live.erase(it);
 		}
 	}
+	load.finish();
+	r.failed_footprints = load.failed_spawns();
+	if (r.failed_footprints && r.first_failure.empty())
+		r.first_failure = "a process could not be spawned";
 	r.after = sim_stats(m);
 	r.d = delta_of(r.after, r.before);
 	return r;

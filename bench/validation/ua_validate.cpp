@@ -10,6 +10,7 @@
  * ratio and a verdict per cell. The verdicts are computed here from the
  * figures; nothing asserts them.
  */
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -193,11 +194,12 @@ int main(int argc, char **argv)
 		char hdr[512];
 		std::snprintf(hdr, sizeof hdr,
 			      "Simulated: %llu GiB x86-64 VM (RAM below 3 GiB, PCI hole, rest above 4 GiB); v5.17: %u page(s) "
-			      "per instance; footprints %s; v6.1: %s; aged by %s.\n\n",
+			      "per instance; footprints %s; %u CPUs; v6.1: %s; aged by %s.\n\n",
 			      (unsigned long long)pm.machine_gib, pm.pages_per_instance,
-			      pm.footprints ? "2 MiB per instance" : "off",
+			      pm.footprints ? "2 MiB per instance" : "off", pm.nr_cpus,
 			      pm.boot_program ? "one program loaded at boot" : "no program at boot",
-			      pm.ageing_by == ageing_mode::page_cache ? "page cache down to the min watermark, reclaimed oldest first"
+			      pm.ageing_by == ageing_mode::page_cache ? "the page cache of a file as large as RAM, reclaimed by the "
+									   "allocator's kswapd and direct reclaim"
 								       : "phys/page_age.h");
 		out += hdr;
 		out += boot_table(series) + "\n" + published_table(series, tl) + "\n";
@@ -216,13 +218,13 @@ int main(int argc, char **argv)
 		char hdr[512];
 		std::snprintf(hdr, sizeof hdr,
 			      "## This machine's live runs\n\nSimulated: the memory map of %s (%llu MiB of RAM, max_pfn %llu), "
-			      "release 6.18, one machine per ageing, rows in the order they ran; aged by %s.\n\n",
+			      "release 6.18, %u CPUs, one machine per ageing, rows in the order they ran; aged by %s.\n\n",
 			      std::filesystem::path(iomem).filename().c_str(), (unsigned long long)(lm.map.ram_pages() >> 8),
-			      (unsigned long long)lm.map.end_pfn(),
+			      (unsigned long long)lm.map.end_pfn(), lm.nr_cpus,
 			      lm.ageing_by == ageing_mode::page_cache ? "page cache filled before each row as far as its live run "
 									"filled it, dropped after"
 								      : "phys/page_age.h, once");
-		sim_machine_spec spec{lm.map, sim_config{}, false, {}};
+		sim_machine_spec spec{lm.map, sim_config{}, false, {}, kernel_page_alloc(lm.nr_cpus)};
 		sim_machine_build b = build_sim_machine(spec);
 		out += hdr;
 		out += "| machine | DM4k/2M/1G kB at boot |\n|---|---|\n| live (" +

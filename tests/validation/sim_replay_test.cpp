@@ -4,7 +4,6 @@
 
 #include "live/live_workloads.h"
 #include "peers/naive.h"
-#include "validation/page_cache.h"
 #include "validation/sim_replay.h"
 
 using namespace ua;
@@ -16,7 +15,7 @@ sim_machine_build small_machine()
 {
 	auto mm = memory_map::x86_vm(2 * (pud_size / page_size));
 	REQUIRE(mm.ok());
-	sim_machine_build b = build_sim_machine({std::move(mm.value), sim_config{}, false, {}});
+	sim_machine_build b = build_sim_machine({std::move(mm.value), sim_config{}, false, {}, kernel_page_alloc(2)});
 	REQUIRE(b.error.empty());
 	return b;
 }
@@ -88,21 +87,4 @@ TEST_CASE("footprints and copies are taken per alloc op and given back")
 	(void)replay_on(m, probe, w, o);
 	CHECK(probe.allocs == 12);
 	CHECK(m.pages.nr_free_pages() == free0);
-}
-
-TEST_CASE("with a page cache to reclaim from, a full machine still runs the workload")
-{
-	sim_machine_build b = small_machine();
-	sim_machine &m = *b.m;
-	peers::naive_peer<sim_direct_map> secret(m, {peers::naive_use::secretmem, peers::v6_18});
-	page_cache c(m);
-	c.fill(0);
-	replay_options o;
-	sim_run none = replay_on(m, secret, live::secretmem_fill(1), o);
-	CHECK(none.failed_allocs == 256); /* nothing free, nothing reclaimed */
-	o.reclaim = &c;
-	sim_run r = replay_on(m, secret, live::secretmem_fill(1), o);
-	CHECK(r.failed_allocs == 0);
-	CHECK(c.reclaimed() >= 256);
-	CHECK(c.reclaimed() % swap_cluster_max == 0);
 }
