@@ -9,8 +9,9 @@
  *
  *   1. alloc_pages(order, gfp_normal_only, hint): never ZONE_MOVABLE, since
  *      memory hotplug needs it movable; the hint is machine::unmapped_hint,
- *      so chunks cluster inside a 1 GiB region whose PUD mapping is already
- *      split instead of splitting another;
+ *      honoured only under the proposed page_alloc_config::placement_hint
+ *      (the kernel's page allocator takes no hint), so that chunks cluster
+ *      inside a 1 GiB region whose PUD mapping is already split;
  *   2. remove the run from the direct map (or make it read-only) with one
  *      call per piece (below; one piece unless the run is scattered)
  *      covering whole 2 MiB pages, which CPA changes in place;
@@ -29,8 +30,8 @@
  * collapse each (a no-op when its large pages are intact, as they are unless
  * something else split them) and frees the frames.
  *
- * The page allocator may throw (its records grow with make_unique and
- * vector growth, phys/page_alloc.h); acquire() and release() are noexcept,
+ * The page allocator may throw (std::bad_alloc from the records it grows,
+ * phys/page_alloc.h); acquire() and release() are noexcept,
  * so every call to it goes through alloc_block_locked() and
  * free_block_locked(), which turn an exception into error::no_memory. A
  * release whose frames cannot be freed maps the run again (steps 2-6) and
@@ -39,8 +40,9 @@
  *
  * Runs larger than a chunk (cache/chunk_run.h) are virtually contiguous and
  * physically wherever there is room, as the kernel's vmalloc(): a run of a
- * power-of-two number of chunks first asks for one block of that order
- * (contiguous, one direct-map change); otherwise, or when no such block is
+ * power-of-two number of chunks up to MAX_PAGE_ORDER (one or two chunks)
+ * first asks for one block of that order (contiguous, one direct-map
+ * change); otherwise, or when no such block is
  * free, it takes nr_chunks order-9 blocks one by one, each asked for next to
  * the previous one (the page allocator's hint: the same 1 GiB region first,
  * then the nearest), so chunks come out adjacent or in one region when they
@@ -84,6 +86,9 @@ struct chunk_source_stats {
 template <mapping_backend Backend>
 class chunk_source {
 public:
+	/* The largest run: 1 GiB, the largest alias a cache maps. */
+	static constexpr std::size_t max_run_chunks = std::size_t{1} << (30 - chunk_shift);
+
 	chunk_source(machine<Backend> &m, const cache_config &cfg) noexcept : m_(m), cfg_(cfg) {}
 
 	/* Takes a run of nr_chunks chunks, out of the direct map and mapped at an alias. */
@@ -91,9 +96,9 @@ public:
 	{
 		if (nr_chunks == 0)
 			return result<chunk_run>::failure(error::zero_size);
-		unsigned order = chunk_order + unsigned(std::bit_width(nr_chunks - 1));
-		if (order > page_max_order)
+		if (nr_chunks > max_run_chunks)
 			return result<chunk_run>::failure(error::too_large);
+		unsigned order = chunk_order + unsigned(std::bit_width(nr_chunks - 1));
 		typename machine<Backend>::guard g(m_.lock);
 		auto r = take_frames_locked(nr_chunks, order);
 		if (!r.ok()) {
@@ -214,7 +219,8 @@ private:
 	 */
 	result<chunk_run> take_frames_locked(std::size_t nr_chunks, unsigned order) noexcept
 	{
-		if (std::has_single_bit(nr_chunks)) {
+		/* One buddy block only up to MAX_PAGE_ORDER: above it vmalloc() takes pages, not blocks. */
+		if (std::has_single_bit(nr_chunks) && order <= page_max_order) {
 			auto pa = alloc_block_locked(order, m_.unmapped_hint);
 			if (pa.ok())
 				return {chunk_run{pa.value, order, nr_chunks, 0, nullptr, 0}, error::ok};
