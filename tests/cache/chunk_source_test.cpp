@@ -156,25 +156,34 @@ TEST_CASE_TEMPLATE("chunk_source: a run larger than a chunk takes chunks whereve
 	ua_test::free_blocks(*m, aged);
 }
 
-TEST_CASE_TEMPLATE("chunk_source: a power-of-two run takes one contiguous block when there is one", M, BACKENDS)
+TEST_CASE_TEMPLATE("chunk_source: a power-of-two run up to MAX_PAGE_ORDER takes one contiguous block when there is one", M,
+		   BACKENDS)
 {
 	auto m = M::make();
 	cache_config cfg = text_cache_config();
 	chunk_source<typename M::backend> src(*m, cfg);
 	const std::uint64_t free0 = m->pages.nr_free_pages();
-	auto r = src.acquire(4);
+	static_assert(chunk_order + 1 <= page_max_order, "two chunks fit one buddy block");
+	auto r = src.acquire(2);
 	REQUIRE(r.ok());
 	CHECK_FALSE(r.value.scattered());
-	CHECK(r.value.order == chunk_order + 2);
+	CHECK(r.value.order == chunk_order + 1);
 	CHECK(src.stats().dm_changes == 1);
 	/* Three chunks: no block holds exactly three, so three order-9 blocks, in the 1 GiB region of the first. */
 	auto r3 = src.acquire(3);
 	REQUIRE(r3.ok());
 	CHECK(r3.value.order == chunk_order);
-	CHECK(m->pages.nr_free_pages() == free0 - 7 * pages_per_chunk); /* 4 + 3: nothing wasted */
+	CHECK(m->pages.nr_free_pages() == free0 - 5 * pages_per_chunk); /* 2 + 3: nothing wasted */
 	for (std::size_t i = 0; i < r3.value.piece_count(); i++)
 		CHECK((r3.value.piece(i).pfn >> (pud_shift - page_shift)) == (r.value.pfn >> (pud_shift - page_shift)));
 	CHECK(src.stats().dm_changes == 1 + r3.value.piece_count()); /* one change per run of adjacent chunks */
+	/* Four chunks: a block of order 11 is above MAX_PAGE_ORDER, so order-9 blocks, as vmalloc() takes pages. */
+	auto r4 = src.acquire(4);
+	REQUIRE(r4.ok());
+	CHECK(r4.value.scattered());
+	CHECK(r4.value.order == chunk_order);
+	CHECK(m->pages.nr_free_pages() == free0 - 9 * pages_per_chunk);
+	REQUIRE(src.release(r4.value) == error::ok);
 	REQUIRE(src.release(r3.value) == error::ok);
 	REQUIRE(src.release(r.value) == error::ok);
 	CHECK(m->pages.nr_free_pages() == free0);
