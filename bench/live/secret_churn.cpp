@@ -11,8 +11,8 @@
  * (churn); then free everything and destroy the memory (release). The
  * kernel's direct_map_level2/3_splits and DirectMap4k/2M/1G are read before
  * and after each phase; the table gives the deltas, per MiB of secrets,
- * the time per churn step and the pages the memory held, and the state at
- * start. The counters are global: a delta is an upper bound of what the run
+ * the time and the cross-CPU calls (/proc/interrupts) per churn step, the
+ * pages the memory held, and the state at start. The counters are global: a delta is an upper bound of what the run
  * caused. What a run splits stays split until reboot.
  *
  * Bounds: a run is not started when MemFree would go below --floor-gib
@@ -147,6 +147,37 @@ bool read(kernel_counters *c)
 	return true;
 }
 
+/*
+ * Cross-CPU calls so far: the "CAL:" (function call) and "TLB:" (shootdown)
+ * rows of /proc/interrupts, summed over CPUs. On x86 a kernel-range flush,
+ * secretmem_fault()'s flush_tlb_kernel_range() of the page it took out of
+ * the direct map, is an on_each_cpu() call (counted under CAL); user-range
+ * flushes on other CPUs count under TLB. Global: anything else on the
+ * machine adds to it. -1 when a row is missing.
+ */
+long long cross_cpu_calls()
+{
+	auto t = ua::live::detail::read_proc(ua::live::proc_root(), "interrupts");
+	if (!t)
+		return -1;
+	long long sum = 0;
+	for (const char *row : {"CAL:", "TLB:"}) {
+		std::size_t pos = t.value.find(row);
+		if (pos == std::string::npos)
+			return -1;
+		const char *p = t.value.c_str() + pos + 4;
+		for (;;) {
+			char *end = nullptr;
+			long long v = std::strtoll(p, &end, 10);
+			if (end == p)
+				break;
+			sum += v;
+			p = end;
+		}
+	}
+	return sum;
+}
+
 struct secret {
 	void *p;
 	std::size_t size;
@@ -161,7 +192,7 @@ bool run(const options &o, const std::string &memory, std::size_t mib)
 	const std::uint64_t floor_kb = o.floor_gib << 20;
 	const std::uint64_t need_kb = 4 * (std::uint64_t(mib) << 10) + (64 << 10);
 	auto skip = [&](const std::string &why) {
-		std::printf("| %s | %zu | skipped: %s | | | | | | | |\n", memory.c_str(), mib, why.c_str());
+		std::printf("| %s | %zu | skipped: %s | | | | | | | | |\n", memory.c_str(), mib, why.c_str());
 	};
 	if (start.mem_free_kb < floor_kb + need_kb) {
 		skip("MemFree " + std::to_string(start.mem_free_kb) + " kB is below the floor plus the run's memory");
@@ -210,6 +241,7 @@ bool run(const options &o, const std::string &memory, std::size_t mib)
 	if (!read(&filled))
 		return false;
 	std::size_t steps = 0;
+	const long long tlb0 = cross_cpu_calls();
 	const double t0 = now_ns();
 	for (; steps < o.steps && stopped.empty(); steps++) {
 		if (steps % 4096 == 4095 && (low_memory() || ua::live::stop_requested())) {
@@ -225,6 +257,8 @@ bool run(const options &o, const std::string &memory, std::size_t mib)
 			break;
 	}
 	const double ns_per_step = steps ? (now_ns() - t0) / double(steps) : 0;
+	const long long tlb1 = cross_cpu_calls();
+	const double tlb_per_step = steps && tlb0 >= 0 && tlb1 >= 0 ? double(tlb1 - tlb0) / double(steps) : -1;
 	const std::size_t held = mem->pages_held();
 	if (!read(&churned))
 		return false;
@@ -236,10 +270,10 @@ bool run(const options &o, const std::string &memory, std::size_t mib)
 		return false;
 
 	const delta fill = filled - start, churn = churned - filled, total = released - start;
-	std::printf("| %s | %zu | %zu | %s | %s | %+.2f | %.0f | %.2f | %s | %" PRIu64 "/%" PRIu64 ", %" PRIu64 "/%" PRIu64
+	std::printf("| %s | %zu | %zu | %s | %s | %+.2f | %.0f | %.2f | %.2f | %s | %" PRIu64 "/%" PRIu64 ", %" PRIu64 "/%" PRIu64
 		    "/%" PRIu64 ", %" PRIu64 " |\n",
 		    memory.c_str(), mib, secrets, show(fill).c_str(), show(churn).c_str(),
-		    double(fill.l2 + churn.l2) / double(mib), ns_per_step,
+		    double(fill.l2 + churn.l2) / double(mib), ns_per_step, tlb_per_step,
 		    double(held) * double(ua::page_size) / double(std::size_t(mib) << 20),
 		    stopped.empty() ? ("whole, collapses " + std::to_string(total.c2) + "/" + std::to_string(total.c3)).c_str()
 				    : ("stopped: " + stopped + " after " + std::to_string(steps) + " steps").c_str(),
@@ -262,9 +296,9 @@ int main(int argc, char **argv)
 		    "; deltas are L2 / L3 splits; DirectMap4k / 2M / 1G kB.\n\n",
 		    o.min_size, o.max_size, o.steps, o.seed);
 	std::puts("| memory | live MiB | secrets | fill: L2 / L3; DM4k / 2M / 1G | churn: L2 / L3; DM4k / 2M / 1G | "
-		  "L2 splits per MiB | ns per churn step | MiB held per MiB of secrets | run | "
+		  "L2 splits per MiB | ns per churn step | IPIs (CAL+TLB) per churn step | MiB held per MiB of secrets | run | "
 		  "state at start: L2/L3, DM4k/2M/1G kB, MemFree kB |");
-	std::puts("|---|---:|---:|---|---|---:|---:|---:|---|---|");
+	std::puts("|---|---:|---:|---|---|---:|---:|---:|---:|---|---|");
 	for (std::size_t mib : o.mibs)
 		for (const std::string &m : o.memories) {
 			if (ua::live::stop_requested())
