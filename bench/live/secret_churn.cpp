@@ -260,6 +260,7 @@ bool run(const options &o, const std::string &memory, std::size_t mib)
 	const long long tlb1 = cross_cpu_calls();
 	const double tlb_per_step = steps && tlb0 >= 0 && tlb1 >= 0 ? double(tlb1 - tlb0) / double(steps) : -1;
 	const std::size_t held = mem->pages_held();
+	const std::string note = mem->note();
 	if (!read(&churned))
 		return false;
 	for (const secret &s : live)
@@ -275,8 +276,10 @@ bool run(const options &o, const std::string &memory, std::size_t mib)
 		    memory.c_str(), mib, secrets, show(fill).c_str(), show(churn).c_str(),
 		    double(fill.l2 + churn.l2) / double(mib), ns_per_step, tlb_per_step,
 		    double(held) * double(ua::page_size) / double(std::size_t(mib) << 20),
-		    stopped.empty() ? ("whole, collapses " + std::to_string(total.c2) + "/" + std::to_string(total.c3)).c_str()
-				    : ("stopped: " + stopped + " after " + std::to_string(steps) + " steps").c_str(),
+		    ((stopped.empty() ? "whole" : "stopped: " + stopped + " after " + std::to_string(steps) + " steps") +
+		     ", collapses " + std::to_string(total.c2) + "/" + std::to_string(total.c3) +
+		     (note.empty() ? "" : "; " + note))
+			    .c_str(),
 		    start.l2_splits, start.l3_splits, start.dm_4k_kb, start.dm_2m_kb, start.dm_1g_kb, start.mem_free_kb);
 	std::fflush(stdout);
 	return true;

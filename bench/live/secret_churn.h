@@ -52,6 +52,8 @@ public:
 	virtual void *alloc(std::size_t size) noexcept = 0;
 	virtual void free(void *p, std::size_t size) noexcept = 0;
 	virtual std::size_t pages_held() const noexcept = 0;
+	/* What the memory did, in words, for the table ("" when nothing to say). */
+	virtual std::string note() const { return {}; }
 };
 
 /* The library's secret cache over one memfd_secret file four times the live set (64 MiB at least). */
@@ -79,7 +81,12 @@ public:
 		long long n = m_.backend.resident_pages();
 		return n < 0 ? 0 : std::size_t(n);
 	}
-	std::size_t chunks() const noexcept { return c_.stats().chunks; }
+	std::string note() const override
+	{
+		auto s = c_.stats();
+		return "peak " + std::to_string(s.peak_chunks) + " chunks, " + std::to_string(s.source.acquired) +
+		       " acquired, " + std::to_string(s.source.released) + " released";
+	}
 
 private:
 	static cache_config config()
