@@ -5,7 +5,10 @@
  * As scudo's secondary allocator beside its primary, a request larger than
  * one 2 MiB chunk does not go through an arena: it takes a run of whole
  * chunks of its own from the registry (cache/chunk_registry.h), in state
- * large, and the run goes back whole when the allocation is freed. The
+ * large, and the run goes back whole when the allocation is freed. The run
+ * is virtually contiguous; its chunks are wherever the page allocator had
+ * them (cache/chunk_source.h), so a large request succeeds whenever enough
+ * chunks are free, as vmalloc() of 2 MiB pages does. The
  * allocation starts at the run's alias; any other address inside it is an
  * interior pointer.
  *

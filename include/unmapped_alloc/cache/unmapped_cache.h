@@ -11,7 +11,9 @@
  * kept as a spare, up to cfg.spare_chunks, so a workload oscillating at a
  * chunk boundary does not ping-pong chunks through the direct map; beyond
  * that it goes back with its large mapping intact. Requests larger than a
- * chunk take a run of whole contiguous chunks of their own.
+ * chunk take a run of whole chunks of their own, at one virtually contiguous
+ * alias, physically wherever the page allocator has chunks (as vmalloc();
+ * cache/chunk_run.h, cache/chunk_source.h).
  *
  * Three rooms. This header is the front end: the shards, alloc, free,
  * free_deferred, write, and the lockless lookups. The runs of chunks the
