@@ -14,4 +14,5 @@
 #include "mapping/smaps.h"
 #include "mapping/linux_contents.h"
 #include "mapping/linux_backend.h"
+#include "mapping/kernel_direct_map.h"
 #include "mapping/secretmem_backend.h"

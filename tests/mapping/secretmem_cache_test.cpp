@@ -153,7 +153,7 @@ TEST_CASE("secretmem cache: ENOMEM is told apart from EINVAL and nothing leaks")
 {
 	if (!secretmem_here())
 		return;
-	auto m = make_machine(4096); /* 16 MiB: 8 chunks at most */
+	auto m = make_machine(2048); /* 8 MiB: 4 chunks at most, all faulted in */
 	const std::uint64_t free_before = m->pages.nr_free_pages();
 	cache_config cfg = secret_cache_config();
 	cfg.nr_shards = 1;

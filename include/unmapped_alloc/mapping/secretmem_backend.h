@@ -69,6 +69,11 @@
  * architecture cannot change its direct map). A failed backend has
  * nr_pages() == 0, so every operation returns -EINVAL. The view is never
  * inherited by fork (MADV_DONTFORK).
+ *
+ * Length: about 570 lines, over the usual 400, because the aliases (one or
+ * several runs, per-page protections from set_memory(), rollback) are this
+ * backend's own: linux_backend's are tied to its memfd, its view's
+ * per-frame states and alias processing, none of which exists here.
  */
 #pragma once
 
@@ -89,6 +94,7 @@
 
 #include "../ds.h"
 #include "backend.h"
+#include "kernel_direct_map.h"
 #include "smaps.h"
 
 #ifndef __NR_memfd_secret
@@ -207,9 +213,6 @@ public:
 
 	backend_stats stats() const;
 
-	/* Reads one "key value" figure of a /proc file (vmstat, meminfo): 0 or -errno (-ENOENT: no such key). */
-	static int read_proc_figure(const char *path, const char *key, std::uint64_t *value) noexcept;
-
 private:
 	struct alias {
 		std::size_t bytes = 0;
@@ -286,33 +289,6 @@ private:
 	std::uint64_t prot_changes_ = 0;
 	striped_counter bytes_written_;
 };
-
-inline int secretmem_backend::read_proc_figure(const char *path, const char *key, std::uint64_t *value) noexcept
-{
-	try {
-		std::string text;
-		if (int rc = smaps::read_proc_file(path, &text); rc != 0)
-			return rc;
-		const std::size_t klen = std::strlen(key);
-		for (std::size_t pos = 0; pos < text.size();) {
-			std::size_t nl = text.find('\n', pos);
-			if (nl == std::string::npos)
-				nl = text.size();
-			if (text.compare(pos, klen, key) == 0 && pos + klen < nl &&
-			    (text[pos + klen] == ' ' || text[pos + klen] == ':')) {
-				std::size_t p = text.find_first_of("0123456789", pos + klen);
-				if (p == std::string::npos || p >= nl)
-					return -EINVAL;
-				*value = std::strtoull(text.c_str() + p, nullptr, 10);
-				return 0;
-			}
-			pos = nl + 1;
-		}
-		return -ENOENT;
-	} catch (const std::bad_alloc &) {
-		return -ENOMEM;
-	}
-}
 
 inline std::string secretmem_backend::explain_memfd_secret(int err)
 {
@@ -428,8 +404,8 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 	std::uint64_t pages = 0;
 	bool whole_chunks = true;
 	for (std::size_t i = 0; i < n; i++) {
-		if (!valid(runs[i]) || runs[i].nr_pages > nr_pages_)
-			return -EINVAL;
+		if (!valid(runs[i]) || runs[i].nr_pages > (std::uint64_t(1) << (62 - page_shift)) - pages)
+			return -EINVAL; /* the total in bytes fits any 64-bit size_t */
 		pages += runs[i].nr_pages;
 		whole_chunks = whole_chunks && runs[i].nr_pages % pages_per_chunk == 0;
 	}
@@ -576,27 +552,8 @@ inline backend_stats secretmem_backend::stats() const
 	s.aliases = aliases_.size();
 	s.bytes_written = bytes_written_.sum();
 	std::string reason = ok() ? std::string() : "backend not constructed: " + init_reason_;
-	struct figure {
-		const char *path, *key;
-		std::uint64_t *out;
-	} figures[] = {
-		{"/proc/meminfo", "DirectMap4k", &s.directmap_4k_kb},
-		{"/proc/meminfo", "DirectMap2M", &s.directmap_2m_kb},
-		{"/proc/meminfo", "DirectMap1G", &s.directmap_1g_kb},
-		{"/proc/vmstat", "direct_map_level2_splits", &s.direct_map_level2_splits},
-		{"/proc/vmstat", "direct_map_level3_splits", &s.direct_map_level3_splits},
-		{"/proc/vmstat", "direct_map_level2_collapses", &s.direct_map_level2_collapses},
-		{"/proc/vmstat", "direct_map_level3_collapses", &s.direct_map_level3_collapses},
-	};
-	for (const figure &f : figures) {
-		int rc = read_proc_figure(f.path, f.key, f.out);
-		if (rc == -ENOENT && std::strcmp(f.key, "DirectMap1G") == 0) {
-			*f.out = 0; /* printed only where the CPU has 1 GiB pages */
-			continue;
-		}
-		if (rc != 0 && reason.empty())
-			reason = std::string("cannot read ") + f.key + " from " + f.path;
-	}
+	if (std::string why = read_kernel_direct_map(&s); !why.empty() && reason.empty())
+		reason = std::move(why);
 	s.directmap_available = reason.empty();
 	s.kernel_figures = s.directmap_available && smaps::count_vmas(&s.vma_count) == 0;
 	std::uint64_t pte_kb = 0;
