@@ -18,7 +18,10 @@
  *      write path, never through the user alias (later fills of freed
  *      ranges: see fill());
  *   5. map it at an alias with the cache's user protection;
- *   6. for secrets: lock it, exclude it from core dumps and from fork.
+ *   6. for secrets: lock it, exclude it from core dumps and from fork;
+ *      with write_path::writable_alias (text and ro), map it a second time,
+ *      read-write and never executable, at an address of its own: the
+ *      cache's writes and fills go through that alias.
  *
  * A failing step undoes the earlier ones in reverse order and reports
  * error::no_memory (page allocator) or error::backend_failure (backend); a
@@ -45,6 +48,7 @@
 #include "../error.h"
 #include "../phys.h"
 #include "cache_config.h"
+#include "written_granules.h"
 
 namespace ua {
 
@@ -54,6 +58,8 @@ struct chunk_run {
 	unsigned order = 0;        /* page-allocator order of the block (9 for one chunk) */
 	std::size_t nr_chunks = 0; /* chunks the cache uses from the block */
 	std::uintptr_t alias = 0;  /* the user-visible address */
+	std::uintptr_t write_alias = 0; /* the read-write, never executable alias (write_path::writable_alias), else 0 */
+	written_granules written;  /* text and ro runs: granules not known to hold the fill byte (freed by release) */
 
 	std::size_t bytes() const noexcept { return nr_chunks * chunk_size; }
 	frame_range frames() const noexcept { return {pfn, std::uint64_t(nr_chunks) * pages_per_chunk}; }
@@ -88,9 +94,19 @@ public:
 			stats_.failures++;
 			return result<chunk_run>::failure(pa.err == error::no_memory ? error::no_memory : pa.err);
 		}
-		chunk_run run{pa.value, order, nr_chunks, 0};
+		chunk_run run;
+		run.pfn = pa.value;
+		run.order = order;
+		run.nr_chunks = nr_chunks;
+		/* Secrets are written by their users directly: only text and ro runs know what was written. */
+		if (cfg_.user_prot() != prot::rw && !run.written.init(run.bytes(), cfg_.granule)) {
+			UA_CHECK(m_.pages.free_pages(run.pfn, order) == error::ok, "chunk_source: cannot return frames");
+			stats_.failures++;
+			return result<chunk_run>::failure(error::no_memory);
+		}
 		error e = map_run_locked(run);
 		if (e != error::ok) {
+			run.written.destroy();
 			UA_CHECK(m_.pages.free_pages(run.pfn, order) == error::ok, "chunk_source: cannot return frames");
 			stats_.failures++;
 			return result<chunk_run>::failure(e);
@@ -113,8 +129,13 @@ public:
 		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
 		if (cfg_.kind == cache_kind::secret && fill(run, 0, 0, run.bytes()) != error::ok)
 			return error::backend_failure;
+		if (run.write_alias) {
+			if (b.unmap_alias(run.write_alias, run.bytes()) != 0)
+				return error::backend_failure;
+			run.write_alias = 0;
+		}
 		if (b.unmap_alias(run.alias, run.bytes()) != 0)
-			return error::backend_failure;
+			goto rewrite;
 		if (b.set_direct_map_default(r) != 0)
 			goto remap;
 		stats_.dm_changes++;
@@ -123,6 +144,7 @@ public:
 		stats_.tlb_flushes++;
 		(void)b.collapse(r); /* best effort: the large pages are normally intact already */
 		UA_CHECK(m_.pages.free_pages(run.pfn, run.order) == error::ok, "chunk_source: page allocator refused a run");
+		run.written.destroy();
 		stats_.released++;
 		return error::ok;
 	unrestore:
@@ -132,15 +154,29 @@ public:
 		UA_CHECK(b.map_alias(r, cfg_.user_prot(), &run.alias) == 0, "chunk_source: cannot map a run again");
 		if (cfg_.kind == cache_kind::secret)
 			UA_CHECK(b.secure_alias(run.alias, run.bytes()) == 0, "chunk_source: cannot secure a run again");
+	rewrite:
+		if (wants_write_alias())
+			UA_CHECK(b.map_alias(r, prot::rw, &run.write_alias) == 0, "chunk_source: cannot map a write alias again");
 		return error::backend_failure;
 	}
 
 	/*
-	 * Writes into a run's frames through the backend (text_poke_copy()).
-	 * No machine lock: contents operations may run concurrently (backend.h).
+	 * Writes into a run's frames through the backend (text_poke_copy()), or
+	 * through the run's write alias. No machine lock: contents operations
+	 * may run concurrently (backend.h); the caller's lock for the range
+	 * serialises the run's written granules (written_granules.h). Marked
+	 * before the write, since a failed write may have changed some bytes.
 	 */
-	error write(const chunk_run &run, std::size_t off, const void *src, std::size_t n) noexcept
+	error write(chunk_run &run, std::size_t off, const void *src, std::size_t n) noexcept
 	{
+		if (run.written.tracking())
+			run.written.mark(off, n);
+		if constexpr (Backend::dereferenceable) {
+			if (run.write_alias) {
+				std::memcpy(reinterpret_cast<void *>(run.write_alias + off), src, n);
+				return error::ok;
+			}
+		}
 		return m_.backend.write_frames(run.pfn, off, src, n) == 0 ? error::ok : error::backend_failure;
 	}
 	/*
@@ -151,19 +187,27 @@ public:
 	 * of a syscall, and nothing shared between threads. On the real backend
 	 * the write path is pwrite() to the one memfd, and the kernel's shmem
 	 * write path takes the file's inode lock, so fills from different
-	 * threads serialise there. A fill through the alias cannot fail.
+	 * threads serialise there. A fill through the alias cannot fail. A
+	 * text or ro run with a write alias is filled through that alias.
+	 *
+	 * A text or ro run fills with its fill byte only the granules written
+	 * since they last held it (written_granules.h): a freed program pays
+	 * for the bytes it wrote, not for its allocation. Any other byte
+	 * (ua_zero in a text cache) fills the whole range and marks it.
 	 */
-	error fill(const chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
+	error fill(chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
 	{
-		if constexpr (Backend::dereferenceable) {
-			if (cfg_.user_prot() == prot::rw) {
-				void *p = reinterpret_cast<void *>(run.alias + off);
-				std::memset(p, byte, n);
-				asm volatile("" : : "r"(p) : "memory"); /* nothing reads the bytes before reuse: keep the stores */
-				return error::ok;
+		if (run.written.tracking()) {
+			if (byte != cfg_.fill_byte()) {
+				run.written.mark(off, n);
+				return fill_bytes(run, off, byte, n);
 			}
+			bool ok = run.written.fill_written(off, n, [&](std::size_t o, std::size_t l) noexcept {
+				return fill_bytes(run, o, byte, l) == error::ok;
+			});
+			return ok ? error::ok : error::backend_failure;
 		}
-		return m_.backend.fill_frames(run.pfn, off, byte, n) == 0 ? error::ok : error::backend_failure;
+		return fill_bytes(run, off, byte, n);
 	}
 
 	chunk_source_stats stats() const noexcept
@@ -173,6 +217,27 @@ public:
 	}
 
 private:
+	/* Fills [off, off + n) of a run: through a writable alias when there is one, else the backend. */
+	error fill_bytes(const chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
+	{
+		if constexpr (Backend::dereferenceable) {
+			std::uintptr_t base = cfg_.user_prot() == prot::rw ? run.alias : run.write_alias;
+			if (base) {
+				void *p = reinterpret_cast<void *>(base + off);
+				std::memset(p, byte, n);
+				asm volatile("" : : "r"(p) : "memory"); /* nothing reads the bytes before reuse: keep the stores */
+				return error::ok;
+			}
+		}
+		return m_.backend.fill_frames(run.pfn, off, byte, n) == 0 ? error::ok : error::backend_failure;
+	}
+
+	/* Text and ro caches with write_path::writable_alias map a second, read-write alias of each run. */
+	bool wants_write_alias() const noexcept
+	{
+		return cfg_.write == write_path::writable_alias && cfg_.user_prot() != prot::rw;
+	}
+
 	/* The cache's direct-map action on r. Machine lock held. */
 	int set_direct_map_locked(frame_range r) noexcept
 	{
@@ -197,6 +262,9 @@ private:
 		if (b.map_alias(r, cfg_.user_prot(), &run.alias) != 0)
 			goto restore;
 		if (cfg_.kind == cache_kind::secret && b.secure_alias(run.alias, run.bytes()) != 0)
+			goto unmap;
+		/* Never executable: PROT_READ|PROT_WRITE only, so no address of the run is ever W and X. */
+		if (wants_write_alias() && b.map_alias(r, prot::rw, &run.write_alias) != 0)
 			goto unmap;
 		return error::ok;
 	unmap:
