@@ -50,10 +50,8 @@ public:
 	/* Every granule [off, off + n) touches may now hold other bytes. */
 	void mark(std::size_t off, std::size_t n) noexcept
 	{
-		if (!n)
-			return;
-		for (std::size_t g = off >> shift_, last = (off + n - 1) >> shift_; g <= last; g++)
-			bits_[g / 64] |= std::uint64_t{1} << (g % 64);
+		if (n)
+			set_bits(off >> shift_, ((off + n - 1) >> shift_) + 1);
 	}
 	bool written(std::size_t off) const noexcept
 	{
@@ -74,31 +72,56 @@ public:
 		if (!n)
 			return true;
 		std::size_t end = off + n, g = off >> shift_, gend = (end + (std::size_t{1} << shift_) - 1) >> shift_;
-		while ((g = next_set(g, gend)) < gend) {
-			std::size_t h = g + 1;
-			while (h < gend && (bits_[h / 64] >> (h % 64) & 1))
-				h++;
+		/* Granules wholly inside [off, end): only those are cleared. */
+		std::size_t inside_lo = (off + (std::size_t{1} << shift_) - 1) >> shift_, inside_hi = end >> shift_;
+		while ((g = next(g, gend, true)) < gend) {
+			std::size_t h = next(g + 1, gend, false);
 			std::size_t lo = g << shift_, hi = h << shift_;
 			lo = lo < off ? off : lo;
 			hi = hi > end ? end : hi;
 			if (!fill(lo, hi - lo))
 				return false;
-			for (std::size_t x = g; x < h; x++)
-				if ((x << shift_) >= off && ((x + 1) << shift_) <= end)
-					bits_[x / 64] &= ~(std::uint64_t{1} << (x % 64));
+			std::size_t c0 = g < inside_lo ? inside_lo : g, c1 = h > inside_hi ? inside_hi : h;
+			if (c0 < c1)
+				clear_bits(c0, c1);
 			g = h;
 		}
 		return true;
 	}
 
 private:
-	/* The first set bit in [g, end), or end. */
-	std::size_t next_set(std::size_t g, std::size_t end) const noexcept
+	/* Mask of bits [a, b) of one word, 0 <= a < b <= 64. */
+	static std::uint64_t mask(std::size_t a, std::size_t b) noexcept
+	{
+		std::uint64_t hi = b == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << b) - 1;
+		return hi & ~((std::uint64_t{1} << a) - 1);
+	}
+	template <class Op>
+	void each_word(std::size_t a, std::size_t b, Op op) noexcept
+	{
+		while (a < b) {
+			std::size_t w = a / 64, e = (w + 1) * 64 < b ? (w + 1) * 64 : b;
+			op(bits_[w], mask(a % 64, e - w * 64));
+			a = e;
+		}
+	}
+	void set_bits(std::size_t a, std::size_t b) noexcept
+	{
+		each_word(a, b, [](std::uint64_t &w, std::uint64_t m) { w |= m; });
+	}
+	void clear_bits(std::size_t a, std::size_t b) noexcept
+	{
+		each_word(a, b, [](std::uint64_t &w, std::uint64_t m) { w &= ~m; });
+	}
+	/* The first granule in [g, end) whose bit is `set`, or end. */
+	std::size_t next(std::size_t g, std::size_t end, bool set) const noexcept
 	{
 		while (g < end) {
-			std::uint64_t w = bits_[g / 64] >> (g % 64);
-			if (w)
-				return g + std::size_t(__builtin_ctzll(w)) < end ? g + std::size_t(__builtin_ctzll(w)) : end;
+			std::uint64_t w = (set ? bits_[g / 64] : ~bits_[g / 64]) >> (g % 64);
+			if (w) {
+				std::size_t x = g + std::size_t(__builtin_ctzll(w));
+				return x < end ? x : end;
+			}
 			g = (g / 64 + 1) * 64;
 		}
 		return end;
