@@ -37,6 +37,27 @@ enum class direct_map_action : std::uint8_t {
 	read_only, /* set_memory_ro(): still readable there, never writable */
 };
 
+/*
+ * How a text or ro cache's contents (written code, trap fills of freed
+ * ranges) reach its memory; docs/api.md, "Write paths", weighs the two.
+ * Neither ever makes an address writable and executable.
+ */
+enum class write_path : std::uint8_t {
+	/*
+	 * The backend's write path (text_poke_copy()): pwrite() to the memfd
+	 * on the real backend, so no writable mapping of the memory exists in
+	 * the process. Two syscalls per program (its write, its free's fill).
+	 */
+	backend,
+	/*
+	 * A second alias of every run, read-write and never executable, at an
+	 * address of its own (asmjit's dual mapping): writes and fills are
+	 * stores through it. The code stays writable at that second address
+	 * for as long as the cache holds the chunk.
+	 */
+	writable_alias,
+};
+
 struct cache_config {
 	const char *name = "unmapped";
 	cache_kind kind = cache_kind::text;
@@ -51,6 +72,8 @@ struct cache_config {
 	 * more arenas let threads allocate in parallel.
 	 */
 	unsigned nr_shards = 2;
+	/* Text and ro caches only: secrets are written through their read-write user alias. */
+	write_path write = write_path::backend;
 
 	/* The protection users see through the alias. */
 	constexpr prot user_prot() const noexcept
@@ -68,7 +91,8 @@ struct cache_config {
 	constexpr bool valid() const noexcept
 	{
 		return name && is_pow2(granule) && granule >= 16 && granule <= page_size && nr_shards >= 1 && nr_shards <= 64 &&
-		       !(kind == cache_kind::secret && dm_action != direct_map_action::remove);
+		       !(kind == cache_kind::secret && dm_action != direct_map_action::remove) &&
+		       !(kind == cache_kind::secret && write != write_path::backend);
 	}
 };
 

@@ -10,8 +10,9 @@
  * the runs of physically adjacent chunks in alias order, and each chunk goes
  * back to the page allocator as its own order-9 block.
  *
- * The pieces array is metadata outside managed memory, owned by the run:
- * chunk_source allocates it in acquire() and frees it in release(). A run
+ * The pieces array and the written granules' bits (written_granules.h) are
+ * metadata outside managed memory, owned by the run: chunk_source allocates
+ * them in acquire() and frees them in release(). A run
  * is copied shallowly; one copy (the cache's chunk record) owns it.
  */
 #pragma once
@@ -21,6 +22,7 @@
 
 #include "../config.h"
 #include "../mapping.h"
+#include "written_granules.h"
 
 namespace ua {
 
@@ -31,6 +33,8 @@ struct chunk_run {
 	std::uintptr_t alias = 0;      /* the user-visible address */
 	frame_range *pieces = nullptr; /* scattered: runs of adjacent chunks in alias order; nullptr: one block */
 	std::size_t nr_pieces = 0;
+	std::uintptr_t write_alias = 0; /* the read-write, never executable alias (write_path::writable_alias), else 0 */
+	written_granules written;       /* text and ro runs: granules not known to hold the fill byte */
 
 	bool scattered() const noexcept { return pieces != nullptr; }
 	std::size_t bytes() const noexcept { return nr_chunks * chunk_size; }

@@ -20,7 +20,10 @@
  *      write path, never through the user alias (later fills of freed
  *      ranges: see fill());
  *   5. map it at an alias with the cache's user protection;
- *   6. for secrets: lock it, exclude it from core dumps and from fork.
+ *   6. for secrets: lock it, exclude it from core dumps and from fork;
+ *      with write_path::writable_alias (text and ro), map it a second time,
+ *      read-write and never executable, at an address of its own: the
+ *      cache's writes and fills go through that alias.
  *
  * A failing step undoes the earlier ones in reverse order and reports
  * error::no_memory (page allocator) or error::backend_failure (backend); a
@@ -106,8 +109,15 @@ public:
 			return r;
 		}
 		chunk_run run = r.value;
+		/* Secrets are written by their users directly: only text and ro runs know what was written. */
+		if (cfg_.user_prot() != prot::rw && !run.written.init(run.bytes(), cfg_.granule)) {
+			free_frames_locked(run);
+			stats_.failures++;
+			return result<chunk_run>::failure(error::no_memory);
+		}
 		error e = map_run_locked(run);
 		if (e != error::ok) {
+			run.written.destroy();
 			free_frames_locked(run);
 			stats_.failures++;
 			return result<chunk_run>::failure(e);
@@ -130,8 +140,15 @@ public:
 		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
 		if (cfg_.kind == cache_kind::secret && fill(run, 0, 0, run.bytes()) != error::ok)
 			return error::backend_failure;
-		if (b.unmap_alias(run.alias, run.bytes()) != 0)
+		if (run.write_alias) {
+			if (b.unmap_alias(run.write_alias, run.bytes()) != 0)
+				return error::backend_failure;
+			run.write_alias = 0;
+		}
+		if (b.unmap_alias(run.alias, run.bytes()) != 0) {
+			UA_CHECK(map_write_alias_locked(run) == 0, "chunk_source: cannot map a write alias again");
 			return error::backend_failure;
+		}
 		std::size_t restored = 0, flushed = 0;
 		for (; restored < np && b.set_direct_map_default(run.piece(restored)) == 0; restored++)
 			stats_.dm_changes++;
@@ -148,6 +165,7 @@ public:
 			UA_CHECK(map_alias_locked(run) == 0, "chunk_source: cannot map a run again");
 			if (cfg_.kind == cache_kind::secret)
 				UA_CHECK(b.secure_alias(run.alias, run.bytes()) == 0, "chunk_source: cannot secure a run again");
+			UA_CHECK(map_write_alias_locked(run) == 0, "chunk_source: cannot map a write alias again");
 			return error::backend_failure;
 		}
 		for (std::size_t i = 0; i < np; i++)
@@ -160,16 +178,28 @@ public:
 		}
 		/* A scattered run's other chunks: each its own order-9 block (the first went just above). */
 		free_frames_locked(run, 1);
+		run.written.destroy();
 		stats_.released++;
 		return error::ok;
 	}
 
 	/*
-	 * Writes into a run's frames through the backend (text_poke_copy()).
-	 * No machine lock: contents operations may run concurrently (backend.h).
+	 * Writes into a run's frames through the backend (text_poke_copy()), or
+	 * through the run's write alias. No machine lock: contents operations
+	 * may run concurrently (backend.h); the caller's lock for the range
+	 * serialises the run's written granules (written_granules.h). Marked
+	 * before the write, since a failed write may have changed some bytes.
 	 */
-	error write(const chunk_run &run, std::size_t off, const void *src, std::size_t n) noexcept
+	error write(chunk_run &run, std::size_t off, const void *src, std::size_t n) noexcept
 	{
+		if (run.written.tracking())
+			run.written.mark(off, n);
+		if constexpr (Backend::dereferenceable) {
+			if (run.write_alias) {
+				std::memcpy(reinterpret_cast<void *>(run.write_alias + off), src, n);
+				return error::ok;
+			}
+		}
 		auto *p = static_cast<const unsigned char *>(src);
 		int rc = run.for_each_span(off, n, [&](pfn_t pfn, std::size_t o, std::size_t len) noexcept {
 			int e = m_.backend.write_frames(pfn, o, p, len);
@@ -186,13 +216,43 @@ public:
 	 * of a syscall, and nothing shared between threads. On the real backend
 	 * the write path is pwrite() to the one memfd, and the kernel's shmem
 	 * write path takes the file's inode lock, so fills from different
-	 * threads serialise there. A fill through the alias cannot fail.
+	 * threads serialise there. A fill through the alias cannot fail. A
+	 * text or ro run with a write alias is filled through that alias.
+	 *
+	 * A text or ro run fills with its fill byte only the granules written
+	 * since they last held it (written_granules.h): a freed program pays
+	 * for the bytes it wrote, not for its allocation. Any other byte
+	 * (ua_zero in a text cache) fills the whole range and marks it.
 	 */
-	error fill(const chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
+	error fill(chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
+	{
+		if (run.written.tracking()) {
+			if (byte != cfg_.fill_byte()) {
+				run.written.mark(off, n);
+				return fill_bytes(run, off, byte, n);
+			}
+			bool ok = run.written.fill_written(off, n, [&](std::size_t o, std::size_t l) noexcept {
+				return fill_bytes(run, o, byte, l) == error::ok;
+			});
+			return ok ? error::ok : error::backend_failure;
+		}
+		return fill_bytes(run, off, byte, n);
+	}
+
+	chunk_source_stats stats() const noexcept
+	{
+		typename machine<Backend>::guard g(m_.lock);
+		return stats_;
+	}
+
+private:
+	/* Fills [off, off + n) of a run: through a writable alias when there is one, else the backend. */
+	error fill_bytes(const chunk_run &run, std::size_t off, int byte, std::size_t n) noexcept
 	{
 		if constexpr (Backend::dereferenceable) {
-			if (cfg_.user_prot() == prot::rw) {
-				void *p = reinterpret_cast<void *>(run.alias + off);
+			std::uintptr_t base = cfg_.user_prot() == prot::rw ? run.alias : run.write_alias;
+			if (base) {
+				void *p = reinterpret_cast<void *>(base + off);
 				std::memset(p, byte, n);
 				asm volatile("" : : "r"(p) : "memory"); /* nothing reads the bytes before reuse: keep the stores */
 				return error::ok;
@@ -204,13 +264,6 @@ public:
 		return rc == 0 ? error::ok : error::backend_failure;
 	}
 
-	chunk_source_stats stats() const noexcept
-	{
-		typename machine<Backend>::guard g(m_.lock);
-		return stats_;
-	}
-
-private:
 	/*
 	 * The frames of a run of nr_chunks chunks (order: the block that would
 	 * hold them): one block when nr_chunks is a power of two and such a block
@@ -223,7 +276,7 @@ private:
 		if (std::has_single_bit(nr_chunks) && order <= page_max_order) {
 			auto pa = alloc_block_locked(order, m_.unmapped_hint);
 			if (pa.ok())
-				return {chunk_run{pa.value, order, nr_chunks, 0, nullptr, 0}, error::ok};
+				return {chunk_run{pa.value, order, nr_chunks, 0, nullptr, 0, 0, {}}, error::ok};
 			if (nr_chunks == 1 || pa.err != error::no_memory)
 				return result<chunk_run>::failure(pa.err);
 		}
@@ -260,7 +313,7 @@ private:
 			else
 				pieces[++k] = {blocks[i], pages_per_chunk};
 		}
-		return {chunk_run{blocks[0], chunk_order, nr_chunks, 0, pieces, np}, error::ok};
+		return {chunk_run{blocks[0], chunk_order, nr_chunks, 0, pieces, np, 0, {}}, error::ok};
 	}
 
 	/*
@@ -321,6 +374,21 @@ private:
 				       : b.map_alias(run.frames(), cfg_.user_prot(), &run.alias);
 	}
 
+	/*
+	 * The run's write alias (write_path::writable_alias, text and ro): every
+	 * piece mapped once more, PROT_READ|PROT_WRITE and never executable, so
+	 * no address of the run is ever W and X. Nothing to do otherwise.
+	 * Machine lock held.
+	 */
+	int map_write_alias_locked(chunk_run &run) noexcept
+	{
+		if (cfg_.write != write_path::writable_alias || cfg_.user_prot() == prot::rw)
+			return 0;
+		Backend &b = m_.backend;
+		return run.scattered() ? b.map_alias_runs(run.pieces, run.nr_pieces, prot::rw, &run.write_alias)
+				       : b.map_alias(run.frames(), prot::rw, &run.write_alias);
+	}
+
 	/* Steps 2-6 of acquire on every piece, undone in reverse on failure. Machine lock held. */
 	error map_run_locked(chunk_run &run) noexcept
 	{
@@ -349,6 +417,8 @@ private:
 		if (map_alias_locked(run) != 0)
 			goto restore;
 		if (cfg_.kind == cache_kind::secret && b.secure_alias(run.alias, run.bytes()) != 0)
+			goto unmap;
+		if (map_write_alias_locked(run) != 0)
 			goto unmap;
 		return error::ok;
 	unmap:
