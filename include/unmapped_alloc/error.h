@@ -18,7 +18,7 @@ namespace ua {
 enum class error : int {
 	ok = 0,
 	zero_size,        /* size 0 requested */
-	too_large,        /* size above what this layer serves */
+	too_large,        /* size above what this layer serves, or a write running past the end of its allocation */
 	bad_alignment,    /* alignment not a power of two, or above the chunk size */
 	null_pointer,     /* operation that needs a pointer got nullptr */
 	not_live,         /* pointer inside a chunk but not in a live allocation: double free? */
@@ -50,7 +50,7 @@ constexpr const char *describe(error e) noexcept
 	switch (e) {
 	case error::ok: return "success";
 	case error::zero_size: return "size is zero";
-	case error::too_large: return "size is larger than this allocator serves";
+	case error::too_large: return "size is larger than this allocator serves, or a write runs past the end of its allocation";
 	case error::bad_alignment: return "alignment is not a power of two or exceeds the chunk size";
 	case error::null_pointer: return "pointer is null";
 	case error::not_live: return "pointer is not a live allocation (double free or never allocated)";
