@@ -28,6 +28,17 @@
  * range (a no-op when its large pages are intact, as they are unless
  * something else split them) and frees the frames.
  *
+ * Faults that last. An undo step may fail too (a fault that lasts reaches
+ * the rollback), and a release has no caller that could do anything with a
+ * failure, as vfree() has none. So neither is rolled back again: the steps
+ * still to do are recorded (repairs_, a fixed array: recording allocates
+ * nothing) and every later acquire() and release() of this source, and its
+ * destructor, first finishes them, in order. Until then the run's frames stay
+ * allocated and out of the direct map (or at least not yet returned), a
+ * consistent state: no cache holds them and nothing else can reach them.
+ * release() therefore fails only when the list is full, and then it changed
+ * nothing; acquire() refuses to start (backend_failure) in that case.
+ *
  * Runs larger than a chunk come from one block of the next power-of-two order
  * (as alloc_pages() without alloc_pages_exact()), so they are contiguous.
  *
@@ -67,12 +78,23 @@ struct chunk_source_stats {
 	std::uint64_t dm_changes = 0;  /* direct-map change calls */
 	std::uint64_t tlb_flushes = 0; /* flush calls */
 	std::uint64_t failures = 0;    /* acquires that failed and were rolled back */
+	std::uint64_t repairs = 0;     /* undo or release steps that failed and were recorded for later */
+	std::uint64_t repairs_pending = 0; /* runs whose recorded steps are not done yet */
+	std::uint64_t repair_frames = 0;   /* their frames: allocated, not held by the cache */
 };
 
 template <mapping_backend Backend>
 class chunk_source {
 public:
 	chunk_source(machine<Backend> &m, const cache_config &cfg) noexcept : m_(m), cfg_(cfg) {}
+	chunk_source(const chunk_source &) = delete;
+	chunk_source &operator=(const chunk_source &) = delete;
+	/* Finishes what it can of the recorded steps; a run whose step still fails stays allocated. */
+	~chunk_source()
+	{
+		typename machine<Backend>::guard g(m_.lock);
+		repair_locked();
+	}
 
 	/* Takes a run of nr_chunks chunks, out of the direct map and mapped at an alias. */
 	result<chunk_run> acquire(std::size_t nr_chunks) noexcept
@@ -83,6 +105,11 @@ public:
 		if (order > page_max_order)
 			return result<chunk_run>::failure(error::too_large);
 		typename machine<Backend>::guard g(m_.lock);
+		/* A rollback that fails must have somewhere to record its steps. */
+		if (!repair_locked()) {
+			stats_.failures++;
+			return result<chunk_run>::failure(error::backend_failure);
+		}
 		auto pa = m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
 		if (!pa.ok()) {
 			stats_.failures++;
@@ -91,7 +118,6 @@ public:
 		chunk_run run{pa.value, order, nr_chunks, 0};
 		error e = map_run_locked(run);
 		if (e != error::ok) {
-			UA_CHECK(m_.pages.free_pages(run.pfn, order) == error::ok, "chunk_source: cannot return frames");
 			stats_.failures++;
 			return result<chunk_run>::failure(e);
 		}
@@ -102,37 +128,22 @@ public:
 
 	/*
 	 * Gives a run back: the direct map is whole again and the frames are
-	 * free. On failure (error::backend_failure) the run is still held and
-	 * usable, possibly at a new alias address stored in run.alias.
+	 * free, now or, when a backend step fails, after a later call finished
+	 * the recorded steps (see Faults that last). Fails (backend_failure,
+	 * nothing changed, the run still held and usable) only when the steps
+	 * could not be recorded.
 	 */
 	error release(chunk_run &run) noexcept
 	{
 		typename machine<Backend>::guard g(m_.lock);
-		Backend &b = m_.backend;
-		frame_range r = run.frames();
+		if (!repair_locked())
+			return error::backend_failure;
 		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
-		if (cfg_.kind == cache_kind::secret && fill(run, 0, 0, run.bytes()) != error::ok)
-			return error::backend_failure;
-		if (b.unmap_alias(run.alias, run.bytes()) != 0)
-			return error::backend_failure;
-		if (b.set_direct_map_default(r) != 0)
-			goto remap;
-		stats_.dm_changes++;
-		if (b.flush_tlb(r) != 0)
-			goto unrestore;
-		stats_.tlb_flushes++;
-		(void)b.collapse(r); /* best effort: the large pages are normally intact already */
-		UA_CHECK(m_.pages.free_pages(run.pfn, run.order) == error::ok, "chunk_source: page allocator refused a run");
-		stats_.released++;
-		return error::ok;
-	unrestore:
-		UA_CHECK(set_direct_map_locked(r) == 0, "chunk_source: rollback of a direct-map restore failed");
-		stats_.dm_changes++;
-	remap:
-		UA_CHECK(b.map_alias(r, cfg_.user_prot(), &run.alias) == 0, "chunk_source: cannot map a run again");
+		unsigned steps = step_unmap | step_direct_map | step_flush | step_free;
 		if (cfg_.kind == cache_kind::secret)
-			UA_CHECK(b.secure_alias(run.alias, run.bytes()) == 0, "chunk_source: cannot secure a run again");
-		return error::backend_failure;
+			steps |= step_zero;
+		finish_or_record_locked({run, steps, true});
+		return error::ok;
 	}
 
 	/*
@@ -180,38 +191,118 @@ private:
 		return cfg_.dm_action == direct_map_action::remove ? b.set_direct_map_invalid(r) : b.set_direct_map_ro(r);
 	}
 
-	/* Steps 2-6 of acquire, undone in reverse on failure. Machine lock held. */
+	/* Steps 2-6 of acquire, undone in reverse on failure (the frames freed too). Machine lock held. */
 	error map_run_locked(chunk_run &run) noexcept
 	{
 		Backend &b = m_.backend;
 		frame_range r = run.frames();
 		int rc = set_direct_map_locked(r);
-		if (rc != 0)
+		if (rc != 0) {
+			UA_CHECK(m_.pages.free_pages(run.pfn, run.order) == error::ok, "chunk_source: cannot return frames");
 			return rc == -ENOMEM ? error::no_memory : error::backend_failure;
+		}
 		stats_.dm_changes++;
+		unsigned undo = step_direct_map | step_flush | step_free;
 		if (b.flush_tlb(r) != 0)
-			goto restore;
+			goto undo;
 		stats_.tlb_flushes++;
 		if (b.fill_frames(r.pfn, 0, cfg_.fill_byte(), run.bytes()) != 0)
-			goto restore;
+			goto undo;
 		if (b.map_alias(r, cfg_.user_prot(), &run.alias) != 0)
-			goto restore;
-		if (cfg_.kind == cache_kind::secret && b.secure_alias(run.alias, run.bytes()) != 0)
-			goto unmap;
+			goto undo;
+		if (cfg_.kind == cache_kind::secret && b.secure_alias(run.alias, run.bytes()) != 0) {
+			undo |= step_unmap;
+			goto undo;
+		}
 		return error::ok;
-	unmap:
-		UA_CHECK(b.unmap_alias(run.alias, run.bytes()) == 0, "chunk_source: rollback of map_alias failed");
-	restore:
-		UA_CHECK(b.set_direct_map_default(r) == 0, "chunk_source: rollback of a direct-map change failed");
-		stats_.dm_changes++;
-		b.flush_tlb(r);
-		stats_.tlb_flushes++;
+	undo:
+		finish_or_record_locked({run, undo, false});
 		return error::backend_failure;
+	}
+
+	/* What is left to do for a run leaving the cache, in this order. */
+	enum : unsigned {
+		step_zero = 1,       /* a secret's contents zeroed through the write path */
+		step_unmap = 2,      /* its alias unmapped */
+		step_direct_map = 4, /* its frames back in the direct map */
+		step_flush = 8,      /* the TLB flushed for them (then a best-effort collapse) */
+		step_free = 16,      /* its block back to the page allocator */
+	};
+	struct repair_rec {
+		chunk_run run;
+		unsigned steps = 0;
+		bool release = false; /* a release (counted in stats_.released when done), else an undone acquire */
+	};
+	static constexpr std::size_t max_repairs = 32;
+
+	/* Does rr's steps in order; false, with the failed step and those after it left in rr, when one fails. */
+	bool finish_locked(repair_rec &rr) noexcept
+	{
+		Backend &b = m_.backend;
+		frame_range r = rr.run.frames();
+		if (rr.steps & step_zero) {
+			if (fill(rr.run, 0, 0, rr.run.bytes()) != error::ok)
+				return false;
+			rr.steps &= ~unsigned(step_zero);
+		}
+		if (rr.steps & step_unmap) {
+			if (b.unmap_alias(rr.run.alias, rr.run.bytes()) != 0)
+				return false;
+			rr.steps &= ~unsigned(step_unmap);
+		}
+		if (rr.steps & step_direct_map) {
+			if (b.set_direct_map_default(r) != 0)
+				return false;
+			stats_.dm_changes++;
+			rr.steps &= ~unsigned(step_direct_map);
+		}
+		if (rr.steps & step_flush) {
+			if (b.flush_tlb(r) != 0)
+				return false;
+			stats_.tlb_flushes++;
+			rr.steps &= ~unsigned(step_flush);
+			if (rr.release)
+				(void)b.collapse(r); /* best effort: the large pages are normally intact already */
+		}
+		UA_CHECK(m_.pages.free_pages(rr.run.pfn, rr.run.order) == error::ok, "chunk_source: page allocator refused a run");
+		rr.steps = 0;
+		if (rr.release)
+			stats_.released++;
+		return true;
+	}
+
+	/* Finishes rr now, or records what is left of it (the caller made sure there is room). */
+	void finish_or_record_locked(repair_rec rr) noexcept
+	{
+		if (finish_locked(rr))
+			return;
+		UA_CHECK(nr_repairs_ < max_repairs, "chunk_source: no room to record a run's steps");
+		repairs_[nr_repairs_++] = rr;
+		stats_.repairs++;
+		stats_.repairs_pending = nr_repairs_;
+		stats_.repair_frames += rr.run.frames().nr_pages;
+	}
+
+	/* Retries every recorded run's steps; true when there is room to record one more. */
+	bool repair_locked() noexcept
+	{
+		std::size_t kept = 0;
+		for (std::size_t i = 0; i < nr_repairs_; i++) {
+			if (!finish_locked(repairs_[i]))
+				repairs_[kept++] = repairs_[i];
+			else
+				stats_.repair_frames -= repairs_[i].run.frames().nr_pages;
+		}
+		nr_repairs_ = kept;
+		stats_.repairs_pending = nr_repairs_;
+		return nr_repairs_ < max_repairs;
 	}
 
 	machine<Backend> &m_;
 	const cache_config &cfg_;
 	chunk_source_stats stats_;
+	repair_rec repairs_[max_repairs]; /* machine lock: runs whose undo or release is not finished */
+	std::size_t nr_repairs_ = 0;      /* machine lock */
 };
 
 }  // namespace ua

@@ -375,10 +375,12 @@ public:
 				chunk_rec *rec = unreleased_.back();
 				unreleased_.pop_back();
 				nr--;
-				if (release_rec_locked(rec) == error::ok)
-					freed++;
-				else
-					unreleased_.push_back(rec); /* room: it was just taken out */
+				if (release_rec_locked(rec) != error::ok) {
+					/* Room: it was just taken out. The backend is failing: retrying at once would spin. */
+					unreleased_.push_back(rec);
+					break;
+				}
+				freed++;
 			}
 			while (nr-- && !spares_.empty()) {
 				victims.push_back(spares_.back());
