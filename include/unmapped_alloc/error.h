@@ -66,6 +66,23 @@ constexpr const char *describe(error e) noexcept
 	return "unknown error";
 }
 
+/*
+ * Where the library calls something that may throw (a standard container
+ * growing, std::bad_alloc), it catches and returns no_memory, changing
+ * nothing. UA_TRY / UA_CATCH_ALL spell that so the headers also build with
+ * -fno-exceptions, where there is nothing to catch (a failed allocation
+ * aborts there, as the standard library does):
+ *
+ *   UA_TRY { v.push_back(x); } UA_CATCH_ALL { return error::no_memory; }
+ */
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define UA_TRY try
+#define UA_CATCH_ALL catch (...)
+#else
+#define UA_TRY if (true)
+#define UA_CATCH_ALL else
+#endif
+
 /* A value or an error; value is meaningful only when err == error::ok. */
 template <class T>
 struct [[nodiscard]] result {

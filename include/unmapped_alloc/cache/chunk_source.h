@@ -21,8 +21,11 @@
  *   6. for secrets: lock it, exclude it from core dumps and from fork.
  *
  * A failing step undoes the earlier ones in reverse order and reports
- * error::no_memory (page allocator) or error::backend_failure (backend); a
- * failed acquire leaves the machine exactly as it was. Releasing a run undoes
+ * error::no_memory (the page allocator, or a backend step that failed with
+ * -ENOMEM or -EAGAIN: out of memory, of VMAs, of lockable memory) or
+ * error::backend_failure (any other backend error); the errno and the step
+ * are kept in stats() (last_errno, last_step). A failed acquire leaves the
+ * machine exactly as it was. Releasing a run undoes
  * the steps (secrets are zeroed before their frames return), restores the
  * direct map with one call, flushes once, asks the backend to collapse the
  * range (a no-op when its large pages are intact, as they are unless
@@ -81,6 +84,14 @@ struct chunk_source_stats {
 	std::uint64_t repairs = 0;     /* undo or release steps that failed and were recorded for later */
 	std::uint64_t repairs_pending = 0; /* runs whose recorded steps are not done yet */
 	std::uint64_t repair_frames = 0;   /* their frames: allocated, not held by the cache */
+	/*
+	 * Why the last backend step failed: its negative errno and its name
+	 * ("set_direct_map", "flush_tlb", "fill", "map_alias", "secure_alias"),
+	 * e.g. -ENOMEM from secure_alias's mlock() at RLIMIT_MEMLOCK. 0 and ""
+	 * until one fails.
+	 */
+	int last_errno = 0;
+	const char *last_step = "";
 };
 
 template <mapping_backend Backend>
@@ -191,6 +202,20 @@ private:
 		return cfg_.dm_action == direct_map_action::remove ? b.set_direct_map_invalid(r) : b.set_direct_map_ro(r);
 	}
 
+	/*
+	 * The error a failed backend step gives the caller, its errno kept in
+	 * stats_: no_memory when the kernel ran out of something the caller can
+	 * free or raise (-ENOMEM: memory, VMAs at vm.max_map_count, mlock() at
+	 * RLIMIT_MEMLOCK; -EAGAIN: pages that could not be locked), else
+	 * backend_failure.
+	 */
+	error backend_error_locked(const char *step, int rc) noexcept
+	{
+		stats_.last_errno = rc;
+		stats_.last_step = step;
+		return rc == -ENOMEM || rc == -EAGAIN ? error::no_memory : error::backend_failure;
+	}
+
 	/* Steps 2-6 of acquire, undone in reverse on failure (the frames freed too). Machine lock held. */
 	error map_run_locked(chunk_run &run) noexcept
 	{
@@ -199,25 +224,29 @@ private:
 		int rc = set_direct_map_locked(r);
 		if (rc != 0) {
 			UA_CHECK(m_.pages.free_pages(run.pfn, run.order) == error::ok, "chunk_source: cannot return frames");
-			return rc == -ENOMEM ? error::no_memory : error::backend_failure;
+			return backend_error_locked("set_direct_map", rc);
 		}
 		stats_.dm_changes++;
 		unsigned undo = step_direct_map | step_flush | step_free;
-		if (b.flush_tlb(r) != 0)
+		const char *step = "flush_tlb";
+		if ((rc = b.flush_tlb(r)) != 0)
 			goto undo;
 		stats_.tlb_flushes++;
-		if (b.fill_frames(r.pfn, 0, cfg_.fill_byte(), run.bytes()) != 0)
+		step = "fill";
+		if ((rc = b.fill_frames(r.pfn, 0, cfg_.fill_byte(), run.bytes())) != 0)
 			goto undo;
-		if (b.map_alias(r, cfg_.user_prot(), &run.alias) != 0)
+		step = "map_alias";
+		if ((rc = b.map_alias(r, cfg_.user_prot(), &run.alias)) != 0)
 			goto undo;
-		if (cfg_.kind == cache_kind::secret && b.secure_alias(run.alias, run.bytes()) != 0) {
+		step = "secure_alias";
+		if (cfg_.kind == cache_kind::secret && (rc = b.secure_alias(run.alias, run.bytes())) != 0) {
 			undo |= step_unmap;
 			goto undo;
 		}
 		return error::ok;
 	undo:
 		finish_or_record_locked({run, undo, false});
-		return error::backend_failure;
+		return backend_error_locked(step, rc);
 	}
 
 	/* What is left to do for a run leaving the cache, in this order. */

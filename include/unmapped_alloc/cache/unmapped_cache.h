@@ -268,7 +268,14 @@ public:
 				delete d;
 				return rec->in_use ? error::interior_pointer : error::not_live;
 			}
-			if (!large_deferred_.insert(addr).second) {
+			bool inserted = false;
+			UA_TRY {
+				inserted = large_deferred_.insert(addr).second;
+			} UA_CATCH_ALL {
+				delete d;
+				return error::no_memory;
+			}
+			if (!inserted) {
 				delete d;
 				return error::not_live;
 			}
@@ -284,9 +291,9 @@ public:
 			if (e == error::ok && s.deferred.count(addr))
 				e = error::not_live;
 			if (e == error::ok) {
-				try {
+				UA_TRY {
 					s.deferred.insert(addr);
-				} catch (...) {
+				} UA_CATCH_ALL {
 					e = error::no_memory;
 				}
 			}
@@ -367,7 +374,6 @@ public:
 	/* Gives back up to nr spare chunks; returns how many went back. */
 	std::size_t shrink(std::size_t nr = ~std::size_t{0}) noexcept
 	{
-		std::vector<chunk_rec *> victims;
 		std::size_t freed = 0;
 		{
 			std::lock_guard<mutex> g(chunk_lock_);
@@ -382,15 +388,16 @@ public:
 				}
 				freed++;
 			}
+			/* In place, allocating nothing (this is noexcept): a spare that cannot go back stays, and ends the pass. */
 			while (nr-- && !spares_.empty()) {
-				victims.push_back(spares_.back());
+				chunk_rec *rec = spares_.back();
 				spares_.pop_back();
-			}
-			for (chunk_rec *rec : victims)
-				if (release_rec_locked(rec) == error::ok)
-					freed++;
-				else
+				if (release_rec_locked(rec) != error::ok) {
 					spares_.push_back(rec); /* still held and usable: keep it as a spare */
+					break;
+				}
+				freed++;
+			}
 		}
 		reclaim_retired();
 		return freed;
@@ -502,7 +509,7 @@ private:
 	result<chunk_rec *> new_run(std::size_t nr_chunks, bool large) noexcept
 	{
 		std::lock_guard<mutex> g(chunk_lock_);
-		try {
+		UA_TRY {
 			recs_.reserve(recs_.size() + 1);
 			spares_.reserve(cfg_.spare_chunks + 1);
 			unreleased_.reserve(recs_.size() + 1);
@@ -510,7 +517,7 @@ private:
 			free_recs_.reserve(recs_.size() + free_recs_.size() + 1);
 			if (free_recs_.empty())
 				free_recs_.push_back(new chunk_rec());
-		} catch (...) {
+		} UA_CATCH_ALL {
 			return result<chunk_rec *>::failure(error::no_memory);
 		}
 		auto r = src_.acquire(nr_chunks);
@@ -626,10 +633,10 @@ private:
 	{
 		std::lock_guard<mutex> g(chunk_lock_);
 		if (spares_.size() < cfg_.spare_chunks) {
-			try {
+			UA_TRY {
 				spares_.push_back(rec);
 				return;
-			} catch (...) {
+			} UA_CATCH_ALL {
 				/* no room to remember it: give it back instead */
 			}
 		}

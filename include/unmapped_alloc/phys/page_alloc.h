@@ -203,6 +203,7 @@ private:
 		return r * pages_per_region + (pb << pageblock_order);
 	}
 
+	bool reserve_records() noexcept;
 	region_state &get_region(std::uint64_t r);
 	void put_region(std::uint64_t r);
 	std::uint32_t get_rec(std::uint64_t r, unsigned pb, unsigned nr_valid);
@@ -242,8 +243,32 @@ inline page_allocator::page_allocator(std::uint64_t nr_pages, page_alloc_config 
 		t.assign(words, 0);
 	top_alloc_.assign(words, 0);
 	regions_.resize(nr_regions_);
+	spare_regions_.reserve(8); /* put_region() keeps at most 8: freeing never allocates */
 	for (std::uint64_t r = 0; r < nr_regions_; r++)
 		free_range_init(r);
+	spare_recs_.reserve(recs_.capacity());
+}
+
+/*
+ * Room for the records one alloc_pages() may take (a region record and a
+ * pageblock record) and for every pageblock record to come back to the spare
+ * list, made before the call changes anything: a heap that is out of memory
+ * (std::bad_alloc) fails the call with no_memory, changing nothing, and
+ * free_pages() never allocates (both are reached from noexcept paths).
+ */
+inline bool page_allocator::reserve_records() noexcept
+{
+	UA_TRY {
+		if (spare_regions_.empty())
+			spare_regions_.push_back(std::make_unique<region_state>());
+		if (recs_.size() == recs_.capacity())
+			recs_.reserve(recs_.size() * 2 + 8);
+		if (spare_recs_.capacity() < recs_.capacity())
+			spare_recs_.reserve(recs_.capacity());
+	} UA_CATCH_ALL {
+		return false;
+	}
+	return true;
 }
 
 /* Free a whole region at boot: one order-18 block, or maximal blocks of a partial last region. */
@@ -524,6 +549,8 @@ inline result<pfn_t> page_allocator::alloc_pages(unsigned order, gfp_t gfp, pfn_
 	if (hint != no_hint && hint >= nr_pages_)
 		return result<pfn_t>::failure(error::foreign_pointer);
 	if (fault_hook_ && fault_hook_(fault_ctx_, order))
+		return result<pfn_t>::failure(error::no_memory);
+	if (!reserve_records())
 		return result<pfn_t>::failure(error::no_memory);
 
 	/* Zones are contiguous region ranges: normal [0, mr), movable [mr, nr_regions). */
