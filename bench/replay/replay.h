@@ -65,6 +65,7 @@
 #ifdef UA_REPLAY_JEMALLOC
 #include "peers/jemalloc_peer.h"
 #endif
+#include "machine_load.h"
 #include "unmapped_peer.h"
 #include "workload_cases.h"
 
@@ -79,6 +80,11 @@ struct machine_setup {
 	std::size_t reads = 65536; /* per pass: short passes, many rounds, best of each resists noise */
 	int read_rounds = 40;
 	double free_chunk_fraction = 0.02; /* age_config: pageblocks ageing keeps wholly free */
+	/* The machine's kernel (machine_load.h): CPUs with their own pcp lists, what runs beside the workload. */
+	unsigned nr_cpus = 2;
+	bool background = true;      /* page-cache reads and slab churn between ops */
+	bool footprints = true;      /* instances with a footprint are processes */
+	bool placement_hint = false; /* proposal: the page allocator honours the chunk source's hint */
 
 	std::uint64_t nr_pages() const noexcept { return std::uint64_t(gib * 512) * pages_per_chunk; }
 	std::string label() const
@@ -265,12 +271,17 @@ void replay_ops(machine<B> &m, Peer &peer, const workload_case &wc, const machin
 		typename machine<B>::guard g(m.lock);
 		return m.pages.nr_free_pages();
 	};
-	std::uint64_t last_free = free_pages();
 	std::uint64_t chunks = peer.stats().chunks;
 	sample(0, chunks);
+	machine_load<B> load(m, ms.background, ms.footprints, ms.seed);
 
 	for (std::size_t i = 0; i < ops.size(); i++) {
 		const workload::op &o = ops[i];
+		if (o.k == workload::op::alloc)
+			load.before_alloc(o);
+		else
+			load.before_free(o);
+		const std::uint64_t last_free = free_pages();
 		if (o.k == workload::op::alloc) {
 			auto t0 = clock::now();
 			auto res = peer.alloc(o.size, o.align);
@@ -302,14 +313,16 @@ void replay_ops(machine<B> &m, Peer &peer, const workload_case &wc, const machin
 				}
 			}
 		}
+		const std::uint64_t peer_free = free_pages();
+		if (o.k != workload::op::alloc)
+			load.after_free(o);
 		/*
 		 * Chunks held change only when the allocator takes or returns
 		 * frames, which moves the page allocator's free count: ask for
 		 * its stats (for jemalloc a mallctl refresh, microseconds) only
 		 * then. Every op either allocates or frees, never both.
 		 */
-		if (const std::uint64_t nf = free_pages(); nf != last_free) {
-			last_free = nf;
+		if (peer_free != last_free) {
 			chunks = peer.stats().chunks;
 			r.peak_chunks = std::max<std::uint64_t>(r.peak_chunks, chunks);
 		}
@@ -320,6 +333,7 @@ void replay_ops(machine<B> &m, Peer &peer, const workload_case &wc, const machin
 
 	/* After the workload: everything it left live is still allocated. */
 	r.after = locked_stats(m);
+	load.finish();
 	const peers::peer_stats end = peer.stats();
 	r.final_chunks = end.chunks;
 	r.metadata_bytes = end.metadata_bytes;
@@ -433,7 +447,19 @@ run_result run_case(const machine_setup &ms, const workload_case &wc, const std:
 		r.note = "not applicable: bpf_prog_pack serves BPF programs (64 B alignment) only";
 		return r;
 	}
-	auto m = std::make_unique<machine<B>>(ms.nr_pages());
+	const page_alloc_config pcfg = detail::page_alloc_config_for(ms.nr_cpus, ms.placement_hint);
+	std::unique_ptr<machine<B>> m;
+	if constexpr (std::is_same_v<B, sim_direct_map>) {
+		/* An x86-64 VM of that much RAM (machine_load.h). */
+		auto mm = memory_map::x86_vm(ms.nr_pages());
+		if (!mm.ok()) {
+			r.note = "no x86 memory map for this size";
+			return r;
+		}
+		m = std::make_unique<machine<B>>(mm.value, pcfg);
+	} else {
+		m = std::make_unique<machine<B>>(ms.nr_pages(), pcfg);
+	}
 	if constexpr (requires { m->backend.ok(); }) {
 		if (!m->backend.ok()) {
 			r.note = std::string("real backend not constructed: ") + m->backend.init_step() + ": " +
@@ -442,14 +468,25 @@ run_result run_case(const machine_setup &ms, const workload_case &wc, const std:
 		}
 	}
 	if (ms.aged) {
-		age_config ac;
-		ac.seed = ms.seed;
-		ac.free_chunk_fraction = ms.free_chunk_fraction;
-		auto a = m->pages.age(ac);
-		if (!a.ok()) {
-			r.note = std::string("ageing failed: ") + describe(a.err);
-			return r;
+		/* Aged once per machine and settings; each run copies the aged allocator. */
+		char key[160];
+		std::snprintf(key, sizeof key, "%s/%llu/%g/%u/%d", ms.label().c_str(), (unsigned long long)ms.seed,
+			      ms.free_chunk_fraction, ms.nr_cpus, int(ms.placement_hint));
+		auto &cached = detail::aged_cache()[key];
+		if (!cached) {
+			auto aged = std::make_shared<page_allocator>(m->pages);
+			age_config ac;
+			ac.seed = ms.seed;
+			ac.free_chunk_fraction = ms.free_chunk_fraction;
+			auto a = aged->age(ac);
+			if (!a.ok()) {
+				detail::aged_cache().erase(key);
+				r.note = std::string("ageing failed: ") + describe(a.err);
+				return r;
+			}
+			cached = std::move(aged);
 		}
+		m->pages = *cached;
 	}
 	run_with(*m, alloc, wc, ms, r);
 	return r;

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 
 namespace ua {
 
@@ -30,6 +31,7 @@ enum class error : int {
 	backend_failure,  /* a backend operation failed; it was rolled back */
 	bad_flags,        /* unknown or contradictory flags */
 	not_supported,    /* operation not supported by this cache or backend */
+	forked,           /* a cache created before fork() used in the child (cache/fork.h) */
 };
 
 /* The errno a kernel-style caller would see: EINVAL for caller mistakes, ENOMEM for lack of memory. */
@@ -62,6 +64,7 @@ constexpr const char *describe(error e) noexcept
 	case error::backend_failure: return "mapping backend operation failed (rolled back)";
 	case error::bad_flags: return "unknown or contradictory flags";
 	case error::not_supported: return "operation not supported here";
+	case error::forked: return "cache inherited across fork(): the child must create its own";
 	}
 	return "unknown error";
 }
@@ -78,9 +81,11 @@ constexpr const char *describe(error e) noexcept
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
 #define UA_TRY try
 #define UA_CATCH_ALL catch (...)
+#define UA_THROW(e) throw e
 #else
 #define UA_TRY if (true)
 #define UA_CATCH_ALL else
+#define UA_THROW(e) ::std::abort() /* the one place the library throws (secret_allocator.h): abort as new does */
 #endif
 
 /* A value or an error; value is meaningful only when err == error::ok. */

@@ -9,11 +9,13 @@
  *
  *   1. alloc_pages(order, gfp_normal_only, hint): never ZONE_MOVABLE, since
  *      memory hotplug needs it movable; the hint is machine::unmapped_hint,
- *      so chunks cluster inside a 1 GiB region whose PUD mapping is already
- *      split instead of splitting another;
+ *      honoured only under the proposed page_alloc_config::placement_hint
+ *      (the kernel's page allocator takes no hint), so that chunks cluster
+ *      inside a 1 GiB region whose PUD mapping is already split;
  *   2. remove the run from the direct map (or make it read-only) with one
- *      call covering whole 2 MiB pages, which CPA changes in place;
- *   3. one TLB flush for the run;
+ *      call per piece (below; one piece unless the run is scattered)
+ *      covering whole 2 MiB pages, which CPA changes in place;
+ *   3. one TLB flush per piece;
  *   4. fill it (trap bytes for text, zeroes otherwise) through the backend's
  *      write path, never through the user alias (later fills of freed
  *      ranges: see fill());
@@ -27,9 +29,14 @@
  * are kept in stats() (last_errno, last_step). A failed acquire leaves the
  * machine exactly as it was. Releasing a run undoes
  * the steps (secrets are zeroed before their frames return), restores the
- * direct map with one call, flushes once, asks the backend to collapse the
- * range (a no-op when its large pages are intact, as they are unless
+ * direct map with one call per piece, flushes each, asks the backend to
+ * collapse each (a no-op when its large pages are intact, as they are unless
  * something else split them) and frees the frames.
+ *
+ * The page allocator may throw (std::bad_alloc from the records it grows,
+ * phys/page_alloc.h); acquire() and release() are noexcept,
+ * so every call to it goes through alloc_block_locked() and
+ * free_block_locked(), which turn an exception into error::no_memory.
  *
  * Faults that last. An undo step may fail too (a fault that lasts reaches
  * the rollback), and a release has no caller that could do anything with a
@@ -42,8 +49,20 @@
  * release() therefore fails only when the list is full, and then it changed
  * nothing; acquire() refuses to start (backend_failure) in that case.
  *
- * Runs larger than a chunk come from one block of the next power-of-two order
- * (as alloc_pages() without alloc_pages_exact()), so they are contiguous.
+ * Runs larger than a chunk (cache/chunk_run.h) are virtually contiguous and
+ * physically wherever there is room, as the kernel's vmalloc(): a run of a
+ * power-of-two number of chunks up to MAX_PAGE_ORDER (one or two chunks)
+ * first asks for one block of that order (contiguous, one direct-map
+ * change); otherwise, or when no such block is
+ * free, it takes nr_chunks order-9 blocks one by one, each asked for next to
+ * the previous one (the page allocator's hint: the same 1 GiB region first,
+ * then the nearest), so chunks come out adjacent or in one region when they
+ * can. Its runs of adjacent chunks ("pieces") each get one direct-map
+ * change, flush and fill, and one map_alias_runs() joins them at one alias
+ * (mapping/backend.h). No block larger than the request is ever taken, so no
+ * request fails while enough chunks are free: no allocation that vmalloc()
+ * of 2 MiB pages would satisfy. Any failing step undoes every piece done
+ * before it.
  *
  * Locking: every method takes machine::lock itself; the caller may hold its
  * cache's chunk lock (lock order: cache shard lock -> cache chunk lock ->
@@ -51,28 +70,20 @@
  */
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <new>
 
 #include "../error.h"
 #include "../phys.h"
 #include "cache_config.h"
+#include "chunk_run.h"
 
 namespace ua {
-
-/* A run of whole chunks held by a cache. */
-struct chunk_run {
-	pfn_t pfn = 0;             /* first frame */
-	unsigned order = 0;        /* page-allocator order of the block (9 for one chunk) */
-	std::size_t nr_chunks = 0; /* chunks the cache uses from the block */
-	std::uintptr_t alias = 0;  /* the user-visible address */
-
-	std::size_t bytes() const noexcept { return nr_chunks * chunk_size; }
-	frame_range frames() const noexcept { return {pfn, std::uint64_t(nr_chunks) * pages_per_chunk}; }
-	frame_range block() const noexcept { return {pfn, std::uint64_t{1} << order}; }
-};
 
 /* Counters of what a cache did to the machine (all protected by the machine lock). */
 struct chunk_source_stats {
@@ -97,37 +108,48 @@ struct chunk_source_stats {
 template <mapping_backend Backend>
 class chunk_source {
 public:
-	chunk_source(machine<Backend> &m, const cache_config &cfg) noexcept : m_(m), cfg_(cfg) {}
+	/* The largest run: 1 GiB, the largest alias a cache maps. */
+	static constexpr std::size_t max_run_chunks = std::size_t{1} << (30 - chunk_shift);
+
+	chunk_source(machine<Backend> &m, const cache_config &cfg) noexcept : m_(m), cfg_(cfg)
+	{
+		m_.users.fetch_add(1, std::memory_order_relaxed);
+	}
 	chunk_source(const chunk_source &) = delete;
 	chunk_source &operator=(const chunk_source &) = delete;
 	/* Finishes what it can of the recorded steps; a run whose step still fails stays allocated. */
 	~chunk_source()
 	{
-		typename machine<Backend>::guard g(m_.lock);
-		repair_locked();
+		if (nr_repairs_ != 0) { /* the owner's last call: nothing runs concurrently */
+			typename machine<Backend>::guard g(m_.lock);
+			repair_locked();
+		}
+		m_.users.fetch_sub(1, std::memory_order_relaxed);
 	}
+	/* In the child of a fork() (cache/fork.h): the recorded runs are the parent's; forget them. */
+	void abandon_after_fork() noexcept { nr_repairs_ = 0; }
 
 	/* Takes a run of nr_chunks chunks, out of the direct map and mapped at an alias. */
 	result<chunk_run> acquire(std::size_t nr_chunks) noexcept
 	{
 		if (nr_chunks == 0)
 			return result<chunk_run>::failure(error::zero_size);
-		unsigned order = chunk_order + unsigned(std::bit_width(nr_chunks - 1));
-		if (order > page_max_order)
+		if (nr_chunks > max_run_chunks)
 			return result<chunk_run>::failure(error::too_large);
+		unsigned order = chunk_order + unsigned(std::bit_width(nr_chunks - 1));
 		typename machine<Backend>::guard g(m_.lock);
 		/* A rollback that fails must have somewhere to record its steps. */
 		if (!repair_locked()) {
 			stats_.failures++;
 			return result<chunk_run>::failure(error::backend_failure);
 		}
-		auto pa = m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
-		if (!pa.ok()) {
+		auto r = take_frames_locked(nr_chunks, order);
+		if (!r.ok()) {
 			stats_.failures++;
-			return result<chunk_run>::failure(pa.err == error::no_memory ? error::no_memory : pa.err);
+			return r;
 		}
-		chunk_run run{pa.value, order, nr_chunks, 0};
-		error e = map_run_locked(run);
+		chunk_run run = r.value;
+		error e = map_run_locked(run); /* on failure it gave the frames back, or recorded that it will */
 		if (e != error::ok) {
 			stats_.failures++;
 			return result<chunk_run>::failure(e);
@@ -150,10 +172,12 @@ public:
 		if (!repair_locked())
 			return error::backend_failure;
 		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
-		unsigned steps = step_unmap | step_direct_map | step_flush | step_free;
+		repair_rec rr{run, step_unmap | step_direct_map | step_flush | step_free, run.piece_count(), 0, 0, true};
 		if (cfg_.kind == cache_kind::secret)
-			steps |= step_zero;
-		finish_or_record_locked({run, steps, true});
+			rr.steps |= step_zero;
+		finish_or_record_locked(rr);
+		run.pieces = nullptr; /* a scattered run's pieces array is the record's now, freed with its frames */
+		run.nr_pieces = 0;
 		return error::ok;
 	}
 
@@ -163,7 +187,13 @@ public:
 	 */
 	error write(const chunk_run &run, std::size_t off, const void *src, std::size_t n) noexcept
 	{
-		return m_.backend.write_frames(run.pfn, off, src, n) == 0 ? error::ok : error::backend_failure;
+		auto *p = static_cast<const unsigned char *>(src);
+		int rc = run.for_each_span(off, n, [&](pfn_t pfn, std::size_t o, std::size_t len) noexcept {
+			int e = m_.backend.write_frames(pfn, o, p, len);
+			p += len;
+			return e;
+		});
+		return rc == 0 ? error::ok : error::backend_failure;
 	}
 	/*
 	 * Fills part of a run (text_poke_set()); no machine lock, as write().
@@ -185,7 +215,10 @@ public:
 				return error::ok;
 			}
 		}
-		return m_.backend.fill_frames(run.pfn, off, byte, n) == 0 ? error::ok : error::backend_failure;
+		int rc = run.for_each_span(off, n, [&](pfn_t pfn, std::size_t o, std::size_t len) noexcept {
+			return m_.backend.fill_frames(pfn, o, byte, len);
+		});
+		return rc == 0 ? error::ok : error::backend_failure;
 	}
 
 	chunk_source_stats stats() const noexcept
@@ -195,11 +228,114 @@ public:
 	}
 
 private:
+	/*
+	 * The frames of a run of nr_chunks chunks (order: the block that would
+	 * hold them): one block when nr_chunks is a power of two and such a block
+	 * is free, else nr_chunks order-9 blocks (see the top). No alias yet.
+	 * Machine lock held.
+	 */
+	result<chunk_run> take_frames_locked(std::size_t nr_chunks, unsigned order) noexcept
+	{
+		/* One buddy block only up to MAX_PAGE_ORDER: above it vmalloc() takes pages, not blocks. */
+		if (std::has_single_bit(nr_chunks) && order <= page_max_order) {
+			auto pa = alloc_block_locked(order, m_.unmapped_hint);
+			if (pa.ok())
+				return {chunk_run{pa.value, order, nr_chunks, 0, nullptr, 0}, error::ok};
+			if (nr_chunks == 1 || pa.err != error::no_memory)
+				return result<chunk_run>::failure(pa.err);
+		}
+		std::unique_ptr<pfn_t[]> blocks(new (std::nothrow) pfn_t[nr_chunks]);
+		if (!blocks)
+			return result<chunk_run>::failure(error::no_memory);
+		pfn_t hint = m_.unmapped_hint;
+		for (std::size_t i = 0; i < nr_chunks; i++) {
+			auto pa = alloc_block_locked(chunk_order, hint);
+			if (!pa.ok()) {
+				while (i--)
+					UA_CHECK(free_block_locked(blocks[i], chunk_order) == error::ok, "chunk_source: cannot return frames");
+				return result<chunk_run>::failure(pa.err);
+			}
+			blocks[i] = pa.value;
+			/* Ask next for the chunk just above: adjacent when it is free, else the nearest in the region. */
+			hint = pa.value + pages_per_chunk < m_.pages.nr_pages() ? pa.value + pages_per_chunk : pa.value;
+		}
+		std::sort(blocks.get(), blocks.get() + nr_chunks);
+		std::size_t np = 1;
+		for (std::size_t i = 1; i < nr_chunks; i++)
+			np += blocks[i] != blocks[i - 1] + pages_per_chunk;
+		auto *pieces = new (std::nothrow) frame_range[np];
+		if (!pieces) {
+			for (std::size_t i = 0; i < nr_chunks; i++)
+				UA_CHECK(free_block_locked(blocks[i], chunk_order) == error::ok, "chunk_source: cannot return frames");
+			return result<chunk_run>::failure(error::no_memory);
+		}
+		std::size_t k = 0;
+		pieces[0] = {blocks[0], pages_per_chunk};
+		for (std::size_t i = 1; i < nr_chunks; i++) {
+			if (blocks[i] == pieces[k].end())
+				pieces[k].nr_pages += pages_per_chunk;
+			else
+				pieces[++k] = {blocks[i], pages_per_chunk};
+		}
+		return {chunk_run{blocks[0], chunk_order, nr_chunks, 0, pieces, np}, error::ok};
+	}
+
+	/*
+	 * Gives the frames of a run back to the page allocator, from its
+	 * first_chunk'th chunk on (a run of one block: its block), and frees a
+	 * scattered run's pieces array. Machine lock held.
+	 */
+	void free_frames_locked(chunk_run &run, std::size_t first_chunk = 0) noexcept
+	{
+		if (!run.scattered()) {
+			if (first_chunk == 0)
+				UA_CHECK(free_block_locked(run.pfn, run.order) == error::ok, "chunk_source: cannot return frames");
+			return;
+		}
+		std::size_t c = 0;
+		for (std::size_t i = 0; i < run.nr_pieces; i++)
+			for (pfn_t p = run.pieces[i].pfn; p < run.pieces[i].end(); p += pages_per_chunk, c++)
+				if (c >= first_chunk)
+					UA_CHECK(free_block_locked(p, chunk_order) == error::ok, "chunk_source: cannot return frames");
+		delete[] run.pieces;
+		run.pieces = nullptr;
+		run.nr_pieces = 0;
+	}
+
+	/* alloc_pages() for a cache's block, no exception (see the top). Machine lock held. */
+	result<pfn_t> alloc_block_locked(unsigned order, pfn_t hint) noexcept
+	{
+		UA_TRY {
+			auto pa = m_.pages.alloc_pages(order, gfp_normal_only, hint);
+			return pa;
+		} UA_CATCH_ALL {
+			return result<pfn_t>::failure(error::no_memory);
+		}
+	}
+
+	/* free_pages(), no exception: error::no_memory when the allocator could not grow its records. Machine lock held. */
+	error free_block_locked(pfn_t pfn, unsigned order) noexcept
+	{
+		UA_TRY {
+			return m_.pages.free_pages(pfn, order);
+		} UA_CATCH_ALL {
+			return error::no_memory;
+		}
+	}
+
 	/* The cache's direct-map action on r. Machine lock held. */
 	int set_direct_map_locked(frame_range r) noexcept
 	{
 		Backend &b = m_.backend;
 		return cfg_.dm_action == direct_map_action::remove ? b.set_direct_map_invalid(r) : b.set_direct_map_ro(r);
+	}
+
+	/* The run's alias: one mapping of every piece, in order. Machine lock held. */
+	int map_alias_locked(chunk_run &run) noexcept
+	{
+		Backend &b = m_.backend;
+		return run.scattered() ? b.map_alias_runs(run.pieces, run.nr_pieces, cfg_.user_prot(), &run.alias)
+				       : b.map_alias(run.frames(), cfg_.user_prot(), &run.alias);
 	}
 
 	/*
@@ -216,59 +352,74 @@ private:
 		return rc == -ENOMEM || rc == -EAGAIN ? error::no_memory : error::backend_failure;
 	}
 
-	/* Steps 2-6 of acquire, undone in reverse on failure (the frames freed too). Machine lock held. */
-	error map_run_locked(chunk_run &run) noexcept
-	{
-		Backend &b = m_.backend;
-		frame_range r = run.frames();
-		int rc = set_direct_map_locked(r);
-		if (rc != 0) {
-			UA_CHECK(m_.pages.free_pages(run.pfn, run.order) == error::ok, "chunk_source: cannot return frames");
-			return backend_error_locked("set_direct_map", rc);
-		}
-		stats_.dm_changes++;
-		unsigned undo = step_direct_map | step_flush | step_free;
-		const char *step = "flush_tlb";
-		if ((rc = b.flush_tlb(r)) != 0)
-			goto undo;
-		stats_.tlb_flushes++;
-		step = "fill";
-		if ((rc = b.fill_frames(r.pfn, 0, cfg_.fill_byte(), run.bytes())) != 0)
-			goto undo;
-		step = "map_alias";
-		if ((rc = b.map_alias(r, cfg_.user_prot(), &run.alias)) != 0)
-			goto undo;
-		step = "secure_alias";
-		if (cfg_.kind == cache_kind::secret && (rc = b.secure_alias(run.alias, run.bytes())) != 0) {
-			undo |= step_unmap;
-			goto undo;
-		}
-		return error::ok;
-	undo:
-		finish_or_record_locked({run, undo, false});
-		return backend_error_locked(step, rc);
-	}
-
 	/* What is left to do for a run leaving the cache, in this order. */
 	enum : unsigned {
-		step_zero = 1,       /* a secret's contents zeroed through the write path */
+		step_zero = 1,       /* a secret's contents zeroed (fill()) */
 		step_unmap = 2,      /* its alias unmapped */
-		step_direct_map = 4, /* its frames back in the direct map */
-		step_flush = 8,      /* the TLB flushed for them (then a best-effort collapse) */
-		step_free = 16,      /* its block back to the page allocator */
+		step_direct_map = 4, /* pieces [dm_done, nr_dm) back in the direct map */
+		step_flush = 8,      /* the TLB flushed for pieces [flush_done, nr_dm) (then a best-effort collapse) */
+		step_free = 16,      /* its frames back to the page allocator (and a scattered run's pieces array) */
 	};
 	struct repair_rec {
 		chunk_run run;
 		unsigned steps = 0;
-		bool release = false; /* a release (counted in stats_.released when done), else an undone acquire */
+		std::size_t nr_dm = 0;      /* pieces whose direct map was changed */
+		std::size_t dm_done = 0;    /* of those, restored already */
+		std::size_t flush_done = 0; /* of those, flushed already */
+		bool release = false;       /* a release (counted in stats_.released when done), else an undone acquire */
 	};
 	static constexpr std::size_t max_repairs = 32;
+
+	/*
+	 * Steps 2-6 of acquire on every piece, undone in reverse on failure,
+	 * the frames given back too (or recorded to be: Faults that last).
+	 * Machine lock held.
+	 */
+	error map_run_locked(chunk_run &run) noexcept
+	{
+		Backend &b = m_.backend;
+		const std::size_t np = run.piece_count();
+		std::size_t changed = 0;
+		int rc = 0;
+		const char *step = "set_direct_map";
+		repair_rec undo{run, step_direct_map | step_flush | step_free, 0, 0, 0, false};
+		for (; changed < np; changed++) {
+			if ((rc = set_direct_map_locked(run.piece(changed))) != 0)
+				goto undo;
+			stats_.dm_changes++;
+		}
+		step = "flush_tlb";
+		for (std::size_t i = 0; i < np; i++) {
+			if ((rc = b.flush_tlb(run.piece(i))) != 0)
+				goto undo;
+			stats_.tlb_flushes++;
+		}
+		step = "fill";
+		for (std::size_t i = 0; i < np; i++)
+			if ((rc = b.fill_frames(run.piece(i).pfn, 0, cfg_.fill_byte(), std::size_t(run.piece(i).bytes()))) != 0)
+				goto undo;
+		step = "map_alias";
+		if ((rc = map_alias_locked(run)) != 0)
+			goto undo;
+		step = "secure_alias";
+		if (cfg_.kind == cache_kind::secret && (rc = b.secure_alias(run.alias, run.bytes())) != 0) {
+			undo.steps |= step_unmap;
+			goto undo;
+		}
+		return error::ok;
+	undo:
+		undo.run = run;
+		undo.nr_dm = changed;
+		finish_or_record_locked(undo);
+		run.pieces = nullptr; /* freed with the frames, or the record's */
+		run.nr_pieces = 0;
+		return backend_error_locked(step, rc);
+	}
 
 	/* Does rr's steps in order; false, with the failed step and those after it left in rr, when one fails. */
 	bool finish_locked(repair_rec &rr) noexcept
 	{
 		Backend &b = m_.backend;
-		frame_range r = rr.run.frames();
 		if (rr.steps & step_zero) {
 			if (fill(rr.run, 0, 0, rr.run.bytes()) != error::ok)
 				return false;
@@ -280,25 +431,32 @@ private:
 			rr.steps &= ~unsigned(step_unmap);
 		}
 		if (rr.steps & step_direct_map) {
-			if (b.set_direct_map_default(r) != 0)
-				return false;
-			stats_.dm_changes++;
+			for (; rr.dm_done < rr.nr_dm; rr.dm_done++) {
+				if (b.set_direct_map_default(rr.run.piece(rr.dm_done)) != 0)
+					return false;
+				stats_.dm_changes++;
+			}
 			rr.steps &= ~unsigned(step_direct_map);
 		}
 		if (rr.steps & step_flush) {
-			if (b.flush_tlb(r) != 0)
-				return false;
-			stats_.tlb_flushes++;
+			for (; rr.flush_done < rr.nr_dm; rr.flush_done++) {
+				if (b.flush_tlb(rr.run.piece(rr.flush_done)) != 0)
+					return false;
+				stats_.tlb_flushes++;
+			}
 			rr.steps &= ~unsigned(step_flush);
 			if (rr.release)
-				(void)b.collapse(r); /* best effort: the large pages are normally intact already */
+				for (std::size_t i = 0; i < rr.nr_dm; i++)
+					(void)b.collapse(rr.run.piece(i)); /* best effort: the large pages are normally intact already */
 		}
-		UA_CHECK(m_.pages.free_pages(rr.run.pfn, rr.run.order) == error::ok, "chunk_source: page allocator refused a run");
+		free_frames_locked(rr.run);
 		rr.steps = 0;
 		if (rr.release)
 			stats_.released++;
 		return true;
 	}
+
+	static std::uint64_t run_frames(const chunk_run &run) noexcept { return std::uint64_t(run.nr_chunks) * pages_per_chunk; }
 
 	/* Finishes rr now, or records what is left of it (the caller made sure there is room). */
 	void finish_or_record_locked(repair_rec rr) noexcept
@@ -309,7 +467,7 @@ private:
 		repairs_[nr_repairs_++] = rr;
 		stats_.repairs++;
 		stats_.repairs_pending = nr_repairs_;
-		stats_.repair_frames += rr.run.frames().nr_pages;
+		stats_.repair_frames += run_frames(rr.run);
 	}
 
 	/* Retries every recorded run's steps; true when there is room to record one more. */
@@ -317,10 +475,11 @@ private:
 	{
 		std::size_t kept = 0;
 		for (std::size_t i = 0; i < nr_repairs_; i++) {
+			std::uint64_t frames = run_frames(repairs_[i].run);
 			if (!finish_locked(repairs_[i]))
 				repairs_[kept++] = repairs_[i];
 			else
-				stats_.repair_frames -= repairs_[i].run.frames().nr_pages;
+				stats_.repair_frames -= frames;
 		}
 		nr_repairs_ = kept;
 		stats_.repairs_pending = nr_repairs_;

@@ -17,10 +17,13 @@
  */
 #pragma once
 
+#include <atomic>
+#include <concepts>
 #include <cstdint>
 #include <mutex>
 #include <utility>
 
+#include "../check.h"
 #include "../mapping.h"
 #include "page_alloc.h"
 
@@ -37,8 +40,30 @@ public:
 		: pages(nr_pages, pcfg), backend(nr_pages, std::forward<Args>(backend_args)...)
 	{
 	}
+	/*
+	 * The machine of memory map mm: the page allocator frees only its RAM,
+	 * and a backend built from the same map (the simulated direct map)
+	 * maps it as x86 boot does.
+	 */
+	template <class... Args>
+		requires std::constructible_from<Backend, const memory_map &, Args...>
+	machine(const memory_map &mm, page_alloc_config pcfg, Args &&...backend_args)
+		: pages(mm, pcfg), backend(mm, std::forward<Args>(backend_args)...)
+	{
+	}
 	machine(const machine &) = delete;
 	machine &operator=(const machine &) = delete;
+	/*
+	 * A cache holds a reference to its machine (its chunk source, which
+	 * counts itself in users): a machine must outlive its caches. Destroying
+	 * it first would leave each cache's destructor giving chunks back to
+	 * freed memory, so it stops the process here, naming the rule.
+	 */
+	~machine()
+	{
+		UA_CHECK(users.load(std::memory_order_relaxed) == 0,
+			 "machine destroyed before the caches that use it (destroy every cache first)");
+	}
 
 	std::uint64_t nr_pages() const noexcept { return backend.nr_pages(); }
 
@@ -58,10 +83,13 @@ public:
 	 * Where memory that leaves the direct map clusters: a frame inside the
 	 * 1 GiB region whose direct-map page the last unmapped chunk already
 	 * split, passed as the page allocator's placement hint so the next chunk
-	 * splits nothing new. Protected by lock.
+	 * splits nothing new. The kernel's page allocator takes no such hint:
+	 * it is honoured only with page_alloc_config::placement_hint (a
+	 * proposal), and ignored otherwise. Protected by lock.
 	 */
 	pfn_t unmapped_hint = no_hint;
 	std::mutex lock;
+	std::atomic<unsigned> users{0}; /* chunk sources (one per cache) on this machine */
 };
 
 }  // namespace ua
