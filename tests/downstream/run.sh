@@ -39,10 +39,12 @@ check()
 }
 
 # meson setup writes the pkg-config file and the CMake package at configure
-# time, so installing needs no compilation (--no-rebuild).
+# time, so installing needs no compilation (--no-rebuild). Neither the test
+# framework (doctest) nor the benchmarks' baseline (jemalloc) is needed to
+# install: both are turned off here, as if they were not on the machine.
 install()
 {
-	meson setup "$tmp/lib-build" "$repo" --prefix="$prefix" &&
+	meson setup "$tmp/lib-build" "$repo" --prefix="$prefix" -Dtests=disabled -Djemalloc=disabled &&
 		meson install -C "$tmp/lib-build" --no-rebuild &&
 		echo "installed into $prefix"
 }
@@ -70,15 +72,20 @@ installed_files()
 	echo "headers, pkg-config file, CMake package; no jemalloc"
 }
 
+# The headers come in as a system directory (-isystem, as CMake's imported
+# target does), so a user's stricter warnings judge only the user's code:
+# the consumer builds with -Wconversion -Wsign-conversion -Wold-style-cast,
+# which the library's own headers do not pass.
 pkgconfig()
 {
 	local flags
 	flags=$(PKG_CONFIG_PATH=$prefix/share/pkgconfig pkg-config --cflags --libs unmapped_alloc) || return 1
 	echo "pkg-config: $flags"
 	case " $flags " in *jemalloc*) echo "jemalloc in the flags"; return 1 ;; esac
+	case " $flags " in *" -isystem$prefix/include "*) ;; *) echo "the headers are not an -isystem directory"; return 1 ;; esac
 	# shellcheck disable=SC2086 # the flags are meant to be split into words
-	"$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/consumer.cpp" $flags \
-		-o "$tmp/pkgconfig-consumer" && "$tmp/pkgconfig-consumer"
+	"$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Wold-style-cast -Werror \
+		"$here/consumer.cpp" $flags -o "$tmp/pkgconfig-consumer" && "$tmp/pkgconfig-consumer"
 }
 
 cmake_package()

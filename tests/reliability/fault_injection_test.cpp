@@ -144,16 +144,22 @@ private:
 	/* Whole-machine checks after a failure: metadata, direct map and frames agree with what the caches hold. */
 	void check_machine()
 	{
-		std::uint64_t held = 0;
+		/* Runs whose undo or release waits for a later call (chunk_source.h, Faults that last) are in neither. */
+		std::uint64_t held = 0, pending_frames = 0, pending_runs = 0;
 		for (auto &c : caches_) {
 			CHECK(c->check_consistency() == "");
-			held += c->stats().chunks;
+			cache_stats st = c->stats();
+			held += st.chunks;
+			pending_frames += st.source.repair_frames;
+			pending_runs += st.source.repairs_pending;
 		}
-		CHECK(ua_test::frames_out_of_direct_map(m_.backend) == held * pages_per_chunk);
-		CHECK(m_.pages.nr_pages() - m_.pages.nr_free_pages() >= held * pages_per_chunk);
-		CHECK(m_.backend.stats().aliases - boot_aliases_ <= held);
-		CHECK(m_.pages.check_consistency() == "");
-		CHECK(ua_test::backend_consistency(m_.backend) == "");
+		std::uint64_t out = ua_test::frames_out_of_direct_map(m_.backend);
+		CHECK(out >= held * pages_per_chunk);
+		CHECK(out <= held * pages_per_chunk + pending_frames);
+		CHECK(m_.pages.nr_pages() - m_.pages.nr_free_pages() >= held * pages_per_chunk + pending_frames);
+		CHECK(m_.backend.stats().aliases - boot_aliases_ <= held + pending_runs);
+		CHECK(m_.with_lock([](auto &pages, auto &) { return pages.check_consistency(); }) == "");
+		CHECK(m_.with_lock([](auto &, auto &b) { return ua_test::backend_consistency(b); }) == "");
 	}
 
 	void check_contents()

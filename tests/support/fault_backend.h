@@ -26,9 +26,18 @@
  *   m.backend.injector().arm(n);    // fail the nth operation from now
  *
  * Queries (direct_map_state, stats, nr_pages) are never failed or counted.
- * A failure exercises the caller's rollback, and a rollback is allowed to
- * assume that its own steps succeed: the injector fails one operation per
- * arm(), never the undo that follows it.
+ *
+ * Three modes, as the kernel's fault attributes (interval, times,
+ * probability in Documentation/fault-injection/fault-injection.rst):
+ *   arm(n)              the nth operation fails, once;
+ *   arm_window(n, m)    every operation from the nth fails, m of them: a
+ *                       fault that lasts, which reaches the undo steps of the
+ *                       failed call when the window covers them, and every
+ *                       retry inside it;
+ *   arm_random(p, seed) each operation fails with probability p, from a
+ *                       seeded generator (the same seed, the same run when a
+ *                       single thread operates).
+ * Each takes a mask of the kinds of operation counted and failed.
  */
 #pragma once
 
@@ -73,45 +82,89 @@ constexpr const char *fault_op_name(fault_op op) noexcept
 }
 
 /*
- * Counts operations and fails the nth one after arm(), once. Counting is
- * atomic because write_frames() and fill_frames() may run outside the
- * machine lock (backend.h); arm() and disarm() are for a quiet machine.
+ * Counts operations and fails the ones its mode picks. Counting is atomic
+ * because write_frames() and fill_frames() may run outside the machine lock
+ * (backend.h); arming and disarming are for a quiet machine.
  */
 class fault_injector {
 public:
 	/* Fail the nth (1-based) operation of a kind in mask from now on, with err; n == 0 counts only. */
-	void arm(std::uint64_t n, unsigned mask = fault_all_ops, int err = -ENOMEM) noexcept
+	void arm(std::uint64_t n, unsigned mask = fault_all_ops, int err = -ENOMEM) noexcept { arm_window(n, n ? 1 : 0, mask, err); }
+	/* Fail the m operations of a kind in mask from the nth (1-based) on: n, n+1, ..., n+m-1. */
+	void arm_window(std::uint64_t n, std::uint64_t m, unsigned mask = fault_all_ops, int err = -ENOMEM) noexcept
 	{
-		count_.store(0);
-		nth_ = n;
-		mask_ = mask;
-		err_ = err;
-		failed_.store(unsigned(fault_op::nr_ops));
+		reset(mask, err);
+		last_.store(n && m ? n + m - 1 : 0, std::memory_order_relaxed);
+		first_.store(n, std::memory_order_relaxed);
+	}
+	/* Fail each operation of a kind in mask with probability p (0..1), drawn from seed. */
+	void arm_random(double p, std::uint64_t seed, unsigned mask = fault_all_ops, int err = -ENOMEM) noexcept
+	{
+		reset(mask, err);
+		rng_.store(seed);
+		threshold_.store(p >= 1.0 ? ~std::uint64_t{0} : p <= 0.0 ? 0 : std::uint64_t(p * 18446744073709551616.0),
+				 std::memory_order_relaxed);
 	}
 	/* Stop failing; keep counting. */
-	void disarm() noexcept { nth_ = 0; }
+	void disarm() noexcept
+	{
+		first_.store(0, std::memory_order_relaxed);
+		threshold_.store(0, std::memory_order_relaxed);
+	}
 
 	/* Called before every operation: true when this one must fail. */
 	bool should_fail(fault_op op) noexcept
 	{
 		if (!(mask_ & fault_bit(op)))
 			return false;
-		if (count_.fetch_add(1) + 1 != nth_)
+		std::uint64_t i = count_.fetch_add(1) + 1;
+		std::uint64_t first = first_.load(std::memory_order_relaxed), t = threshold_.load(std::memory_order_relaxed);
+		bool fail = (first && i >= first && i <= last_.load(std::memory_order_relaxed)) || (t && next_random() < t);
+		if (!fail)
 			return false;
+		nr_failed_.fetch_add(1);
 		failed_.store(unsigned(op));
+		by_kind_[unsigned(op)].fetch_add(1);
 		return true;
 	}
 
-	std::uint64_t count() const noexcept { return count_.load(); } /* operations of the mask since arm() */
-	bool fired() const noexcept { return failed_.load() != unsigned(fault_op::nr_ops); }
-	fault_op failed_op() const noexcept { return fault_op(failed_.load()); }
+	std::uint64_t count() const noexcept { return count_.load(); } /* operations of the mask since arming */
+	bool fired() const noexcept { return nr_failed_.load() != 0; }
+	std::uint64_t nr_failed() const noexcept { return nr_failed_.load(); }
+	std::uint64_t nr_failed(fault_op op) const noexcept { return by_kind_[unsigned(op)].load(); }
+	fault_op failed_op() const noexcept { return fault_op(failed_.load()); } /* the last one failed */
 	int err() const noexcept { return err_; }
 
 private:
+	void reset(unsigned mask, int err) noexcept
+	{
+		disarm();
+		count_.store(0);
+		nr_failed_.store(0);
+		for (auto &k : by_kind_)
+			k.store(0);
+		mask_ = mask;
+		err_ = err;
+		failed_.store(unsigned(fault_op::nr_ops));
+	}
+	/* splitmix64 over an atomic state: any thread may draw. */
+	std::uint64_t next_random() noexcept
+	{
+		std::uint64_t z = rng_.fetch_add(0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		return z ^ (z >> 31);
+	}
+
 	std::atomic<std::uint64_t> count_{0};
-	std::uint64_t nth_ = 0;
+	/* Atomic so that arming and disarming may race with a callback thread's operations. */
+	std::atomic<std::uint64_t> first_{0}, last_{0}; /* window [first_, last_] of counted operations; 0: none */
+	std::atomic<std::uint64_t> threshold_{0};       /* random mode: fail when a draw is below it; 0: off */
+	std::atomic<std::uint64_t> rng_{0};
 	unsigned mask_ = fault_all_ops;
 	int err_ = -ENOMEM;
+	std::atomic<std::uint64_t> nr_failed_{0};
+	std::atomic<std::uint64_t> by_kind_[unsigned(fault_op::nr_ops)] = {};
 	std::atomic<unsigned> failed_{unsigned(fault_op::nr_ops)};
 };
 

@@ -88,11 +88,21 @@ struct cache_config {
 	/* Byte that freed and fresh memory is filled with. */
 	constexpr int fill_byte() const noexcept { return kind == cache_kind::text ? trap_byte : 0; }
 
-	constexpr bool valid() const noexcept
+	constexpr bool valid() const noexcept { return invalid_reason() == nullptr; }
+	/* nullptr when valid, else what is wrong, naming the field. */
+	constexpr const char *invalid_reason() const noexcept
 	{
-		return name && is_pow2(granule) && granule >= 16 && granule <= page_size && nr_shards >= 1 && nr_shards <= 64 &&
-		       !(kind == cache_kind::secret && dm_action != direct_map_action::remove) &&
-		       !(kind == cache_kind::secret && write != write_path::backend);
+		if (!name)
+			return "cache_config.name is null";
+		if (!is_pow2(granule) || granule < 16 || granule > page_size)
+			return "cache_config.granule must be a power of two from 16 to 4096";
+		if (nr_shards < 1 || nr_shards > 64)
+			return "cache_config.nr_shards must be from 1 to 64";
+		if (kind == cache_kind::secret && dm_action != direct_map_action::remove)
+			return "cache_config.dm_action must be remove for a secret cache";
+		if (kind == cache_kind::secret && write != write_path::backend)
+			return "cache_config.write must be backend for a secret cache";
+		return nullptr;
 	}
 };
 

@@ -93,6 +93,8 @@ public:
 	/* Gives every run back (live allocations included) and frees the records. */
 	~chunk_registry()
 	{
+		if (abandoned_)
+			return;
 		mutex_guard g(lock);
 		for (chunk_rec *rec : recs_) {
 			unpublish_locked(rec);
@@ -101,6 +103,17 @@ public:
 		}
 		for (chunk_rec *rec : free_recs_)
 			delete rec;
+	}
+
+	/*
+	 * In the child of a fork() (cache/fork.h): the runs are the parent's, so
+	 * the destructor gives nothing back and takes no lock; the records are
+	 * left to the child's exit.
+	 */
+	void abandon_after_fork() noexcept
+	{
+		abandoned_ = true;
+		src_.abandon_after_fork();
 	}
 
 	/* The cache's chunk lock. */
@@ -118,7 +131,7 @@ public:
 	result<chunk_rec *> new_run(std::size_t nr_chunks, chunk_state st) noexcept UA_EXCLUDES(lock)
 	{
 		mutex_guard g(lock);
-		try {
+		UA_TRY {
 			recs_.reserve(recs_.size() + 1);
 			spares_.reserve(cfg_.spare_chunks + 1);
 			unreleased_.reserve(recs_.size() + 1);
@@ -126,7 +139,7 @@ public:
 			free_recs_.reserve(recs_.size() + free_recs_.size() + 1);
 			if (free_recs_.empty())
 				free_recs_.push_back(new chunk_rec());
-		} catch (...) {
+		} UA_CATCH_ALL {
 			return result<chunk_rec *>::failure(error::no_memory);
 		}
 		auto r = src_.acquire(nr_chunks);
@@ -332,6 +345,7 @@ private:
 	std::vector<chunk_rec *> unreleased_ UA_GUARDED_BY(lock);
 	std::size_t held_chunks_ UA_GUARDED_BY(lock) = 0;
 	std::size_t peak_chunks_ UA_GUARDED_BY(lock) = 0;
+	bool abandoned_ = false; /* abandon_after_fork() */
 };
 
 }  // namespace ua

@@ -26,8 +26,11 @@
  *      cache's writes and fills go through that alias.
  *
  * A failing step undoes the earlier ones in reverse order and reports
- * error::no_memory (page allocator) or error::backend_failure (backend); a
- * failed acquire leaves the machine exactly as it was. Releasing a run undoes
+ * error::no_memory (the page allocator, or a backend step that failed with
+ * -ENOMEM or -EAGAIN: out of memory, of VMAs, of lockable memory) or
+ * error::backend_failure (any other backend error); the errno and the step
+ * are kept in stats() (last_errno, last_step). A failed acquire leaves the
+ * machine exactly as it was. Releasing a run undoes
  * the steps (secrets are zeroed before their frames return), restores the
  * direct map with one call per piece, flushes each, asks the backend to
  * collapse each (a no-op when its large pages are intact, as they are unless
@@ -36,10 +39,18 @@
  * The page allocator may throw (std::bad_alloc from the records it grows,
  * phys/page_alloc.h); acquire() and release() are noexcept,
  * so every call to it goes through alloc_block_locked() and
- * free_block_locked(), which turn an exception into error::no_memory. A
- * release whose frames cannot be freed maps the run again (steps 2-6) and
- * reports error::backend_failure: the run is still held, as for any failed
- * release.
+ * free_block_locked(), which turn an exception into error::no_memory.
+ *
+ * Faults that last. An undo step may fail too (a fault that lasts reaches
+ * the rollback), and a release has no caller that could do anything with a
+ * failure, as vfree() has none. So neither is rolled back again: the steps
+ * still to do are recorded (repairs_, a fixed array: recording allocates
+ * nothing) and every later acquire() and release() of this source, and its
+ * destructor, first finishes them, in order. Until then the run's frames stay
+ * allocated and out of the direct map (or at least not yet returned), a
+ * consistent state: no cache holds them and nothing else can reach them.
+ * release() therefore fails only when the list is full, and then it changed
+ * nothing; acquire() refuses to start (backend_failure) in that case.
  *
  * Runs larger than a chunk (cache/chunk_run.h) are virtually contiguous and
  * physically wherever there is room, as the kernel's vmalloc(): a run of a
@@ -84,6 +95,17 @@ struct chunk_source_stats {
 	std::uint64_t dm_changes = 0;  /* direct-map change calls */
 	std::uint64_t tlb_flushes = 0; /* flush calls */
 	std::uint64_t failures = 0;    /* acquires that failed and were rolled back */
+	std::uint64_t repairs = 0;     /* undo or release steps that failed and were recorded for later */
+	std::uint64_t repairs_pending = 0; /* runs whose recorded steps are not done yet */
+	std::uint64_t repair_frames = 0;   /* their frames: allocated, not held by the cache */
+	/*
+	 * Why the last backend step failed: its negative errno and its name
+	 * ("set_direct_map", "flush_tlb", "fill", "map_alias", "secure_alias"),
+	 * e.g. -ENOMEM from secure_alias's mlock() at RLIMIT_MEMLOCK. 0 and ""
+	 * until one fails.
+	 */
+	int last_errno = 0;
+	const char *last_step = "";
 };
 
 template <mapping_backend Backend>
@@ -92,7 +114,23 @@ public:
 	/* The largest run: 1 GiB, the largest alias a cache maps. */
 	static constexpr std::size_t max_run_chunks = std::size_t{1} << (30 - chunk_shift);
 
-	chunk_source(machine<Backend> &m, const cache_config &cfg) noexcept : m_(m), cfg_(cfg) {}
+	chunk_source(machine<Backend> &m, const cache_config &cfg) noexcept : m_(m), cfg_(cfg)
+	{
+		m_.users.fetch_add(1, std::memory_order_relaxed);
+	}
+	chunk_source(const chunk_source &) = delete;
+	chunk_source &operator=(const chunk_source &) = delete;
+	/* Finishes what it can of the recorded steps; a run whose step still fails stays allocated. */
+	~chunk_source()
+	{
+		if (nr_repairs_ != 0) { /* the owner's last call: nothing runs concurrently */
+			typename machine<Backend>::guard g(m_.lock);
+			repair_locked();
+		}
+		m_.users.fetch_sub(1, std::memory_order_relaxed);
+	}
+	/* In the child of a fork() (cache/fork.h): the recorded runs are the parent's; forget them. */
+	void abandon_after_fork() noexcept { nr_repairs_ = 0; }
 
 	/* Takes a run of nr_chunks chunks, out of the direct map and mapped at an alias. */
 	result<chunk_run> acquire(std::size_t nr_chunks) noexcept
@@ -103,6 +141,11 @@ public:
 			return result<chunk_run>::failure(error::too_large);
 		unsigned order = chunk_order + unsigned(std::bit_width(nr_chunks - 1));
 		typename machine<Backend>::guard g(m_.lock);
+		/* A rollback that fails must have somewhere to record its steps. */
+		if (!repair_locked()) {
+			stats_.failures++;
+			return result<chunk_run>::failure(error::backend_failure);
+		}
 		auto r = take_frames_locked(nr_chunks, order);
 		if (!r.ok()) {
 			stats_.failures++;
@@ -115,10 +158,9 @@ public:
 			stats_.failures++;
 			return result<chunk_run>::failure(error::no_memory);
 		}
-		error e = map_run_locked(run);
+		error e = map_run_locked(run); /* on failure it gave the frames back, or recorded that it will */
 		if (e != error::ok) {
 			run.written.destroy();
-			free_frames_locked(run);
 			stats_.failures++;
 			return result<chunk_run>::failure(e);
 		}
@@ -129,57 +171,25 @@ public:
 
 	/*
 	 * Gives a run back: the direct map is whole again and the frames are
-	 * free. On failure (error::backend_failure) the run is still held and
-	 * usable, possibly at a new alias address stored in run.alias.
+	 * free, now or, when a backend step fails, after a later call finished
+	 * the recorded steps (see Faults that last). Fails (backend_failure,
+	 * nothing changed, the run still held and usable) only when the steps
+	 * could not be recorded.
 	 */
 	error release(chunk_run &run) noexcept
 	{
 		typename machine<Backend>::guard g(m_.lock);
-		Backend &b = m_.backend;
-		const std::size_t np = run.piece_count();
+		if (!repair_locked())
+			return error::backend_failure;
 		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
-		if (cfg_.kind == cache_kind::secret && fill(run, 0, 0, run.bytes()) != error::ok)
-			return error::backend_failure;
-		if (run.write_alias) {
-			if (b.unmap_alias(run.write_alias, run.bytes()) != 0)
-				return error::backend_failure;
-			run.write_alias = 0;
-		}
-		if (b.unmap_alias(run.alias, run.bytes()) != 0) {
-			UA_CHECK(map_write_alias_locked(run) == 0, "chunk_source: cannot map a write alias again");
-			return error::backend_failure;
-		}
-		std::size_t restored = 0, flushed = 0;
-		for (; restored < np && b.set_direct_map_default(run.piece(restored)) == 0; restored++)
-			stats_.dm_changes++;
-		if (restored == np)
-			for (; flushed < np && b.flush_tlb(run.piece(flushed)) == 0; flushed++)
-				stats_.tlb_flushes++;
-		if (flushed < np) {
-			/* Undo in reverse: the pieces restored go back out of the direct map, the alias comes back. */
-			while (restored--) {
-				UA_CHECK(set_direct_map_locked(run.piece(restored)) == 0,
-					 "chunk_source: rollback of a direct-map restore failed");
-				stats_.dm_changes++;
-			}
-			UA_CHECK(map_alias_locked(run) == 0, "chunk_source: cannot map a run again");
-			if (cfg_.kind == cache_kind::secret)
-				UA_CHECK(b.secure_alias(run.alias, run.bytes()) == 0, "chunk_source: cannot secure a run again");
-			UA_CHECK(map_write_alias_locked(run) == 0, "chunk_source: cannot map a write alias again");
-			return error::backend_failure;
-		}
-		for (std::size_t i = 0; i < np; i++)
-			(void)b.collapse(run.piece(i)); /* best effort: the large pages are normally intact already */
-		if (error e = free_block_locked(run.pfn, run.order); e != error::ok) {
-			/* Out of memory for the allocator's records: the run stays held, mapped again. */
-			UA_CHECK(e == error::no_memory, "chunk_source: page allocator refused a run");
-			UA_CHECK(map_run_locked(run) == error::ok, "chunk_source: cannot map a run again");
-			return error::backend_failure;
-		}
-		/* A scattered run's other chunks: each its own order-9 block (the first went just above). */
-		free_frames_locked(run, 1);
-		run.written.destroy();
-		stats_.released++;
+		run.written.destroy(); /* the frames are trap-filled or zeroed whole from here on */
+		repair_rec rr{run, step_unmap | step_direct_map | step_flush | step_free, run.piece_count(), 0, 0, true};
+		if (cfg_.kind == cache_kind::secret)
+			rr.steps |= step_zero;
+		finish_or_record_locked(rr);
+		run.write_alias = 0; /* unmapped, or the record's to unmap */
+		run.pieces = nullptr; /* a scattered run's pieces array is the record's now, freed with its frames */
+		run.nr_pieces = 0;
 		return error::ok;
 	}
 
@@ -341,10 +351,10 @@ private:
 	/* alloc_pages() for a cache's block, no exception (see the top). Machine lock held. */
 	result<pfn_t> alloc_block_locked(unsigned order, pfn_t hint) noexcept
 	{
-		try {
+		UA_TRY {
 			auto pa = m_.pages.alloc_pages(order, gfp_normal_only, hint);
 			return pa;
-		} catch (...) {
+		} UA_CATCH_ALL {
 			return result<pfn_t>::failure(error::no_memory);
 		}
 	}
@@ -352,9 +362,9 @@ private:
 	/* free_pages(), no exception: error::no_memory when the allocator could not grow its records. Machine lock held. */
 	error free_block_locked(pfn_t pfn, unsigned order) noexcept
 	{
-		try {
+		UA_TRY {
 			return m_.pages.free_pages(pfn, order);
-		} catch (...) {
+		} UA_CATCH_ALL {
 			return error::no_memory;
 		}
 	}
@@ -389,54 +399,169 @@ private:
 				       : b.map_alias(run.frames(), prot::rw, &run.write_alias);
 	}
 
-	/* Steps 2-6 of acquire on every piece, undone in reverse on failure. Machine lock held. */
+	/*
+	 * The error a failed backend step gives the caller, its errno kept in
+	 * stats_: no_memory when the kernel ran out of something the caller can
+	 * free or raise (-ENOMEM: memory, VMAs at vm.max_map_count, mlock() at
+	 * RLIMIT_MEMLOCK; -EAGAIN: pages that could not be locked), else
+	 * backend_failure.
+	 */
+	error backend_error_locked(const char *step, int rc) noexcept
+	{
+		stats_.last_errno = rc;
+		stats_.last_step = step;
+		return rc == -ENOMEM || rc == -EAGAIN ? error::no_memory : error::backend_failure;
+	}
+
+	/* What is left to do for a run leaving the cache, in this order. */
+	enum : unsigned {
+		step_zero = 1,       /* a secret's contents zeroed (fill()) */
+		step_unmap = 2,      /* its write alias (if any), then its alias unmapped */
+		step_direct_map = 4, /* pieces [dm_done, nr_dm) back in the direct map */
+		step_flush = 8,      /* the TLB flushed for pieces [flush_done, nr_dm) (then a best-effort collapse) */
+		step_free = 16,      /* its frames back to the page allocator (and a scattered run's pieces array) */
+	};
+	struct repair_rec {
+		chunk_run run;
+		unsigned steps = 0;
+		std::size_t nr_dm = 0;      /* pieces whose direct map was changed */
+		std::size_t dm_done = 0;    /* of those, restored already */
+		std::size_t flush_done = 0; /* of those, flushed already */
+		bool release = false;       /* a release (counted in stats_.released when done), else an undone acquire */
+	};
+	static constexpr std::size_t max_repairs = 32;
+
+	/*
+	 * Steps 2-6 of acquire on every piece, undone in reverse on failure,
+	 * the frames given back too (or recorded to be: Faults that last).
+	 * Machine lock held.
+	 */
 	error map_run_locked(chunk_run &run) noexcept
 	{
 		Backend &b = m_.backend;
 		const std::size_t np = run.piece_count();
 		std::size_t changed = 0;
 		int rc = 0;
-		error e = error::backend_failure;
+		const char *step = "set_direct_map";
+		repair_rec undo{run, step_direct_map | step_flush | step_free, 0, 0, 0, false};
 		for (; changed < np; changed++) {
 			if ((rc = set_direct_map_locked(run.piece(changed))) != 0)
-				break;
+				goto undo;
 			stats_.dm_changes++;
 		}
-		if (changed < np) {
-			e = rc == -ENOMEM ? error::no_memory : error::backend_failure;
-			goto restore;
-		}
+		step = "flush_tlb";
 		for (std::size_t i = 0; i < np; i++) {
-			if (b.flush_tlb(run.piece(i)) != 0)
-				goto restore;
+			if ((rc = b.flush_tlb(run.piece(i))) != 0)
+				goto undo;
 			stats_.tlb_flushes++;
 		}
+		step = "fill";
 		for (std::size_t i = 0; i < np; i++)
-			if (b.fill_frames(run.piece(i).pfn, 0, cfg_.fill_byte(), std::size_t(run.piece(i).bytes())) != 0)
-				goto restore;
-		if (map_alias_locked(run) != 0)
-			goto restore;
-		if (cfg_.kind == cache_kind::secret && b.secure_alias(run.alias, run.bytes()) != 0)
-			goto unmap;
-		if (map_write_alias_locked(run) != 0)
-			goto unmap;
-		return error::ok;
-	unmap:
-		UA_CHECK(b.unmap_alias(run.alias, run.bytes()) == 0, "chunk_source: rollback of map_alias failed");
-	restore:
-		while (changed--) {
-			UA_CHECK(b.set_direct_map_default(run.piece(changed)) == 0,
-				 "chunk_source: rollback of a direct-map change failed");
-			stats_.dm_changes++;
-			b.flush_tlb(run.piece(changed));
-			stats_.tlb_flushes++;
+			if ((rc = b.fill_frames(run.piece(i).pfn, 0, cfg_.fill_byte(), std::size_t(run.piece(i).bytes()))) != 0)
+				goto undo;
+		step = "map_alias";
+		if ((rc = map_alias_locked(run)) != 0)
+			goto undo;
+		step = "secure_alias";
+		if (cfg_.kind == cache_kind::secret && (rc = b.secure_alias(run.alias, run.bytes())) != 0) {
+			undo.steps |= step_unmap;
+			goto undo;
 		}
-		return e;
+		step = "map_write_alias";
+		if ((rc = map_write_alias_locked(run)) != 0) {
+			undo.steps |= step_unmap;
+			goto undo;
+		}
+		return error::ok;
+	undo:
+		undo.run = run;
+		undo.nr_dm = changed;
+		finish_or_record_locked(undo);
+		run.pieces = nullptr; /* freed with the frames, or the record's */
+		run.nr_pieces = 0;
+		return backend_error_locked(step, rc);
+	}
+
+	/* Does rr's steps in order; false, with the failed step and those after it left in rr, when one fails. */
+	bool finish_locked(repair_rec &rr) noexcept
+	{
+		Backend &b = m_.backend;
+		if (rr.steps & step_zero) {
+			if (fill(rr.run, 0, 0, rr.run.bytes()) != error::ok)
+				return false;
+			rr.steps &= ~unsigned(step_zero);
+		}
+		if (rr.steps & step_unmap) {
+			if (rr.run.write_alias) {
+				if (b.unmap_alias(rr.run.write_alias, rr.run.bytes()) != 0)
+					return false;
+				rr.run.write_alias = 0;
+			}
+			if (b.unmap_alias(rr.run.alias, rr.run.bytes()) != 0)
+				return false;
+			rr.steps &= ~unsigned(step_unmap);
+		}
+		if (rr.steps & step_direct_map) {
+			for (; rr.dm_done < rr.nr_dm; rr.dm_done++) {
+				if (b.set_direct_map_default(rr.run.piece(rr.dm_done)) != 0)
+					return false;
+				stats_.dm_changes++;
+			}
+			rr.steps &= ~unsigned(step_direct_map);
+		}
+		if (rr.steps & step_flush) {
+			for (; rr.flush_done < rr.nr_dm; rr.flush_done++) {
+				if (b.flush_tlb(rr.run.piece(rr.flush_done)) != 0)
+					return false;
+				stats_.tlb_flushes++;
+			}
+			rr.steps &= ~unsigned(step_flush);
+			if (rr.release)
+				for (std::size_t i = 0; i < rr.nr_dm; i++)
+					(void)b.collapse(rr.run.piece(i)); /* best effort: the large pages are normally intact already */
+		}
+		free_frames_locked(rr.run);
+		rr.steps = 0;
+		if (rr.release)
+			stats_.released++;
+		return true;
+	}
+
+	static std::uint64_t run_frames(const chunk_run &run) noexcept { return std::uint64_t(run.nr_chunks) * pages_per_chunk; }
+
+	/* Finishes rr now, or records what is left of it (the caller made sure there is room). */
+	void finish_or_record_locked(repair_rec rr) noexcept
+	{
+		if (finish_locked(rr))
+			return;
+		UA_CHECK(nr_repairs_ < max_repairs, "chunk_source: no room to record a run's steps");
+		repairs_[nr_repairs_++] = rr;
+		stats_.repairs++;
+		stats_.repairs_pending = nr_repairs_;
+		stats_.repair_frames += run_frames(rr.run);
+	}
+
+	/* Retries every recorded run's steps; true when there is room to record one more. */
+	bool repair_locked() noexcept
+	{
+		std::size_t kept = 0;
+		for (std::size_t i = 0; i < nr_repairs_; i++) {
+			std::uint64_t frames = run_frames(repairs_[i].run);
+			if (!finish_locked(repairs_[i]))
+				repairs_[kept++] = repairs_[i];
+			else
+				stats_.repair_frames -= frames;
+		}
+		nr_repairs_ = kept;
+		stats_.repairs_pending = nr_repairs_;
+		return nr_repairs_ < max_repairs;
 	}
 
 	machine<Backend> &m_;
 	const cache_config &cfg_;
 	chunk_source_stats stats_;
+	repair_rec repairs_[max_repairs]; /* machine lock: runs whose undo or release is not finished */
+	std::size_t nr_repairs_ = 0;      /* machine lock */
 };
 
 }  // namespace ua

@@ -103,7 +103,8 @@ public:
 		UA_EXCLUDES(reg_.lock)
 	{
 		mutex_guard g(reg_.lock);
-		if (!is_large(rec->get()) || sl.value.load(std::memory_order_relaxed) != rec)
+		/* large_deferred: queued by free_deferred(), freed whatever readers still see. */
+		if (rec->get() != chunk_state::large || sl.value.load(std::memory_order_relaxed) != rec)
 			return error::not_live;
 		if (addr + len > rec->run.alias + rec->run.bytes() || addr + len < addr)
 			return error::too_large;

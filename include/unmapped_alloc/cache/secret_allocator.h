@@ -46,10 +46,10 @@ public:
 	T *allocate(std::size_t n)
 	{
 		if (n > max_size())
-			throw std::bad_array_new_length();
+			UA_THROW(std::bad_array_new_length());
 		auto r = cache_->alloc(n * sizeof(T), alignof(T) < 16 ? 1 : alignof(T));
 		if (!r.ok())
-			throw std::bad_alloc();
+			UA_THROW(std::bad_alloc());
 		return static_cast<T *>(r.value);
 	}
 	void deallocate(T *p, std::size_t) noexcept { UA_CHECK(cache_->free(p) == error::ok, "secret_allocator: bad free"); }

@@ -102,6 +102,7 @@
 #include "chunk_source.h"
 #include "large_runs.h"
 #include "rcu.h"
+#include "fork.h"
 #include "shrinker.h"
 
 namespace ua {
@@ -173,7 +174,8 @@ public:
 
 	unmapped_cache(machine<Backend> &m, cache_config cfg) : cfg_(cfg), reg_(m, cfg_), large_(reg_, cfg_)
 	{
-		UA_CHECK(cfg_.valid(), "cache_config: invalid configuration");
+		if (const char *why = cfg_.invalid_reason())
+			detail::check_failed("cache_config::valid()", why, __FILE__, __LINE__);
 		UA_CHECK(cfg_.nr_shards <= shard_mask + 1, "unmapped_cache: a shard's number must fit in a tag");
 		arena_config ac{.granule = cfg_.granule};
 		shards_.reserve(cfg_.nr_shards);
@@ -192,6 +194,11 @@ public:
 	~unmapped_cache()
 	{
 		shrinker_registry::global().unregister_shrinker(&shrinker_);
+		if (detail::forked_since(fork_gen_)) [[unlikely]] {
+			/* In a child: the frames are the parent's, the locks may be held. Touch nothing (cache/fork.h). */
+			reg_.abandon_after_fork();
+			return;
+		}
 		/* A deferred free whose backend step failed queues itself again: wait for those too. */
 		do
 			rcu::barrier();
@@ -205,6 +212,8 @@ public:
 
 	result<void *> alloc(std::size_t size, std::size_t align = 1, ua_flags flags = 0) noexcept
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return result<void *>::failure(error::forked);
 		if (flags & ~ua_valid_flags)
 			return result<void *>::failure(error::bad_flags);
 		if (size == 0)
@@ -249,6 +258,8 @@ public:
 
 	error free(const void *p) noexcept
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return error::forked;
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		if (!addr)
 			return error::ok;
@@ -275,6 +286,8 @@ public:
 	/* Frees p after an RCU grace period: readers and executors of p finish first. */
 	error free_deferred(const void *p) noexcept
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return error::forked;
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		if (!addr)
 			return error::ok;
@@ -297,6 +310,8 @@ public:
 	/* Installs len bytes at dst, inside one live allocation, without a writable alias (text_poke_copy()). */
 	error write(void *dst, const void *src, std::size_t len) noexcept
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return error::forked;
 		if (!dst || !src)
 			return error::null_pointer;
 		if (len == 0)
@@ -312,6 +327,8 @@ public:
 		auto l = s.a.lookup(addr);
 		if (!l.ok())
 			return l.err;
+		if (!s.deferred.empty() && s.deferred.count(l.value.addr))
+			return error::not_live; /* queued by free_deferred(): freed, whatever readers still see */
 		if (len > l.value.addr + l.value.size - addr)
 			return error::too_large; /* would run past the allocation */
 		/* addr is live in s, so its chunk is in s and cannot change now: load its record again. */
@@ -324,6 +341,8 @@ public:
 	/* Is p inside memory this cache holds? Never blocks. */
 	bool contains(const void *p) const noexcept
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return false;
 		rcu::read_guard rg;
 		return reg_.table().lookup(reinterpret_cast<std::uintptr_t>(p)) != nullptr;
 	}
@@ -331,6 +350,8 @@ public:
 	/* The live allocation containing p (its start and size). Never blocks. */
 	result<allocation> find_allocation(const void *p) const noexcept
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return result<allocation>::failure(error::forked);
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		rcu::read_guard rg;
 		chunk_ref c = lookup_chunk(addr);
@@ -349,6 +370,8 @@ public:
 	/* Gives back up to nr spare chunks (and freed large runs whose release failed); returns how many went back. */
 	std::size_t shrink(std::size_t nr = ~std::size_t{0}) noexcept
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return 0;
 		std::size_t freed = reg_.shrink(nr);
 		reclaim_retired();
 		return freed;
@@ -357,6 +380,8 @@ public:
 	cache_stats stats() const noexcept
 	{
 		cache_stats st;
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return st; /* the locks may be held by threads the child does not have */
 		for (auto &sp : shards_) {
 			mutex_guard g(sp->lock);
 			arena_stats as = sp->a.stats();
@@ -381,6 +406,8 @@ public:
 	/* Expensive: every arena's consistency walk plus the cache's own records. */
 	std::string check_consistency() const
 	{
+		if (detail::forked_since(fork_gen_)) [[unlikely]]
+			return std::string(cfg_.name) + ": " + describe(error::forked);
 		for (auto &sp : shards_) {
 			mutex_guard g(sp->lock);
 			if (std::string why = sp->a.check_consistency(); !why.empty())
@@ -483,9 +510,9 @@ private:
 		if (e == error::ok && s.deferred.count(addr))
 			e = error::not_live;
 		if (e == error::ok) {
-			try {
+			UA_TRY {
 				s.deferred.insert(addr);
-			} catch (...) {
+			} UA_CATCH_ALL {
 				e = error::no_memory;
 			}
 		}
@@ -583,7 +610,8 @@ private:
 
 	static std::size_t shrinker_count(shrinker *sh, shrink_control *)
 	{
-		return static_cast<unmapped_cache *>(sh->private_data)->reg_.reclaimable();
+		auto *c = static_cast<unmapped_cache *>(sh->private_data);
+		return detail::forked_since(c->fork_gen_) ? 0 : c->reg_.reclaimable();
 	}
 	static std::size_t shrinker_scan(shrinker *sh, shrink_control *sc)
 	{
@@ -599,6 +627,7 @@ private:
 	std::vector<std::unique_ptr<shard>> shards_;
 	std::atomic<std::size_t> pending_{0};
 	shrinker shrinker_;
+	const unsigned fork_gen_ = detail::fork_generation_register(); /* cache/fork.h */
 };
 
 }  // namespace ua

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../check.h"
+#include "../error.h"
 
 namespace ua {
 
@@ -84,9 +85,9 @@ private:
 		std::unique_ptr<slot[]> b(new (std::nothrow) slot[BlockNodes]);
 		if (!b)
 			return false;
-		try {
+		UA_TRY {
 			blocks_.push_back(std::move(b));
-		} catch (...) {
+		} UA_CATCH_ALL {
 			return false;
 		}
 		slot *base = blocks_.back().get();

@@ -24,6 +24,7 @@
 #include <new>
 #include <string>
 
+#include "../error.h"
 #include "smaps.h"
 #include "types.h"
 
@@ -32,7 +33,7 @@ namespace ua {
 /* Reads one "key value" (or "Key: value kB") figure of a /proc file: 0 or -errno (-ENOENT: no such key). */
 inline int read_proc_figure(const char *path, const char *key, std::uint64_t *value) noexcept
 {
-	try {
+	UA_TRY {
 		std::string text;
 		if (int rc = smaps::read_proc_file(path, &text); rc != 0)
 			return rc;
@@ -52,7 +53,7 @@ inline int read_proc_figure(const char *path, const char *key, std::uint64_t *va
 			pos = nl + 1;
 		}
 		return -ENOENT;
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return -ENOMEM;
 	}
 }
@@ -72,7 +73,7 @@ inline std::string read_kernel_direct_map(backend_stats *s) noexcept
 		{"/proc/vmstat", "direct_map_level2_collapses", &s->direct_map_level2_collapses},
 		{"/proc/vmstat", "direct_map_level3_collapses", &s->direct_map_level3_collapses},
 	};
-	try {
+	UA_TRY {
 		for (const figure &f : figures) {
 			int rc = read_proc_figure(f.path, f.key, f.out);
 			if (rc == -ENOENT && std::strcmp(f.key, "DirectMap1G") == 0) {
@@ -83,7 +84,7 @@ inline std::string read_kernel_direct_map(backend_stats *s) noexcept
 				return std::string("cannot read ") + f.key + " from " + f.path + ": " + std::strerror(-rc);
 		}
 		return {};
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return "out of memory";
 	}
 }

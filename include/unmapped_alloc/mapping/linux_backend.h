@@ -74,6 +74,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -86,6 +87,7 @@
 #include <vector>
 
 #include "../check.h"
+#include "../error.h"
 #include "../ds.h"
 #include "backend.h"
 #include "linux_contents.h"
@@ -128,6 +130,25 @@ public:
 
 	/* The [bracketed] word of transparent_hugepage/shmem_enabled, or "" when unreadable. */
 	static std::string shmem_enabled_setting() noexcept;
+	/* MemAvailable + SwapFree of /proc/meminfo in bytes: what populating may take; 0 when unreadable. */
+	static std::uint64_t host_available_bytes() noexcept
+	{
+		int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return 0;
+		char buf[4096];
+		ssize_t n = ::read(fd, buf, sizeof buf - 1);
+		::close(fd);
+		if (n <= 0)
+			return 0;
+		buf[n] = 0;
+		auto field_kb = [&](const char *name) -> std::uint64_t {
+			const char *p = std::strstr(buf, name);
+			return p ? std::strtoull(p + std::strlen(name), nullptr, 10) : 0;
+		};
+		std::uint64_t avail = field_kb("MemAvailable:");
+		return avail ? (avail + field_kb("SwapFree:")) << 10 : 0;
+	}
 	/* Whether that setting lets an MADV_HUGEPAGE shmem mapping fault in 2 MiB pages. */
 	static bool shmem_huge_allowed(std::string_view setting) noexcept
 	{
@@ -331,7 +352,7 @@ private:
 
 inline std::string linux_backend::shmem_enabled_setting() noexcept
 {
-	try {
+	UA_TRY {
 		std::string text;
 		if (smaps::read_proc_file("/sys/kernel/mm/transparent_hugepage/shmem_enabled", &text))
 			return {};
@@ -339,7 +360,7 @@ inline std::string linux_backend::shmem_enabled_setting() noexcept
 		if (open == std::string::npos || close == std::string::npos || close < open)
 			return {};
 		return text.substr(open + 1, close - open - 1);
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return {};
 	}
 }
@@ -354,10 +375,18 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 	if (nr_pages == 0 || nr_pages % pages_per_chunk != 0 || nr_pages > (std::uint64_t(1) << (63 - page_shift)))
 		return fail("size check", -EINVAL);
 	std::size_t bytes = std::size_t(nr_pages << page_shift);
-	try {
+	/*
+	 * Populating a memfd larger than the host can back does not fail: the
+	 * kernel's OOM killer stops the process part way (a 4 TiB machine on a
+	 * 23 GiB host ran 25 s, then was killed). So a size beyond what the host
+	 * has available now (MemAvailable + SwapFree) is refused first.
+	 */
+	if (std::uint64_t avail = host_available_bytes(); avail != 0 && bytes > avail)
+		return fail("memory check", -ENOMEM);
+	UA_TRY {
 		state_.assign(nr_pages, std::uint8_t(dm_state::rw));
 		maybe_split_.assign(nr_pages / pages_per_chunk, 0);
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return fail("frame state", -ENOMEM);
 	}
 	const char *step = "";
@@ -378,7 +407,7 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 
 	std::string setting = shmem_enabled_setting();
 	int rc = read_view_pmd_kb(&initial_pmd_kb_);
-	try {
+	UA_TRY {
 		if (rc)
 			huge_unavailable_ = "cannot read /proc/self/smaps";
 		else if (!shmem_huge_allowed(setting))
@@ -386,7 +415,7 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 					    "', not advise or always: shared memory is not PMD-mapped";
 		else if (initial_pmd_kb_ == 0)
 			huge_unavailable_ = "the direct-map view was not PMD-mapped at construction";
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return fail("huge-page figures", -ENOMEM);
 	}
 	if (rc || initial_pmd_kb_ != std::uint64_t(bytes >> 10))
@@ -560,9 +589,9 @@ inline int linux_backend::map_one_alias(frame_range r, prot p, std::uintptr_t *a
 	std::byte *a = map_aligned(r.bytes(), mmap_prot(p), contents_.fd(), r.pfn << page_shift, &err);
 	if (!a)
 		return err;
-	try {
+	UA_TRY {
 		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p, false, nullptr, 1, nullptr});
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		::munmap(a, r.bytes());
 		return -ENOMEM;
 	}
@@ -615,10 +644,10 @@ inline int linux_backend::map_runs_alias(const frame_range *runs, std::size_t n,
 		off += runs[i].bytes();
 	}
 	::madvise(a, bytes, MADV_HUGEPAGE); /* advisory, as for map_alias() */
-	try {
+	UA_TRY {
 		alias al{bytes, runs[0], p, false, std::move(more), n, nullptr};
 		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), std::move(al));
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		::munmap(a, bytes);
 		return -ENOMEM;
 	}

@@ -305,13 +305,13 @@ inline std::string secretmem_backend::explain_memfd_secret(int err)
 
 inline std::string secretmem_backend::unavailable_reason() noexcept
 {
-	try {
+	UA_TRY {
 		int fd = int(::syscall(__NR_memfd_secret, unsigned(O_CLOEXEC)));
 		if (fd < 0)
 			return explain_memfd_secret(-errno);
 		::close(fd);
 		return {};
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return "out of memory";
 	}
 }
@@ -320,26 +320,26 @@ inline void secretmem_backend::init(std::uint64_t nr_pages) noexcept
 {
 	auto fail = [&](int err, const char *what) {
 		init_error_ = err < 0 ? err : -EINVAL;
-		try {
+		UA_TRY {
 			init_reason_ = what;
-		} catch (const std::bad_alloc &) {
+		} UA_CATCH_ALL {
 		}
 		destroy();
 	};
 	if (nr_pages == 0 || nr_pages % pages_per_chunk != 0 || nr_pages > (std::uint64_t(1) << (62 - page_shift)))
 		return fail(-EINVAL, "size check: a non-zero multiple of 512 frames");
-	try {
+	UA_TRY {
 		state_.assign(nr_pages, std::uint8_t(dm_state::rw));
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return fail(-ENOMEM, "frame states");
 	}
 	fd_ = int(::syscall(__NR_memfd_secret, unsigned(O_CLOEXEC)));
 	if (fd_ < 0) {
 		int err = -errno;
 		std::string why;
-		try {
+		UA_TRY {
 			why = explain_memfd_secret(err);
-		} catch (const std::bad_alloc &) {
+		} UA_CATCH_ALL {
 		}
 		return fail(err, why.c_str());
 	}
@@ -410,9 +410,9 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 		whole_chunks = whole_chunks && runs[i].nr_pages % pages_per_chunk == 0;
 	}
 	alias al;
-	try {
+	UA_TRY {
 		al.runs.assign(runs, runs + n);
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return -ENOMEM;
 	}
 	al.bytes = std::size_t(pages << page_shift);
@@ -438,9 +438,9 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 		}
 		off += r.bytes();
 	}
-	try {
+	UA_TRY {
 		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), std::move(al));
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		::munmap(a, std::size_t(pages << page_shift));
 		return -ENOMEM;
 	}
@@ -483,9 +483,9 @@ inline int secretmem_backend::set_memory(std::uintptr_t addr, std::size_t bytes,
 	alias &a = aliases_.find(start)->second;
 	const std::size_t pages = a.bytes >> page_shift, p0 = (addr - start) >> page_shift, p1 = p0 + (bytes >> page_shift);
 	std::vector<prot> next;
-	try {
+	UA_TRY {
 		next.resize(pages);
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return -ENOMEM;
 	}
 	bool changes = false;

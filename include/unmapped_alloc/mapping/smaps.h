@@ -38,6 +38,8 @@
 #include <string>
 #include <string_view>
 
+#include "../error.h"
+
 namespace ua::smaps {
 
 /* One VMA as /proc/self/maps prints it. */
@@ -60,7 +62,7 @@ inline int read_proc_file(const char *path, std::string *out) noexcept
 	if (fd < 0)
 		return -errno;
 	int err = 0;
-	try {
+	UA_TRY {
 		out->clear();
 		std::size_t len = 0;
 		out->resize(16384);
@@ -79,7 +81,7 @@ inline int read_proc_file(const char *path, std::string *out) noexcept
 			len += std::size_t(n);
 		}
 		out->resize(len);
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		err = -ENOMEM;
 	}
 	::close(fd);
@@ -252,7 +254,7 @@ inline int read_vm_pte_kb(std::uint64_t *kb) noexcept
  */
 inline std::string find_wx_mapping() noexcept
 {
-	try {
+	UA_TRY {
 		std::string text;
 		int err = read_proc_file("/proc/self/maps", &text);
 		if (err)
@@ -266,7 +268,7 @@ inline std::string find_wx_mapping() noexcept
 				found = std::string(line);
 		}
 		return found;
-	} catch (const std::bad_alloc &) {
+	} UA_CATCH_ALL {
 		return "out of memory while checking /proc/self/maps";
 	}
 }

@@ -17,11 +17,13 @@
  */
 #pragma once
 
+#include <atomic>
 #include <concepts>
 #include <cstdint>
 #include <mutex>
 #include <utility>
 
+#include "../check.h"
 #include "../mapping.h"
 #include "page_alloc.h"
 
@@ -51,6 +53,17 @@ public:
 	}
 	machine(const machine &) = delete;
 	machine &operator=(const machine &) = delete;
+	/*
+	 * A cache holds a reference to its machine (its chunk source, which
+	 * counts itself in users): a machine must outlive its caches. Destroying
+	 * it first would leave each cache's destructor giving chunks back to
+	 * freed memory, so it stops the process here, naming the rule.
+	 */
+	~machine()
+	{
+		UA_CHECK(users.load(std::memory_order_relaxed) == 0,
+			 "machine destroyed before the caches that use it (destroy every cache first)");
+	}
 
 	std::uint64_t nr_pages() const noexcept { return backend.nr_pages(); }
 
@@ -76,6 +89,7 @@ public:
 	 */
 	pfn_t unmapped_hint = no_hint;
 	std::mutex lock;
+	std::atomic<unsigned> users{0}; /* chunk sources (one per cache) on this machine */
 };
 
 }  // namespace ua
