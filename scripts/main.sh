@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # main.sh - the main job: build ua-replay in release mode and run the default
 # comparison, the library's cache against every kernel design and jemalloc on
-# real workloads, writing report/ (summary.md, results.json, SVG plots).
+# real workloads, writing report/ (summary.md, summary.json, results.json,
+# SVG plots), then docs/findings.md from report/summary.json
+# (scripts/findings.py).
 #
 #   scripts/main.sh [ua-replay arguments...]      e.g. scripts/main.sh --allocator unmapped --allocator naive
 #
@@ -44,8 +46,18 @@ else
 fi
 ua_log "running ua-replay ${args[*]} $*"
 start=$(date +%s)
-"$build/bench/ua-replay" "${args[@]}" "$@"
-ua_log "report written to $ua_repo/report/ in $(($(date +%s) - start)) s (summary.md, results.json, *.svg)"
+# Exit status 4: some runs had failed allocations; they are in the tables and
+# fail their goals, the report is complete. Anything else non-zero stops here.
+rc=0
+"$build/bench/ua-replay" "${args[@]}" "$@" || rc=$?
+case $rc in
+0) ;;
+4) ua_log "ua-replay: some runs had failed allocations (exit 4): see report/summary.md" ;;
+*) ua_die "ua-replay failed with exit status $rc" ;;
+esac
+ua_log "report written to $ua_repo/report/ in $(($(date +%s) - start)) s (summary.md, summary.json, results.json, *.svg)"
+python3 "$ua_repo/scripts/findings.py" "$ua_repo/report" "$ua_repo/docs/findings.md" ||
+	ua_die "docs/findings.md could not be generated from report/summary.json"
 
 if [ "${UA_LIVE:-1}" != 0 ]; then
 	live_args=(--default --json "$ua_repo/report/live.json" --table "$ua_repo/report/live.md")

@@ -26,7 +26,9 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <unordered_map>
 
 #include <unmapped_alloc/phys.h>
@@ -48,11 +50,33 @@ inline page_alloc_config page_alloc_config_for(unsigned nr_cpus, bool placement_
 	return c;
 }
 
-/* The aged page allocators, by machine label and settings: runs are sequential, no lock needed. */
-inline std::map<std::string, std::shared_ptr<const page_allocator>> &aged_cache()
+/*
+ * The aged page allocator of a key (machine label and settings), made by
+ * make() the first time and kept for the process. Runs on several threads
+ * (runner) share it: one ages while the others asking for the same key
+ * wait. A failed make() (nullptr) is not kept.
+ */
+template <class Make>
+std::shared_ptr<const page_allocator> aged_allocator(const std::string &key, Make &&make)
 {
-	static std::map<std::string, std::shared_ptr<const page_allocator>> cache;
-	return cache;
+	struct entry {
+		std::mutex lock;
+		std::shared_ptr<const page_allocator> pages;
+	};
+	static std::mutex map_lock;
+	static std::map<std::string, std::shared_ptr<entry>> cache;
+	std::shared_ptr<entry> e;
+	{
+		std::lock_guard<std::mutex> g(map_lock);
+		auto &slot = cache[key];
+		if (!slot)
+			slot = std::make_shared<entry>();
+		e = slot;
+	}
+	std::lock_guard<std::mutex> g(e->lock);
+	if (!e->pages)
+		e->pages = std::forward<Make>(make)();
+	return e->pages;
 }
 
 }  // namespace detail

@@ -9,8 +9,16 @@
  *                            on real (construction of 1 GiB takes ~0.2-2 s)
  *   --aged | --fresh         page allocator aged first (page_age.h) or not;
  *                            default aged
- *   --seed N                 ageing seed (default 1): every run of a plan sees
- *                            the same machine
+ *   --seeds N                runs every (machine, workload, allocator) over
+ *                            seeds 1..N (default 10): seed s ages the machine
+ *                            with s and generates the workload with s; every
+ *                            allocator sees the same machine and workload per
+ *                            seed; at most 1000
+ *   --seed N                 one seed, N (instead of --seeds)
+ *   --kernel X.Y             the release every peer follows: 5.17, 6.1, 6.6,
+ *                            6.15 or 6.18 (default 6.18, the newest)
+ *   --jobs N                 runs at once (default: one per core); each run is
+ *                            single-threaded
  *   --free-chunk-fraction F  share of 2 MiB pageblocks ageing keeps wholly free
  *                            (kswapd/compaction; age_config); default 0.02 on
  *                            sim, 0.1 on real: 2% of a 1 GiB machine is 10
@@ -22,10 +30,13 @@
  *                            tracing-host[:SEED], uptime:FILE,
  *                            colocation:FILE (FILE a module listing);
  *                            default bpf-churn
- *   --allocator NAME         repeatable: unmapped, naive, gfp-unmapped,
- *                            bpf-prog-pack, execmem, jemalloc; default all
+ *   --allocator NAME[@X.Y]   repeatable: a name of the registry
+ *                            (allocators.h); default all. NAME@X.Y runs a
+ *                            release-following peer at release X.Y (or
+ *                            X.Y-rc) beside the others: execmem@6.13-rc
  *   --ops N                  length of the churn generators (bpf-churn,
- *                            secretmem) instead of their defaults
+ *                            secretmem) instead of their defaults; at most
+ *                            1000000 (max_ops: a case's ops are held in memory)
  *   --json FILE              the results, one object per run
  *   --report DIR             results.json, summary.md and SVG plots in DIR
  *   --default                the default comparison (scripts/main.sh): every
@@ -35,15 +46,22 @@
  *   --listings DIR           with --default: module and bpftool listings to
  *                            replay (files named lsmod_*, proc_modules_*,
  *                            bpftool_*); without it only the generators run
- *   --real-ops N             with --default: churn length on the real backend
+ *   --real-ops N             with --default only: churn length on the real
+ *                            backend (at most max_ops)
+ *   --quick                  the default comparison's short subset (about a
+ *                            minute on 2 cores): fewer seeds and workloads
  *   --reads N                random reads per pass for read_ns_ratio (real
  *                            backend; default 65536, 40 alternating rounds)
  *   --samples N              backend samples per run for the plots
- *   --quiet                  no progress lines
+ *   --quiet                  no progress lines; errors (a backend that could
+ *                            not be built) are still printed
  *   --help                   usage, exit 0
  *
  * parse_args() returns the options or an error message; the program prints
- * the message and exits with status 2 (bad arguments). Files named by
+ * the message and exits with status 2 (bad arguments). Options that
+ * contradict each other are refused the same way: --aged with --fresh,
+ * --seed with --seeds, --real-ops or --listings without --default,
+ * --default with the options of a single machine. Files named by
  * --workload are read later (workload_cases.h), with the same status on
  * error.
  */
@@ -55,25 +73,25 @@
 #include <string_view>
 #include <vector>
 
+#include "allocators.h"
 #include "workload/op.h"
 #include "workload/text.h"
+#include "workload_case.h"
 
 namespace ua::replay {
 
-inline constexpr const char *allocator_names[] = {"unmapped", "naive", "gfp-unmapped", "bpf-prog-pack", "execmem",
-						  "jemalloc"};
-
-struct workload_spec {
-	std::string kind; /* bpf-churn, modules, bpftool, trace, secretmem, sockex1 */
-	std::string arg;  /* seed, file or instance count; "" when omitted */
-	std::uint64_t number = 0; /* the parsed seed or count */
-};
+/* Ops a run may hold: the ops of a case are in memory (~130 bytes each) while its runs use it. */
+inline constexpr std::size_t max_ops = 1000000;
+inline constexpr std::uint64_t max_seeds = 1000;
 
 struct options {
 	std::vector<std::string> backends;
 	double machine_gib = 0; /* 0: the backend's default */
 	bool aged = true;
-	std::uint64_t seed = 1;
+	std::uint64_t seed = 1;   /* the first seed */
+	std::uint64_t seeds = 10; /* seeds seed .. seed + seeds - 1 */
+	linux_version kernel = peers::newest_release;
+	unsigned jobs = 0;        /* 0: one worker per core */
 	std::vector<workload_spec> workloads;
 	std::vector<std::string> allocators;
 	std::size_t ops = 0;      /* 0: generator defaults */
@@ -83,18 +101,21 @@ struct options {
 	std::size_t samples = 0;  /* 0: 200 on sim, 12 on real */
 	std::string json_file, report_dir, listings_dir;
 	bool default_plan = false;
+	bool quick = false;       /* the default plan's short subset */
 	bool quiet = false;
 	bool help = false;
 };
 
 inline constexpr const char *usage_text =
-	"usage: ua-replay [--backend sim|real|kernel]... [--machine-gib N] [--aged|--fresh] [--seed N] [--free-chunk-fraction F]\n"
-	"                 [--workload KIND[:ARG]]... [--allocator NAME]... [--ops N]\n"
+	"usage: ua-replay [--backend sim|real|kernel]... [--machine-gib N] [--aged|--fresh] [--free-chunk-fraction F]\n"
+	"                 [--workload KIND[:ARG]]... [--allocator NAME[@X.Y]]... [--ops N]\n"
+	"                 [--seeds N | --seed N] [--kernel X.Y] [--jobs N]\n"
 	"                 [--json FILE] [--report DIR] [--reads N] [--samples N] [--quiet]\n"
-	"       ua-replay --default [--listings DIR] [--real-ops N] [--allocator NAME]... [--json FILE] [--report DIR]\n"
+	"       ua-replay --default|--quick [--listings DIR] [--real-ops N] [--allocator NAME[@X.Y]]... [--seeds N]\n"
+	"                 [--kernel X.Y] [--jobs N] [--json FILE] [--report DIR]\n"
 	"workloads: bpf-churn[:SEED] modules:FILE bpftool:FILE trace:FILE secretmem[:SEED] sockex1:N\n"
 	"           vm-host[:SEED] vm-host-2m[:SEED] bpf-fleet[:SEED] tracing-host[:SEED] uptime:FILE colocation:FILE\n"
-	"allocators: unmapped naive gfp-unmapped bpf-prog-pack execmem jemalloc (default: all)\n";
+	"allocators (default: all): ";
 
 namespace detail {
 
@@ -159,7 +180,8 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 {
 	using R = workload::parse_result<options>;
 	options o;
-	bool machine_options = false;
+	bool machine_options = false, aged_given = false, fresh_given = false, seed_given = false, seeds_given = false;
+	bool real_ops_given = false;
 	for (std::size_t i = 0; i < args.size(); i++) {
 		const std::string &a = args[i];
 		auto value = [&](std::string &out) -> bool {
@@ -196,6 +218,9 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 			machine_options = true;
 		} else if (a == "--aged" || a == "--fresh") {
 			o.aged = a == "--aged";
+			(o.aged ? aged_given : fresh_given) = true;
+			if (aged_given && fresh_given)
+				return R::failure("--aged and --fresh contradict each other: give one");
 			machine_options = true;
 		} else if (a == "--free-chunk-fraction") {
 			if (!value(v))
@@ -206,8 +231,27 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 			o.free_chunk_fraction = f;
 			machine_options = true;
 		} else if (a == "--seed") {
-			if (auto e = number(o.seed, 0); !e.empty())
+			if (auto e = number(o.seed, 1); !e.empty())
 				return R::failure(e);
+			seed_given = true;
+		} else if (a == "--seeds") {
+			if (auto e = number(o.seeds, 1); !e.empty())
+				return R::failure(e);
+			if (o.seeds > max_seeds)
+				return R::failure("--seeds " + std::to_string(o.seeds) + ": at most " + std::to_string(max_seeds));
+			seeds_given = true;
+		} else if (a == "--kernel") {
+			if (!value(v))
+				return R::failure(std::string("--kernel needs a value: ") + kernel_choices_text);
+			if (!parse_kernel_choice(v, o.kernel))
+				return R::failure("--kernel " + v + ": expected " + kernel_choices_text);
+		} else if (a == "--jobs") {
+			std::uint64_t n = 0;
+			if (auto e = number(n, 1); !e.empty())
+				return R::failure(e);
+			if (n > 256)
+				return R::failure("--jobs " + std::to_string(n) + ": at most 256");
+			o.jobs = unsigned(n);
 		} else if (a == "--workload") {
 			if (!value(v))
 				return R::failure("--workload needs a value, e.g. bpf-churn or modules:FILE");
@@ -218,12 +262,21 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 		} else if (a == "--allocator") {
 			if (!value(v))
 				return R::failure("--allocator needs a value");
-			bool known = false;
-			for (const char *n : allocator_names)
-				known |= v == n;
-			if (!known)
-				return R::failure("--allocator " + v +
-						  ": unknown (expected unmapped, naive, gfp-unmapped, bpf-prog-pack, execmem or jemalloc)");
+			const allocator_info *info = find_allocator(v);
+			if (!info)
+				return R::failure("--allocator " + v + ": unknown (expected " + allocator_list() + ")");
+			if (auto at = v.find('@'); at != std::string::npos) {
+				linux_version k;
+				if (!parse_release(v.substr(at + 1), k))
+					return R::failure("--allocator " + v + ": the release " +
+							  workload::detail::quote(v.substr(at + 1)) + " is not X.Y or X.Y-rc");
+				if (info->rule != follows::release)
+					return R::failure("--allocator " + v + ": " + info->name +
+							  " follows no kernel release (it is the same at every one)");
+				if (peers::newest_release < k)
+					return R::failure("--allocator " + v + ": newer than the newest release the peers know, " +
+							  peers::newest_release.str());
+			}
 			bool dup = false;
 			for (const auto &x : o.allocators)
 				dup |= x == v;
@@ -233,6 +286,10 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 			std::uint64_t n = 0;
 			if (auto e = number(n, 1); !e.empty())
 				return R::failure(e);
+			if ((a == "--ops" || a == "--real-ops") && n > max_ops)
+				return R::failure(a + " " + std::to_string(n) + ": at most " + std::to_string(max_ops) +
+						  " (a run's ops are held in memory)");
+			real_ops_given |= a == "--real-ops";
 			(a == "--ops" ? o.ops : a == "--real-ops" ? o.real_ops : a == "--reads" ? o.reads : o.samples) =
 				std::size_t(n);
 		} else if (a == "--json" || a == "--report" || a == "--listings") {
@@ -241,6 +298,8 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 			(a == "--json" ? o.json_file : a == "--report" ? o.report_dir : o.listings_dir) = v;
 		} else if (a == "--default") {
 			o.default_plan = true;
+		} else if (a == "--quick") {
+			o.default_plan = o.quick = true;
 		} else if (a == "--quiet") {
 			o.quiet = true;
 		} else {
@@ -252,13 +311,19 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 				  "--machine-gib, --aged, --fresh or --workload");
 	if (!o.default_plan && !o.listings_dir.empty())
 		return R::failure("--listings is used by --default only");
+	if (!o.default_plan && real_ops_given)
+		return R::failure("--real-ops is used by --default only (elsewhere --ops sets the length)");
+	if (seed_given && seeds_given)
+		return R::failure("--seed runs one seed, --seeds N runs N: give one");
+	if (seed_given)
+		o.seeds = 1;
 	if (o.backends.empty())
 		o.backends.push_back("sim");
 	if (o.workloads.empty() && !o.default_plan)
 		o.workloads.push_back(workload_spec{"bpf-churn", "", 1});
 	if (o.allocators.empty())
-		for (const char *n : allocator_names)
-			o.allocators.emplace_back(n);
+		for (const allocator_info &a : registry)
+			o.allocators.emplace_back(a.name);
 	return R{std::move(o), {}};
 }
 

@@ -1,22 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * replay/report.h - the results as JSON, as a table, and as the markdown
- * summary with the goals section.
+ * replay/report.h - the results as JSON and as tables.
  *
- * JSON: an array with one object per (allocator, workload, machine) run; a
- * figure a backend could not read (DirectMap on the real backend when
- * shmem_enabled forbids huge pages) is null, never 0. Keys are listed in
- * docs/benchmarks.md.
+ * results.json: an array with one object per run (allocator, workload,
+ * machine, seed); a figure a backend could not read (DirectMap on the real
+ * backend when shmem_enabled forbids huge pages) is null, never 0. Keys are
+ * listed in docs/benchmarks.md.
  *
- * Goals (evaluate_goals()), each checked per machine and workload where it
- * applies, each line "met" or "MISSED" with its figure:
- *   G1 unmapped peak_chunks <= 1.05 x lower_bound + spare on BPF churn;
- *   G2 unmapped peak_chunks <= 1.10 x lower_bound + spare on module listings;
- *   G3 unmapped peak_chunks <= bpf-prog-pack's and execmem's peak_chunks;
- *   G4 unmapped causes zero 4 KiB splits (splits_2m == 0);
- *   G5 unmapped splits_1g <= ceil(peak_chunks / 512);
- *   G6 after the drain the direct map is whole again (DirectMap as before);
- *   G7 real backend: unmapped read_ns_ratio <= 1.05 (naive's beside it).
+ * summary.json (summary_json()): per (machine, workload, allocator) group
+ * every figure as {median, min, max, n} over the seeds (stats.h), the
+ * library's ratio to each other design seed by seed as a range with the
+ * verdict of the no-overlap rule, and the goals (goals.h).
+ *
+ * Tables: one row per group, every figure "median (min-max)" over the
+ * seeds; the comparison table gives the ratios and verdicts.
  */
 #pragma once
 
@@ -26,7 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "replay.h"
+#include "allocators.h"
+#include "goals.h"
+#include "run_result.h"
+#include "stats.h"
 
 namespace ua::replay {
 
@@ -80,6 +80,9 @@ inline std::string run_json(const run_result &r)
 	str("workload", r.workload);
 	str("backend", r.backend);
 	str("machine", r.machine);
+	u64("seed", r.seed);
+	if (!r.release.empty())
+		str("release", r.release);
 	num("machine_gib", r.machine_gib);
 	boolean("aged", r.aged);
 	boolean("ran", r.ran);
@@ -108,6 +111,7 @@ inline std::string run_json(const run_result &r)
 	u64("prot_changes", r.prot_changes);
 	u64("tlb_flushes", r.tlb_flushes);
 	num("ns_per_op", r.ns_per_op);
+	num("seconds", r.seconds);
 	u64("metadata_bytes", r.metadata_bytes);
 	u64("failed_allocs", r.failed_allocs);
 	u64("failed_frees", r.failed_frees);
@@ -138,180 +142,106 @@ inline std::string results_json(const std::vector<run_result> &rs)
 	return s + "]\n";
 }
 
-/* ---- goals ------------------------------------------------------------- */
+/* ---- tables over seeds (stats.h) ---------------------------------------- */
 
-struct goal_line {
-	std::string goal, machine, workload, figure;
-	bool met = false;
-};
-
-inline std::vector<goal_line> evaluate_goals(const std::vector<run_result> &rs)
+inline std::vector<std::string> group_header(bool real)
 {
-	std::vector<goal_line> out;
-	auto find = [&](const run_result &u, const char *alloc) -> const run_result * {
-		for (const auto &r : rs)
-			if (r.ran && r.allocator == alloc && r.machine == u.machine && r.workload == u.workload)
-				return &r;
-		return nullptr;
-	};
-	char f[256];
-	for (const auto &u : rs) {
-		if (u.allocator != "unmapped" || !u.ran)
-			continue;
-		auto add = [&](const char *g, bool met) { out.push_back({g, u.machine, u.workload, f, met}); };
-		const double lb = double(u.lower_bound_chunks), spare = double(u.spare_chunks);
-		if (u.workload_kind == "bpf-churn") {
-			std::snprintf(f, sizeof f, "peak %llu chunks, bound 1.05 x %llu + %llu spare = %.2f",
-				      (unsigned long long)u.peak_chunks, (unsigned long long)u.lower_bound_chunks,
-				      (unsigned long long)u.spare_chunks, 1.05 * lb + spare);
-			add("G1 BPF churn: peak chunks <= 1.05 x lower bound + spares", double(u.peak_chunks) <= 1.05 * lb + spare);
-		}
-		if (u.workload_kind == "modules") {
-			std::snprintf(f, sizeof f, "peak %llu chunks, bound 1.10 x %llu + %llu spare = %.2f",
-				      (unsigned long long)u.peak_chunks, (unsigned long long)u.lower_bound_chunks,
-				      (unsigned long long)u.spare_chunks, 1.10 * lb + spare);
-			add("G2 modules: peak chunks <= 1.10 x lower bound + spares", double(u.peak_chunks) <= 1.10 * lb + spare);
-		}
-		for (const char *peer : {"bpf-prog-pack", "execmem"}) {
-			if (const run_result *p = find(u, peer)) {
-				std::snprintf(f, sizeof f, "unmapped %llu, %s %llu", (unsigned long long)u.peak_chunks, peer,
-					      (unsigned long long)p->peak_chunks);
-				add(peer == std::string("execmem") ? "G3 peak chunks <= execmem's"
-								   : "G3 peak chunks <= bpf-prog-pack's",
-				    u.peak_chunks <= p->peak_chunks);
-			}
-		}
-		if (u.after.directmap_available) {
-			std::snprintf(f, sizeof f, "%lld 4 KiB splits", (long long)u.splits_2m);
-			add("G4 zero 4 KiB splits (2 MiB pages split)", u.splits_2m == 0);
-		}
-		const std::uint64_t max1g = (u.peak_chunks + 511) / 512;
-		std::snprintf(f, sizeof f, "%lld 1 GiB splits, bound ceil(%llu / 512) = %llu", (long long)u.splits_1g,
-			      (unsigned long long)u.peak_chunks, (unsigned long long)max1g);
-		add("G5 1 GiB splits <= ceil(peak chunks / 512)", std::uint64_t(u.splits_1g) <= max1g);
-		if (u.drained.directmap_available) {
-			std::snprintf(f, sizeof f, "drained 4K/2M/1G %llu/%llu/%llu kB, before %llu/%llu/%llu kB",
-				      (unsigned long long)u.drained.directmap_4k_kb,
-				      (unsigned long long)u.drained.directmap_2m_kb,
-				      (unsigned long long)u.drained.directmap_1g_kb,
-				      (unsigned long long)u.before.directmap_4k_kb, (unsigned long long)u.before.directmap_2m_kb,
-				      (unsigned long long)u.before.directmap_1g_kb);
-			add("G6 direct map whole again after the drain", u.whole_after_drain);
-		}
-		if (u.backend == "real" && u.read_ns_intact > 0) {
-			const run_result *nv = find(u, "naive");
-			std::snprintf(f, sizeof f, "unmapped %.3f (%.1f / %.1f ns); naive %s", u.read_ns_ratio, u.read_ns_after,
-				      u.read_ns_intact, nv ? json_number(nv->read_ns_ratio).c_str() : "not run");
-			add("G7 random-read ratio <= 1.05 of an intact direct map", u.read_ns_ratio <= 1.05);
-		}
-	}
-	return out;
-}
-
-/* ---- tables -------------------------------------------------------------- */
-
-inline std::string dm_cell(const backend_stats &b, std::uint64_t v)
-{
-	return b.directmap_available ? std::to_string(v) : std::string("n/a");
-}
-
-struct table_row {
-	std::vector<std::string> cells;
-};
-
-inline std::vector<std::string> table_header(bool real)
-{
-	std::vector<std::string> h = {"machine", "workload", "allocator", "peak live B", "LB", "peak ch", "final ch",
-				      "drained ch", "DM4k kB", "DM2M kB", "DM1G kB", "spl 2M", "spl 1G", "prot",
-				      "flushes", "ns/op", "meta B", "failed", "whole"};
-	if (real) {
-		h.push_back("pmd kB");
+	std::vector<std::string> h = {"allocator", "release", "seeds", "LB", "peak ch", "peak/LB", "final ch",
+				      "drained ch", "spl 2M", "spl 1G", "prot", "flushes", "ns/op", "meta B", "failed",
+				      "whole"};
+	if (real)
 		h.push_back("read x");
-	}
 	return h;
 }
 
-inline std::vector<std::string> table_cells(const run_result &r, bool real)
+/* One group's row: every figure median (min-max) over the seeds that ran. */
+inline std::vector<std::string> group_cells(const run_group &g, bool real)
 {
-	char ns[32];
-	std::snprintf(ns, sizeof ns, "%.0f", r.ns_per_op);
-	if (!r.ran)
-		return {r.machine, r.workload, r.allocator, std::to_string(r.peak_live_bytes),
-			std::to_string(r.lower_bound_chunks), "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-			"n/a"};
-	std::vector<std::string> c = {r.machine,
-				      r.workload,
-				      r.allocator,
-				      std::to_string(r.peak_live_bytes),
-				      std::to_string(r.lower_bound_chunks),
-				      std::to_string(r.peak_chunks),
-				      std::to_string(r.final_chunks),
-				      std::to_string(r.drained_chunks),
-				      dm_cell(r.after, r.after.directmap_4k_kb),
-				      dm_cell(r.after, r.after.directmap_2m_kb),
-				      dm_cell(r.after, r.after.directmap_1g_kb),
-				      r.after.directmap_available ? std::to_string(r.splits_2m) : "n/a",
-				      std::to_string(r.splits_1g),
-				      std::to_string(r.prot_changes),
-				      std::to_string(r.tlb_flushes),
-				      ns,
-				      std::to_string(r.metadata_bytes),
-				      std::to_string(r.failed_allocs),
-				      r.drained.directmap_available ? (r.whole_after_drain ? "yes" : "no") : "n/a"};
-	if (real) {
-		char rx[32];
-		std::snprintf(rx, sizeof rx, "%.3f", r.read_ns_ratio);
-		c.push_back(std::to_string(r.after.pmd_mapped_kb));
-		c.push_back(rx);
+	const auto ran = g.ran();
+	std::string release = g.runs.front()->release;
+	std::vector<std::string> c = {g.allocator, release.empty() ? "-" : release,
+				      std::to_string(ran.size()) + "/" + std::to_string(g.runs.size())};
+	if (ran.empty()) {
+		c.resize(group_header(real).size(), "-");
+		c.back() = "not run: " + g.runs.front()->note;
+		return c;
 	}
+	const bool dm = ran.front()->after.directmap_available;
+	auto cell = [&](const char *name) {
+		const figure &f = *find_figure(name);
+		return range_text(g.of(f), f.fmt);
+	};
+	std::size_t whole = 0;
+	for (const run_result *r : ran)
+		whole += r->whole_after_drain;
+	c.push_back(cell("lower_bound_chunks"));
+	c.push_back(cell("peak_chunks"));
+	c.push_back(cell("chunks_over_bound"));
+	c.push_back(cell("final_chunks"));
+	c.push_back(cell("drained_chunks"));
+	c.push_back(dm ? cell("splits_2m") : "n/a");
+	c.push_back(cell("splits_1g"));
+	c.push_back(cell("prot_changes"));
+	c.push_back(cell("tlb_flushes"));
+	c.push_back(cell("ns_per_op"));
+	c.push_back(cell("metadata_bytes"));
+	c.push_back(g.failed_runs() ? cell("failed_allocs") + " in " + std::to_string(g.failed_runs()) + " runs"
+				    : std::string("0"));
+	c.push_back(ran.front()->drained.directmap_available ? std::to_string(whole) + "/" + std::to_string(ran.size())
+							     : "n/a");
+	if (real)
+		c.push_back(cell("read_ns_ratio"));
 	return c;
 }
 
-/* Plain-text table, columns padded. */
-inline std::string text_table(const std::vector<run_result> &rs)
+inline std::string pad_rows(const std::vector<std::vector<std::string>> &rows)
 {
 	std::string out;
-	std::string machine;
-	std::vector<std::vector<std::string>> rows;
-	auto flush = [&]() {
-		if (rows.empty())
-			return;
-		std::vector<std::size_t> w(rows[0].size(), 0);
-		for (auto &row : rows)
-			for (std::size_t i = 0; i < row.size() && i < w.size(); i++)
-				w[i] = std::max(w[i], row[i].size());
-		for (auto &row : rows) {
-			for (std::size_t i = 0; i < row.size(); i++) {
-				std::string cell = row[i];
-				cell.resize(std::max(cell.size(), w[i]), ' ');
-				out += (i ? " " : "") + cell;
-			}
-			while (!out.empty() && out.back() == ' ')
-				out.pop_back();
-			out += "\n";
-		}
-		out += "\n";
-		rows.clear();
-	};
-	for (const auto &r : rs) {
-		if (r.machine != machine) {
-			flush();
-			machine = r.machine;
-			rows.push_back(table_header(r.backend == "real"));
-		}
-		rows.push_back(table_cells(r, r.backend == "real"));
+	std::vector<std::size_t> w;
+	for (auto &row : rows) {
+		w.resize(std::max(w.size(), row.size()), 0);
+		for (std::size_t i = 0; i < row.size(); i++)
+			w[i] = std::max(w[i], row[i].size());
 	}
-	flush();
+	for (auto &row : rows) {
+		std::string line;
+		for (std::size_t i = 0; i < row.size(); i++) {
+			std::string cell = row[i];
+			cell.resize(std::max(cell.size(), w[i]), ' ');
+			line += (i ? " " : "") + cell;
+		}
+		while (!line.empty() && line.back() == ' ')
+			line.pop_back();
+		out += line + "\n";
+	}
 	return out;
 }
 
-inline std::string markdown_table(const std::vector<const run_result *> &rs)
+/* Plain-text tables, one per (machine, workload). */
+inline std::string text_table(const std::vector<run_result> &rs)
 {
-	if (rs.empty())
-		return {};
-	const bool real = rs.front()->backend == "real";
-	auto h = table_header(real);
-	h.erase(h.begin(), h.begin() + 2); /* machine and workload are the section's */
+	std::string out, at;
+	std::vector<std::vector<std::string>> rows;
+	for (const run_group &g : group_runs(rs)) {
+		const std::string here = g.machine + " " + g.workload;
+		const bool real = g.runs.front()->backend == "real";
+		if (here != at) {
+			if (!rows.empty())
+				out += pad_rows(rows) + "\n";
+			rows.clear();
+			at = here;
+			out += here + "\n";
+			rows.push_back(group_header(real));
+		}
+		rows.push_back(group_cells(g, real));
+	}
+	if (!rows.empty())
+		out += pad_rows(rows) + "\n";
+	return out;
+}
+
+inline std::string markdown_rows(const std::vector<std::string> &h, const std::vector<std::vector<std::string>> &rows)
+{
 	std::string s = "|";
 	for (auto &c : h)
 		s += " " + c + " |";
@@ -319,14 +249,74 @@ inline std::string markdown_table(const std::vector<const run_result *> &rs)
 	for (std::size_t i = 0; i < h.size(); i++)
 		s += i == 0 ? " --- |" : " ---: |";
 	s += "\n";
-	for (const run_result *r : rs) {
-		auto c = table_cells(*r, real);
+	for (const auto &r : rows) {
 		s += "|";
-		for (std::size_t i = 2; i < c.size(); i++)
-			s += " " + c[i] + " |";
+		for (const auto &c : r)
+			s += " " + c + " |";
 		s += "\n";
 	}
 	return s;
+}
+
+/* The groups of one (machine, workload) as a markdown table. */
+inline std::string markdown_table(const std::vector<const run_group *> &gs)
+{
+	if (gs.empty())
+		return {};
+	const bool real = gs.front()->runs.front()->backend == "real";
+	std::vector<std::vector<std::string>> rows;
+	for (const run_group *g : gs)
+		rows.push_back(group_cells(*g, real));
+	return markdown_rows(group_header(real), rows);
+}
+
+/*
+ * The library against each other design of the same (machine, workload):
+ * the ratio seed by seed as a range, and "fewer"/"more" only when the two
+ * ranges do not overlap (differs()), else "same within the seeds".
+ */
+inline constexpr const char *comparison_figures[] = {"peak_chunks", "splits_2m", "splits_1g"};
+
+inline std::string verdict(const range &mine, const range &theirs)
+{
+	switch (differs(mine, theirs)) {
+	case -1:
+		return "fewer";
+	case 1:
+		return "more";
+	default:
+		return "same within the seeds";
+	}
+}
+
+inline std::string comparison_table(const std::vector<const run_group *> &gs)
+{
+	const run_group *lib = nullptr;
+	for (const run_group *g : gs)
+		if (is_library(g->allocator) && !g->ran().empty())
+			lib = g;
+	if (!lib)
+		return {};
+	std::vector<std::string> h = {"vs"};
+	for (const char *f : comparison_figures) {
+		h.push_back(std::string(f) + " ratio");
+		h.push_back(f);
+	}
+	std::vector<std::vector<std::string>> rows;
+	for (const run_group *g : gs) {
+		if (g == lib || g->ran().empty())
+			continue;
+		std::vector<std::string> row = {g->allocator};
+		for (const char *name : comparison_figures) {
+			const figure &f = *find_figure(name);
+			row.push_back(range_text(ratio_range(*lib, *g, f), "%.2f"));
+			row.push_back(verdict(lib->of(f), g->of(f)));
+		}
+		rows.push_back(row);
+	}
+	if (rows.empty())
+		return {};
+	return markdown_rows(h, rows);
 }
 
 /* File-name-safe form of a label. */
@@ -338,33 +328,68 @@ inline std::string slug(const std::string &s)
 	return o;
 }
 
-inline std::string goals_markdown(const std::vector<goal_line> &gs)
+inline std::string range_json(const range &r)
 {
-	std::string s;
-	std::size_t missed = 0;
-	for (const auto &g : gs)
-		missed += !g.met;
-	s += "Goals checked: " + std::to_string(gs.size()) + ", met: " + std::to_string(gs.size() - missed) +
-	     ", MISSED: " + std::to_string(missed) + ".\n\n";
-	s += "| goal | machine | workload | figure | result |\n| --- | --- | --- | --- | --- |\n";
-	for (const auto &g : gs)
-		s += "| " + g.goal + " | " + g.machine + " | " + g.workload + " | " + g.figure + " | " +
-		     (g.met ? "met" : "**MISSED**") + " |\n";
-	return s;
+	return "{\"median\": " + json_number(r.median) + ", \"min\": " + json_number(r.min) + ", \"max\": " +
+	       json_number(r.max) + ", \"n\": " + std::to_string(r.n) + "}";
 }
 
-inline std::string goals_text(const std::vector<goal_line> &gs)
+/* The groups, comparisons and goals as one JSON object (summary.json). */
+inline std::string summary_json(const std::vector<run_result> &rs, const std::vector<goal_line> &goals,
+				const std::string &command)
 {
-	std::string s;
-	for (const auto &g : gs)
-		if (!g.met)
-			s += "MISSED  " + g.goal + "  [" + g.machine + " " + g.workload + "]  " + g.figure + "\n";
-	std::size_t missed = 0;
-	for (const auto &g : gs)
-		missed += !g.met;
-	s += "goals: " + std::to_string(gs.size() - missed) + " of " + std::to_string(gs.size()) + " met" +
-	     (missed ? ", " + std::to_string(missed) + " MISSED (listed above)" : "") + "\n";
-	return s;
+	const auto groups = group_runs(rs);
+	std::string s = "{\n  \"command\": " + json_string(command) + ",\n  \"groups\": [\n";
+	for (std::size_t i = 0; i < groups.size(); i++) {
+		const run_group &g = groups[i];
+		const run_result &f = *g.runs.front();
+		s += "    {\"machine\": " + json_string(g.machine) + ", \"workload\": " + json_string(g.workload) +
+		     ", \"workload_kind\": " + json_string(f.workload_kind) + ", \"backend\": " + json_string(f.backend) +
+		     ", \"allocator\": " + json_string(g.allocator) + ", \"release\": " + json_string(f.release) +
+		     ", \"library\": " + (is_library(g.allocator) ? "true" : "false") +
+		     ", \"seeds\": " + std::to_string(g.runs.size()) + ", \"ran\": " + std::to_string(g.ran().size()) +
+		     ", \"failed_runs\": " + std::to_string(g.failed_runs());
+		if (g.ran().empty())
+			s += ", \"note\": " + json_string(f.note);
+		s += ", \"figures\": {";
+		bool first = true;
+		for (const figure &fig : figures) {
+			s += (first ? "" : ", ") + json_string(fig.name) + ": " + range_json(g.of(fig));
+			first = false;
+		}
+		s += "}";
+		/* The library against each other design of the same machine and workload. */
+		if (is_library(g.allocator)) {
+			s += ", \"versus\": {";
+			bool firstv = true;
+			for (const run_group &o : groups) {
+				if (&o == &g || o.machine != g.machine || o.workload != g.workload || o.ran().empty())
+					continue;
+				s += (firstv ? "" : ", ") + json_string(o.allocator) + ": {";
+				firstv = false;
+				bool firstf = true;
+				for (const char *name : comparison_figures) {
+					const figure &fig = *find_figure(name);
+					s += (firstf ? "" : ", ") + json_string(name) + ": {\"ratio\": " +
+					     range_json(ratio_range(g, o, fig)) + ", \"verdict\": " +
+					     json_string(verdict(g.of(fig), o.of(fig))) + "}";
+					firstf = false;
+				}
+				s += "}";
+			}
+			s += "}";
+		}
+		s += "}" + std::string(i + 1 < groups.size() ? ",\n" : "\n");
+	}
+	s += "  ],\n  \"goals\": [\n";
+	for (std::size_t i = 0; i < goals.size(); i++) {
+		const goal_line &g = goals[i];
+		s += "    {\"goal\": " + json_string(g.goal) + ", \"machine\": " + json_string(g.machine) +
+		     ", \"workload\": " + json_string(g.workload) + ", \"met\": " + (g.met ? "true" : "false") +
+		     ", \"seeds\": " + std::to_string(g.seeds) + ", \"seeds_met\": " + std::to_string(g.seeds_met) +
+		     ", \"figure\": " + json_string(g.figure) + "}" + (i + 1 < goals.size() ? ",\n" : "\n");
+	}
+	return s + "  ]\n}\n";
 }
 
 }  // namespace ua::replay

@@ -10,6 +10,11 @@
  *     point, a little to the right, is the state after the drain;
  *   - chunks: chunks held by each allocator against the op index, with the
  *     running lower bound ceil(live bytes / 2 MiB) drawn dashed.
+ * and one summary figure per machine (summary_plot()): three panels, 2 MiB
+ * splits, 1 GiB splits and peak chunks over the lower bound, one bar group
+ * per workload, one bar per design in its registry colour, the bar at the
+ * median over the seeds and a whisker from min to max. Splits are drawn on
+ * a log scale (log10(1 + n)): they run from 0 to tens of thousands.
  */
 #pragma once
 
@@ -19,24 +24,11 @@
 #include <string>
 #include <vector>
 
-#include "replay.h"
+#include "allocators.h"
+#include "run_result.h"
+#include "stats.h"
 
 namespace ua::replay::svg {
-
-inline const char *colour_of(const std::string &alloc)
-{
-	if (alloc == "unmapped")
-		return "#1b7837";
-	if (alloc == "naive")
-		return "#d7301f";
-	if (alloc == "gfp-unmapped")
-		return "#7570b3";
-	if (alloc == "bpf-prog-pack")
-		return "#e6ab02";
-	if (alloc == "execmem")
-		return "#1f78b4";
-	return "#666666";
-}
 
 inline std::string escape(const std::string &s)
 {
@@ -189,6 +181,91 @@ inline std::string chunks_plot(const std::string &title, const std::vector<const
 		     "\" width=\"10\" height=\"10\" fill=\"" + colour_of(r->allocator) + "\"/>";
 		s += text(pn.x0 + pn.w + 24, ly, r->allocator + " (peak " + std::to_string(r->peak_chunks) + ")", "start", 10);
 		ly += 16;
+	}
+	return s + "</svg>\n";
+}
+
+/* The summary figure of one machine over all its workloads (the groups of that machine). */
+inline std::string summary_plot(const std::string &machine, const std::vector<const run_group *> &groups)
+{
+	std::vector<std::string> workloads, allocs;
+	for (const run_group *g : groups) {
+		if (g->ran().empty())
+			continue;
+		if (std::find(workloads.begin(), workloads.end(), g->workload) == workloads.end())
+			workloads.push_back(g->workload);
+		if (std::find(allocs.begin(), allocs.end(), g->allocator) == allocs.end())
+			allocs.push_back(g->allocator);
+	}
+	const double bar = 7, group_gap = 14, left = 70, ph = 150, top = 60;
+	const double gw = double(allocs.size()) * bar + group_gap;
+	const double W = std::max(520.0, left + 20 + gw * double(workloads.size()) + 160);
+	struct panel_def {
+		const char *figure, *title;
+		bool log;
+	};
+	const panel_def panels[] = {{"splits_2m", "2 MiB page splits (log scale)", true},
+				    {"splits_1g", "1 GiB page splits (log scale)", true},
+				    {"chunks_over_bound", "peak chunks / lower bound", false}};
+	const double H = top + 3 * (ph + 70) + 10;
+	std::string s = fmt("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W, H);
+	s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+	s += text(10, 20, machine + ": every workload, every design", "start", 13);
+	s += text(10, 38, "bar: median over the seeds; whisker: min to max", "start", 11);
+	double ly = top;
+	for (const auto &a : allocs) {
+		s += "<rect x=\"" + std::to_string(int(W - 150)) + "\" y=\"" + std::to_string(int(ly - 9)) +
+		     "\" width=\"10\" height=\"10\" fill=\"" + colour_of(a) + "\"/>" + text(W - 136, ly, a, "start", 10);
+		ly += 14;
+	}
+	double y = top;
+	for (const panel_def &pd : panels) {
+		const figure &f = *find_figure(pd.figure);
+		double vmax = pd.log ? 1 : 1.2;
+		for (const run_group *g : groups)
+			if (!g->ran().empty())
+				vmax = std::max(vmax, g->of(f).max);
+		auto scale = [&](double v) {
+			if (std::isinf(v))
+				v = vmax;
+			return pd.log ? std::log10(1 + v) / std::log10(1 + vmax) : v / vmax;
+		};
+		panel pn{left, y + 14, gw * double(workloads.size()), ph, 1};
+		s += text(left, y + 8, pd.title, "start", 12);
+		s += fmt("<rect x=\"%.1f\" y=\"%.1f\"", pn.x0, pn.y0) + fmt(" width=\"%.1f\" height=\"%.1f\"", pn.w, pn.h) +
+		     " fill=\"none\" stroke=\"#999\"/>\n";
+		s += text(left - 4, pn.py(0) + 4, "0", "end", 9);
+		s += text(left - 4, pn.py(1) + 4, fmt(pd.log ? "%.0f" : "%.2f", vmax, 0), "end", 9);
+		if (!pd.log) /* the bound itself */
+			s += fmt("<line x1=\"%.1f\" y1=\"%.1f\"", pn.x0, pn.py(1 / vmax)) +
+			     fmt(" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" stroke-dasharray=\"4 3\"/>\n", pn.x0 + pn.w,
+				 pn.py(1 / vmax));
+		for (std::size_t wi = 0; wi < workloads.size(); wi++) {
+			const double gx = left + gw * double(wi) + group_gap / 2;
+			for (std::size_t ai = 0; ai < allocs.size(); ai++) {
+				const run_group *g = nullptr;
+				for (const run_group *c : groups)
+					if (c->workload == workloads[wi] && c->allocator == allocs[ai] && !c->ran().empty())
+						g = c;
+				if (!g)
+					continue;
+				const range r = g->of(f);
+				const double x = gx + bar * double(ai);
+				const double yt = pn.py(scale(r.median));
+				s += fmt("<rect x=\"%.1f\" y=\"%.1f\"", x, yt) +
+				     fmt(" width=\"%.1f\" height=\"%.1f\"", bar - 1, pn.py(0) - yt) + " fill=\"" +
+				     colour_of(g->allocator) + "\"><title>" + escape(g->allocator + " " + g->workload + ": " +
+										       range_text(r, f.fmt)) +
+				     "</title></rect>\n";
+				s += fmt("<line x1=\"%.1f\" y1=\"%.1f\"", x + bar / 2 - 0.5, pn.py(scale(r.min))) +
+				     fmt(" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" stroke-width=\"1\"/>\n", x + bar / 2 - 0.5,
+					 pn.py(scale(r.max)));
+			}
+			s += "<text x=\"" + fmt("%.1f", gx, 0) + "\" y=\"" + fmt("%.1f", pn.y0 + pn.h + 10, 0) +
+			     "\" font-size=\"8\" font-family=\"sans-serif\" transform=\"rotate(20 " +
+			     fmt("%.1f %.1f", gx, pn.y0 + pn.h + 10) + ")\">" + escape(workloads[wi]) + "</text>\n";
+		}
+		y += ph + 70;
 	}
 	return s + "</svg>\n";
 }

@@ -29,39 +29,48 @@
 #include <unmapped_alloc/unmapped_alloc.h>
 
 #include "peers/peer.h"
+#include "workload/op.h"
 
 namespace ua::replay {
 
-/* What a workload's memory is, which decides the cache it is served from. */
-enum class memory_kind {
-	bpf_text,    /* JIT images: any size, 64 B alignment (bpf_prog_pack's granule) */
-	module_text, /* module regions: page multiples, page aligned */
-	secret,      /* memfd_secret() pages */
-};
+using workload::memory_kind;
+
+/* Secret memory and guest memory: both leave the direct map and are served as pages. */
+constexpr bool secret_like(memory_kind k) noexcept { return k == memory_kind::secret || k == memory_kind::guest; }
 
 /*
- * The cache per kind: BPF text with a 64 B granule (the unit bpf_prog_pack
- * allocates in); module regions with a 4 KiB granule, since every region is
- * a page multiple and page aligned, so 64 B granules would only add
- * alignment holes; secrets from a secret cache (removed from the direct map,
- * zeroed before reuse) with a 4 KiB granule. One spare chunk, and one shard:
- * the replay is single-threaded, so one arena packs as tightly as it can.
+ * The cache per kind (workload/op.h memory_kind): BPF text with a 64 B
+ * granule (the unit bpf_prog_pack allocates in); module regions with a
+ * 4 KiB granule, since every region is a page multiple and page aligned, so
+ * 64 B granules would only add alignment holes; read-only data from an ro
+ * cache, page granular; secrets and guest memory from a secret cache
+ * (removed from the direct map, zeroed before reuse) with a 4 KiB granule.
+ * A workload that leaves its kind unspecified (a trace), or ordinary data,
+ * is served as BPF text. One spare chunk, and one shard: the replay is
+ * single-threaded, so one arena packs as tightly as it can.
  */
 inline cache_config cache_config_for(memory_kind k) noexcept
 {
 	cache_config c;
 	switch (k) {
-	case memory_kind::bpf_text:
-		c = text_cache_config("unmapped-bpf");
-		c.granule = 64;
-		break;
 	case memory_kind::module_text:
 		c = text_cache_config("unmapped-modules");
 		c.granule = page_size;
 		break;
+	case memory_kind::ro:
+		c = ro_cache_config("unmapped-ro");
+		c.granule = page_size;
+		break;
 	case memory_kind::secret:
+	case memory_kind::guest:
 		c = secret_cache_config("unmapped-secret");
 		c.granule = page_size;
+		break;
+	case memory_kind::unspecified:
+	case memory_kind::bpf_text:
+	case memory_kind::data:
+		c = text_cache_config("unmapped-bpf");
+		c.granule = 64;
 		break;
 	}
 	c.spare_chunks = 1;

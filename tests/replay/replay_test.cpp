@@ -2,12 +2,17 @@
 /* Tests for bench/replay: options, workload loading, the replay's figures, JSON, goals, plots, the adapter. */
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "replay/options.h"
+#include "replay/plan.h"
+#include "replay/pool.h"
 #include "replay/replay.h"
 #include "replay/report.h"
 #include "replay/svg.h"
@@ -58,8 +63,10 @@ TEST_CASE("options: defaults")
 	CHECK(r.value.backends == std::vector<std::string>{"sim"});
 	REQUIRE(r.value.workloads.size() == 1);
 	CHECK(r.value.workloads[0].kind == "bpf-churn");
-	CHECK(r.value.allocators.size() == std::size(allocator_names));
+	CHECK(r.value.allocators.size() == nr_allocators);
 	CHECK(r.value.aged);
+	CHECK(r.value.seeds == 10);
+	CHECK(r.value.kernel == peers::newest_release);
 
 	auto o = parse_args(std::vector<std::string>{"--backend", "real", "--machine-gib", "0.5", "--fresh", "--workload",
 						     "sockex1:512", "--workload", "secretmem:7", "--allocator", "naive",
@@ -95,6 +102,23 @@ TEST_CASE("options: every bad argument is refused with a message naming it (exit
 	CHECK(parse_error({"--default", "--workload", "bpf-churn"}).find("--default") != std::string::npos);
 	CHECK(parse_error({"--default", "--backend", "sim"}).find("--default") != std::string::npos);
 	CHECK(parse_error({"--listings", "/tmp"}).find("--default only") != std::string::npos);
+	/* Contradictions and limits. */
+	CHECK(parse_error({"--aged", "--fresh"}).find("--aged and --fresh") != std::string::npos);
+	CHECK(parse_error({"--fresh", "--aged"}).find("--aged and --fresh") != std::string::npos);
+	CHECK(parse_error({"--real-ops", "100"}).find("--real-ops is used by --default only") != std::string::npos);
+	CHECK(parse_error({"--seed", "2", "--seeds", "3"}).find("--seed") != std::string::npos);
+	CHECK(parse_error({"--seeds", "0"}).find("--seeds 0") != std::string::npos);
+	CHECK(parse_error({"--ops", "100000000"}).find("--ops 100000000: at most") != std::string::npos);
+	CHECK(parse_error({"--ops", "18446744073709551615"}).find("--ops") != std::string::npos);
+	CHECK(parse_error({"--default", "--real-ops", "100000000"}).find("--real-ops") != std::string::npos);
+	CHECK(parse_error({"--kernel", "6.13"}).find("--kernel 6.13") != std::string::npos);
+	CHECK(parse_error({"--kernel"}).find("--kernel needs a value") != std::string::npos);
+	CHECK(parse_error({"--allocator", "execmem@x"}).find("execmem@x") != std::string::npos);
+	CHECK(parse_error({"--allocator", "jemalloc@6.1"}).find("follows no kernel release") != std::string::npos);
+	CHECK(parse_error({"--allocator", "execmem@7.1"}).find("newer") != std::string::npos);
+	CHECK(parse_error({"--jobs", "0"}).find("--jobs 0") != std::string::npos);
+	CHECK(parse_error({"--quick", "--workload", "bpf-churn"}).find("--default") != std::string::npos);
+	CHECK(parse_error({"--default", "--real-ops", "500", "--seeds", "3"}).empty());
 }
 
 TEST_CASE("workload files: errors name the file and line")
@@ -157,8 +181,13 @@ TEST_CASE("replay: a small trace on sim gives consistent figures with every allo
 	auto wc = trace_case("alloc 1 1048576 64\nalloc 2 1048576 64\nfree 1\nalloc 3 1048576 64\nalloc 4 1048576 64\n"
 			     "free 2\nalloc 5 4096 64\n");
 	CHECK(wc.st.peak_bytes == 3 * 1048576);
-	for (const char *alloc : allocator_names) {
+	for (const allocator_info &info : registry) {
+		const char *alloc = info.name;
 		CAPTURE(alloc);
+		if (std::string(alloc) == "guest-memfd") {
+			CHECK(!run_case<sim_direct_map>(small_sim(2, false), wc, alloc).ran); /* guest memory only */
+			continue;
+		}
 		run_result r = run_case<sim_direct_map>(small_sim(2, false), wc, alloc);
 #ifndef UA_REPLAY_JEMALLOC
 		if (std::string(alloc) == "jemalloc") {
@@ -269,43 +298,194 @@ TEST_CASE("JSON: every key, null for figures a backend cannot read")
 	CHECK(all.find("},\n") != std::string::npos);
 }
 
-TEST_CASE("goals: each line says met or MISSED with its figure")
+namespace {
+
+run_result fake(const char *alloc, std::uint64_t seed, std::uint64_t peak, std::int64_t s2m, std::int64_t s1g)
 {
 	run_result u;
-	u.allocator = "unmapped";
-	u.workload = "bpf-churn:1";
+	u.allocator = alloc;
+	u.workload = "bpf-churn";
 	u.workload_kind = "bpf-churn";
 	u.machine = "sim-64g-aged";
 	u.backend = "sim";
+	u.seed = seed;
 	u.ran = true;
 	u.lower_bound_chunks = 10;
-	u.peak_chunks = 12; /* > 1.05 x 10 + 1 */
-	u.spare_chunks = 1;
-	u.splits_2m = 0;
-	u.splits_1g = 1;
+	u.peak_chunks = peak;
+	u.spare_chunks = is_library(alloc) ? 1 : 0;
+	u.splits_2m = s2m;
+	u.splits_1g = s1g;
+	u.after.directmap_available = u.drained.directmap_available = true;
 	u.whole_after_drain = true;
-	run_result e = u;
-	e.allocator = "execmem";
-	e.peak_chunks = 11;
-	auto gs = evaluate_goals({u, e});
-	int g1 = 0, g3 = 0;
-	for (const auto &g : gs) {
-		if (g.goal.rfind("G1", 0) == 0) {
-			g1++;
-			CHECK(!g.met);
-			CHECK(g.figure.find("peak 12") != std::string::npos);
-		}
-		if (g.goal.rfind("G3", 0) == 0) {
-			g3++;
-			CHECK(!g.met);
-		}
-		if (g.goal.rfind("G4", 0) == 0 || g.goal.rfind("G5", 0) == 0 || g.goal.rfind("G6", 0) == 0)
-			CHECK(g.met);
-	}
-	CHECK(g1 == 1);
-	CHECK(g3 == 1);
+	return u;
+}
+
+const goal_line *goal(const std::vector<goal_line> &gs, const char *prefix)
+{
+	for (const auto &g : gs)
+		if (g.goal.rfind(prefix, 0) == 0)
+			return &g;
+	return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("goals: every seed against the best peer on that seed; each line says met or MISSED")
+{
+	/* Seed 2: the library holds 12 chunks > 1.05 x 10 + 1, and splits a 1 GiB page where execmem split none. */
+	std::vector<run_result> rs = {fake("unmapped", 1, 11, 0, 0), fake("unmapped", 2, 12, 0, 1),
+				      fake("execmem", 1, 11, 5, 1),  fake("execmem", 2, 11, 5, 0),
+				      fake("naive", 1, 40, 90, 0),   fake("naive", 2, 40, 90, 2)};
+	auto gs = evaluate_goals(rs);
+	const goal_line *g1 = goal(gs, "G1"), *g2 = goal(gs, "G2"), *g3 = goal(gs, "G3"), *g4 = goal(gs, "G4");
+	REQUIRE(g1);
+	REQUIRE(g2);
+	REQUIRE(g3);
+	REQUIRE(g4);
+	CHECK(g1->met);
+	CHECK(g1->seeds == 2);
+	CHECK(!g2->met); /* seed 2: 1 > execmem's 0 */
+	CHECK(g2->seeds_met == 1);
+	CHECK(g2->figure.find("best peer") != std::string::npos);
+	CHECK(!g3->met);
+	CHECK(g3->seeds_met == 1);
+	CHECK(g3->figure.find("met on 1 of 2 seeds") != std::string::npos);
+	CHECK(g4->met);
 	CHECK(goals_markdown(gs).find("**MISSED**") != std::string::npos);
 	CHECK(goals_text(gs).find("MISSED") != std::string::npos);
+}
+
+TEST_CASE("goals: a run with failed allocations meets no goal, whatever its figures")
+{
+	/* Peak 4 chunks under a bound of 5: it only looks good because 225 allocations failed. */
+	run_result u = fake("unmapped", 1, 4, 0, 0);
+	u.lower_bound_chunks = 5;
+	u.failed_allocs = 225;
+	u.first_failure = "op 7: alloc of 4096 bytes: no memory";
+	auto gs = evaluate_goals({u, fake("execmem", 1, 6, 3, 0)});
+	REQUIRE(!gs.empty());
+	for (const auto &g : gs) {
+		CAPTURE(g.goal);
+		CHECK(!g.met);
+		CHECK(g.figure.find("225 failed allocations") != std::string::npos);
+		CHECK(g.figure.find("no memory") != std::string::npos);
+	}
+	/* A peer with failed allocations is not the best peer. */
+	run_result e = fake("execmem", 1, 1, 0, 0);
+	e.failed_allocs = 1;
+	auto gp = evaluate_goals({fake("unmapped", 1, 10, 0, 1), e, fake("naive", 1, 30, 9, 1)});
+	REQUIRE(goal(gp, "G2"));
+	CHECK(goal(gp, "G2")->met); /* 1 <= naive's 1; execmem's 0 does not count */
+}
+
+TEST_CASE("statistics: median, min, max; ratios seed by seed; a difference only when ranges do not overlap")
+{
+	range r = range_of({5, 1, 3});
+	CHECK(r.median == 3);
+	CHECK(r.min == 1);
+	CHECK(r.max == 5);
+	CHECK(r.n == 3);
+	CHECK(range_of({1, 2, 3, 10}).median == 2.5);
+	CHECK(range_of({}).n == 0);
+	CHECK(range_text(range_of({2, 2})) == "2");
+	CHECK(range_text(range_of({1, 2, 9})) == "2 (1-9)");
+	CHECK(ratio_of(0, 0) == 1);
+	CHECK(std::isinf(ratio_of(3, 0)));
+	CHECK(ratio_of(3, 6) == 0.5);
+
+	/* No overlap: a difference; touching or overlapping: none, whatever the medians. */
+	CHECK(differs(range_of({1, 2, 3}), range_of({4, 5})) == -1);
+	CHECK(differs(range_of({4, 5}), range_of({1, 2, 3})) == 1);
+	CHECK(differs(range_of({1, 2, 4}), range_of({4, 9, 9})) == 0);
+	CHECK(differs(range_of({1, 1, 8}), range_of({5, 6, 7})) == 0);
+	CHECK(!overlaps(range_of({1, 2}), range_of({3})));
+	CHECK(verdict(range_of({1, 2}), range_of({3})) == "fewer");
+	CHECK(verdict(range_of({1, 5}), range_of({3})) == "same within the seeds");
+
+	/* Groups over seeds, and the ratio taken on the seeds both ran. */
+	std::vector<run_result> rs = {fake("unmapped", 1, 10, 0, 0), fake("unmapped", 2, 12, 0, 0),
+				      fake("execmem", 1, 20, 4, 0), fake("execmem", 2, 24, 8, 0), fake("execmem", 3, 99, 8, 0)};
+	auto gs = group_runs(rs);
+	REQUIRE(gs.size() == 2);
+	CHECK(gs[0].runs.size() == 2);
+	CHECK(gs[1].runs.size() == 3);
+	range pr = ratio_range(gs[0], gs[1], *find_figure("peak_chunks"));
+	CHECK(pr.n == 2);
+	CHECK(pr.min == 0.5);
+	CHECK(pr.max == 0.5);
+	CHECK(gs[1].of("peak_chunks").median == 24);
+	const std::string js = summary_json(rs, evaluate_goals(rs), "ua-replay --seeds 3");
+	CHECK(js.find("\"peak_chunks\": {\"median\": 11, \"min\": 10, \"max\": 12, \"n\": 2}") != std::string::npos);
+	CHECK(js.find("\"verdict\": \"fewer\"") != std::string::npos);
+	CHECK(js.find("\"goals\": [") != std::string::npos);
+	CHECK(text_table(rs).find("11 (10-12)") != std::string::npos);
+}
+
+TEST_CASE("lower bound: sizes near 2^64 do not wrap")
+{
+	CHECK(chunks_for_bytes(0) == 0);
+	CHECK(chunks_for_bytes(1) == 1);
+	CHECK(chunks_for_bytes(chunk_size) == 1);
+	CHECK(chunks_for_bytes(chunk_size + 1) == 2);
+	CHECK(chunks_for_bytes(~std::uint64_t{0}) == (~std::uint64_t{0}) / chunk_size + 1);
+	workload_case wc = trace_case("alloc 1 4096 64\n");
+	wc.st.peak_bytes = ~std::uint64_t{0} - 5;
+	run_result r = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack", peers::v5_17);
+	CHECK(r.lower_bound_chunks > (std::uint64_t{1} << 40));
+}
+
+TEST_CASE("releases: --kernel and NAME@X.Y; a listing's source kernel")
+{
+	linux_version v;
+	CHECK(parse_release("6.13-rc", v));
+	CHECK(v == peers::v6_13_rc);
+	CHECK(parse_release("5.10", v));
+	CHECK(v.str() == "5.10");
+	CHECK(!parse_release("6", v));
+	CHECK(!parse_release("6.x", v));
+	CHECK(!parse_release("6.1.2", v));
+	CHECK(parse_kernel_choice("6.15", v));
+	CHECK(!parse_kernel_choice("6.13", v));
+	CHECK(source_kernel("Debian 11 KVM guest, kernel 5.10") == linux_version{5, 10});
+	CHECK(source_kernel("NixOS desktop, Linux 6.9, systemd") == linux_version{6, 9});
+	CHECK(source_kernel("Lenovo laptop, kernel 6.15-rc5, systemd") == linux_version{6, 15, true});
+	CHECK(source_kernel("HP Omen 16 laptop, Slackware, kernel 6.x") == linux_version{});
+
+	auto o = parse_args(std::vector<std::string>{"--kernel", "6.1", "--allocator", "execmem@6.13-rc", "--allocator",
+						     "execmem"});
+	REQUIRE(o.ok());
+	CHECK(o.value.kernel == peers::v6_1);
+	CHECK(o.value.allocators.size() == 2);
+
+	/* A peer at a release without it is not run, and says so; at one with it, it runs. */
+	auto wc = trace_case("alloc 1 4096 64\nfree 1\n");
+	run_result old = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack@5.17");
+	CHECK(!old.ran);
+	CHECK(old.note.find("not in Linux 5.17") != std::string::npos);
+	run_result now = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack");
+	CHECK(now.ran);
+	CHECK(now.release == peers::newest_release.str());
+
+	/* The plan runs release-following peers at the listing's kernel beside the newest. */
+	const std::string dir = "/tmp/ua_replay_test_src";
+	std::filesystem::create_directories(dir);
+	{
+		std::ofstream(dir + "/SOURCES.md") << "| `lsmod_x.txt` | lsmod | somewhere | a guest, kernel 6.1 | 2 |\n";
+		std::ofstream(dir + "/lsmod_x.txt") << "Module Size Used by\next4 1048576 1\nxfs 2097152 0\n";
+	}
+	auto po = parse_args(std::vector<std::string>{"--workload", "modules:" + dir + "/lsmod_x.txt", "--seeds", "2",
+						      "--allocator", "unmapped", "--allocator", "execmem"});
+	REQUIRE(po.ok());
+	plan p;
+	p.machines.push_back({small_sim(1, true), po.value.workloads, {}, {}, 0, 1, 2});
+	REQUIRE(add_runs(po.value, p).empty());
+	CHECK(p.machines[0].source[0] == peers::v6_1);
+	std::set<std::string> labels;
+	for (const plan_run &r : p.runs)
+		labels.insert(r.allocator);
+	CHECK(labels == std::set<std::string>{"unmapped", "execmem", "execmem@6.1"});
+	CHECK(p.runs.size() == 6);
+	std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("plots: SVG with one line per allocator and level")
@@ -323,6 +503,81 @@ TEST_CASE("plots: SVG with one line per allocator and level")
 	};
 	CHECK(d.rfind("<svg", 0) == 0);
 	CHECK(count(d, "<polyline") == 6);
+	/* The summary figure: one bar per (workload, design) per panel, in the registry's colours. */
+	std::vector<run_result> rs = {a, b};
+	auto gs = group_runs(rs);
+	std::string sum = svg::summary_plot("sim-1g-fresh", {&gs[0], &gs[1]});
+	CHECK(count(sum, "</rect>") == 3 * 2);
+	CHECK(sum.find(colour_of("unmapped")) != std::string::npos);
+	CHECK(sum.find(colour_of("naive")) != std::string::npos);
 	CHECK(count(c, "<polyline") == 3); /* two allocators and the lower bound */
 	CHECK(d.find("</svg>") != std::string::npos);
+}
+
+TEST_CASE("registry: every allocator complete, named once, found by name and by name@release")
+{
+	std::set<std::string> names, colours;
+	for (const allocator_info &a : registry) {
+		CAPTURE(a.name);
+		REQUIRE(a.name != nullptr);
+		CHECK(std::string(a.name).find_first_of("@ ") == std::string::npos);
+		CHECK(names.insert(a.name).second);
+		REQUIRE(a.colour != nullptr);
+		CHECK(std::string(a.colour).size() == 7);
+		CHECK(colours.insert(a.colour).second);
+		CHECK(a.kinds != 0);
+		CHECK(a.serves != nullptr);
+		CHECK(bool(a.run_sim));
+		CHECK(bool(a.run_real));
+		CHECK(find_allocator(a.name) == &a);
+		CHECK(find_allocator(std::string(a.name) + "@6.1") == &a);
+		CHECK(colour_of(a.name) == a.colour);
+	}
+	CHECK(find_allocator("tcmalloc") == nullptr);
+	CHECK(library_allocator().rule == follows::library);
+	CHECK(is_library(library_allocator().name));
+	/* The options accept exactly the registry. */
+	for (const allocator_info &a : registry)
+		CHECK(parse_error({"--allocator", a.name}).empty());
+	CHECK(parse_error({"--allocator", "tcmalloc"}).find(allocator_list()) != std::string::npos);
+	/* What each serves: a workload of another kind is not applicable, and the note says what it serves. */
+	CHECK(!applicable("bpf-prog-pack", memory_kind::secret));
+	CHECK(applicable("bpf-prog-pack", memory_kind::bpf_text));
+	CHECK(!applicable("guest-memfd", memory_kind::bpf_text));
+	CHECK(applicable("guest-memfd", memory_kind::guest));
+	auto wc = trace_case("alloc 1 4096 64\nfree 1\n");
+	run_result r = run_case<sim_direct_map>(small_sim(1, false), wc, "guest-memfd");
+	CHECK(!r.ran);
+	CHECK(r.note.find(find_allocator("guest-memfd")->serves) != std::string::npos);
+}
+
+TEST_CASE("pool: runs spread over workers come back in plan order, each as it runs alone")
+{
+	auto churn = load_case({"bpf-churn", "", 1}, 600, 1);
+	REQUIRE(churn.ok());
+	const char *allocs[] = {"unmapped", "naive", "execmem", "gfp-unmapped"};
+	auto one = [&](std::size_t i) {
+		machine_setup s = small_sim(1, true);
+		s.seed = 1 + i / 4;
+		return run_case<sim_direct_map>(s, churn.value, allocs[i % 4]);
+	};
+	std::size_t calls = 0, last_done = 0;
+	auto par = run_pool(8, 2, one, [&](std::size_t, std::size_t done, const run_result &) {
+		calls++;
+		CHECK(done == last_done + 1);
+		last_done = done;
+	});
+	CHECK(calls == 8);
+	REQUIRE(par.size() == 8);
+	for (std::size_t i = 0; i < 8; i++) {
+		CAPTURE(i);
+		run_result alone = one(i);
+		CHECK(par[i].allocator == allocs[i % 4]);
+		CHECK(par[i].seed == 1 + i / 4);
+		CHECK(par[i].peak_chunks == alone.peak_chunks);
+		CHECK(par[i].splits_2m == alone.splits_2m);
+		CHECK(par[i].splits_1g == alone.splits_1g);
+		CHECK(par[i].drained_chunks == alone.drained_chunks);
+	}
+	CHECK(progress_prefix(1, 4, 10).find("about 30 s left") != std::string::npos);
 }
