@@ -228,7 +228,8 @@ TEST_CASE("replay: unmapped stays within its bound on churn; naive splits on an 
 	CHECK(double(u.peak_chunks) <= 1.05 * double(u.lower_bound_chunks) + double(u.spare_chunks));
 	CHECK(u.splits_2m == 0);
 	CHECK(std::uint64_t(u.splits_1g) <= (u.peak_chunks + 511) / 512);
-	CHECK(u.whole_after_drain);
+	/* Without the placement-hint proposal a chunk may split a 1 GiB page, which nothing re-forms (CPA). */
+	CHECK(u.whole_after_drain == (u.splits_1g == 0));
 
 	auto sock = load_case({"sockex1", "512", 512}, 0);
 	REQUIRE(sock.ok());
