@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "reliability_fixture.h"
 
@@ -135,4 +136,45 @@ TEST_CASE("misuse: describe(too_large) also names a write past the end")
 {
 	CHECK(std::string(describe(error::too_large)).find("past the end") != std::string::npos);
 	CHECK(std::string(describe(error::forked)).find("fork") != std::string::npos);
+}
+
+TEST_CASE("memory pressure: a cache that finds no free chunk runs the shrinkers first (direct reclaim)")
+{
+	/* 16 MiB: 8 chunks. The first cache keeps every freed chunk as a spare; the second needs them. */
+	auto m = ua_test::fault_env<sim_direct_map, 4096>::make();
+	cache_config hoard = text_cache_config("hoard");
+	hoard.spare_chunks = 8;
+	hoard.nr_shards = 1;
+	unmapped_cache<ua_test::fault_env<sim_direct_map, 4096>::backend> a(*m, hoard), b(*m, text_cache_config("needy"));
+	std::vector<void *> held;
+	for (;;) {
+		auto r = a.alloc(chunk_size);
+		if (!r.ok())
+			break;
+		held.push_back(r.value);
+	}
+	REQUIRE(held.size() >= 4);
+	for (void *p : held)
+		REQUIRE(a.free(p) == error::ok);
+	CHECK(a.stats().spare_chunks == held.size());
+	/* Before: no_memory until someone called shrink() by hand. */
+	auto small = b.alloc(64);
+	CHECK(small.ok());
+	auto large = b.alloc(3 << 20);
+	CHECK(large.ok());
+	CHECK(a.stats().spare_chunks <= held.size() - 3);
+	CHECK(b.free(small.value) == error::ok);
+	CHECK(b.free(large.value) == error::ok);
+	/* Nothing to reclaim: still a clear no_memory, quickly. */
+	std::vector<void *> all;
+	for (;;) {
+		auto r = b.alloc(chunk_size);
+		if (!r.ok()) {
+			CHECK(r.err == error::no_memory);
+			break;
+		}
+		all.push_back(r.value);
+	}
+	for (void *p : all)
+		CHECK(b.free(p) == error::ok);
 }

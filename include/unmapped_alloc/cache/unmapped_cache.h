@@ -222,9 +222,25 @@ public:
 			return result<void *>::failure(error::bad_alignment);
 		if (size > max_size())
 			return result<void *>::failure(error::too_large);
-		if (size > chunk_size)
-			return large_.alloc(size, flags);
+		auto r = size > chunk_size ? large_.alloc(size, flags) : alloc_small(size, align, flags);
+		if (r.err != error::no_memory || (flags & ua_norefill)) [[likely]]
+			return r;
+		/*
+		 * Direct reclaim, as __alloc_pages_direct_reclaim() -> shrink_slab():
+		 * the page allocator could not supply a chunk, so every registered
+		 * shrinker (the spares of the other caches on the machine, and this
+		 * one's) gives back what it holds unused, and the request is tried
+		 * once more. No lock is held here: the registry's lock comes first.
+		 */
+		if (shrinker_registry::global().shrink((size + chunk_size - 1) / chunk_size) == 0)
+			return r;
+		return size > chunk_size ? large_.alloc(size, flags) : alloc_small(size, align, flags);
+	}
 
+private:
+	/* alloc() of at most a chunk, from this thread's shard. */
+	result<void *> alloc_small(std::size_t size, std::size_t align, ua_flags flags) noexcept
+	{
 		/* One shard: no thread number and no division (a 64-bit div sat before the lock). */
 		unsigned nr = cfg_.nr_shards;
 		shard &s = *shards_[nr == 1 ? 0 : detail::thread_number() % nr];
@@ -256,6 +272,7 @@ public:
 		return {reinterpret_cast<void *>(r.value), error::ok};
 	}
 
+public:
 	error free(const void *p) noexcept
 	{
 		if (detail::forked_since(fork_gen_)) [[unlikely]]

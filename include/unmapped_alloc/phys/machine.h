@@ -37,7 +37,7 @@ public:
 	/* nr_pages of memory; the backend is built with the same size (extra args go to it). */
 	template <class... Args>
 	explicit machine(std::uint64_t nr_pages, page_alloc_config pcfg = {}, Args &&...backend_args)
-		: pages(nr_pages, pcfg), backend(nr_pages, std::forward<Args>(backend_args)...)
+		: backend(nr_pages, std::forward<Args>(backend_args)...), pages(page_count(nr_pages), pcfg)
 	{
 	}
 	/*
@@ -48,7 +48,7 @@ public:
 	template <class... Args>
 		requires std::constructible_from<Backend, const memory_map &, Args...>
 	machine(const memory_map &mm, page_alloc_config pcfg, Args &&...backend_args)
-		: pages(mm, pcfg), backend(mm, std::forward<Args>(backend_args)...)
+		: backend(mm, std::forward<Args>(backend_args)...), pages(mm, pcfg)
 	{
 	}
 	machine(const machine &) = delete;
@@ -67,6 +67,12 @@ public:
 
 	std::uint64_t nr_pages() const noexcept { return backend.nr_pages(); }
 
+private:
+	/* Frames for the page allocator: as asked, or one chunk when the backend did not come up. */
+	std::uint64_t page_count(std::uint64_t asked) const noexcept { return backend.nr_pages() == 0 ? pages_per_chunk : asked; }
+
+public:
+
 	/* Runs fn(pages, backend) under the machine lock. */
 	template <class Fn>
 	decltype(auto) with_lock(Fn &&fn)
@@ -77,8 +83,16 @@ public:
 
 	using guard = std::lock_guard<std::mutex>;
 
-	page_allocator pages; /* protected by lock */
+	/*
+	 * The backend is built first: one that cannot come up (a linux_backend
+	 * larger than the host, ok() == false, nr_pages() == 0) leaves a page
+	 * allocator of one chunk's frames, not of the size asked for, whose
+	 * per-frame records would take memory the host does not have (a 4 TiB
+	 * machine: gigabytes before the backend could say no). Every backend
+	 * operation of such a machine fails, so its caches allocate nothing.
+	 */
 	Backend backend;      /* protected by lock */
+	page_allocator pages; /* protected by lock */
 	/*
 	 * Where memory that leaves the direct map clusters: a frame inside the
 	 * 1 GiB region whose direct-map page the last unmapped chunk already
