@@ -9,6 +9,13 @@
  *                            on real (construction of 1 GiB takes ~0.2-2 s)
  *   --aged | --fresh         page allocator aged first (page_age.h) or not;
  *                            default aged
+ *   --placement-hint         proposal: the page allocator honours the chunk
+ *                            source's placement hint (page_alloc_config::
+ *                            placement_hint); the machine's label gets "-hint"
+ *   --no-background          nothing runs beside the workload (no page-cache
+ *                            reads or slab churn between ops: machine_load.h)
+ *   --no-footprints          instances are not processes (their footprint is
+ *                            not allocated)
  *   --seed N                 ageing seed (default 1): every run of a plan sees
  *                            the same machine
  *   --free-chunk-fraction F  share of 2 MiB pageblocks ageing keeps wholly free
@@ -79,6 +86,8 @@ struct options {
 	std::size_t ops = 0;      /* 0: generator defaults */
 	std::size_t real_ops = 20000;
 	double free_chunk_fraction = -1; /* < 0: the backend's default */
+	bool placement_hint = false;     /* machine_setup::placement_hint */
+	bool background = true, footprints = true;
 	std::size_t reads = 65536;
 	std::size_t samples = 0;  /* 0: 200 on sim, 12 on real */
 	std::string json_file, report_dir, listings_dir;
@@ -89,6 +98,7 @@ struct options {
 
 inline constexpr const char *usage_text =
 	"usage: ua-replay [--backend sim|real|kernel]... [--machine-gib N] [--aged|--fresh] [--seed N] [--free-chunk-fraction F]\n"
+	"                 [--placement-hint] [--no-background] [--no-footprints]\n"
 	"                 [--workload KIND[:ARG]]... [--allocator NAME]... [--ops N]\n"
 	"                 [--json FILE] [--report DIR] [--reads N] [--samples N] [--quiet]\n"
 	"       ua-replay --default [--listings DIR] [--real-ops N] [--allocator NAME]... [--json FILE] [--report DIR]\n"
@@ -205,6 +215,12 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 				return R::failure("--free-chunk-fraction " + v + ": expected a number between 0 and 1");
 			o.free_chunk_fraction = f;
 			machine_options = true;
+		} else if (a == "--placement-hint") {
+			o.placement_hint = true;
+		} else if (a == "--no-background") {
+			o.background = false;
+		} else if (a == "--no-footprints") {
+			o.footprints = false;
 		} else if (a == "--seed") {
 			if (auto e = number(o.seed, 0); !e.empty())
 				return R::failure(e);

@@ -91,7 +91,7 @@ struct machine_setup {
 	{
 		char g[32];
 		std::snprintf(g, sizeof g, "%g", gib);
-		return backend + "-" + g + "g-" + (aged ? "aged" : "fresh");
+		return backend + "-" + g + "g-" + (aged ? "aged" : "fresh") + (placement_hint ? "-hint" : "");
 	}
 };
 
@@ -448,45 +448,51 @@ run_result run_case(const machine_setup &ms, const workload_case &wc, const std:
 		return r;
 	}
 	const page_alloc_config pcfg = detail::page_alloc_config_for(ms.nr_cpus, ms.placement_hint);
-	std::unique_ptr<machine<B>> m;
+	/* The sim machine is an x86-64 VM of that much RAM (machine_load.h); the real one a flat memfd. */
+	memory_map mm;
 	if constexpr (std::is_same_v<B, sim_direct_map>) {
-		/* An x86-64 VM of that much RAM (machine_load.h). */
-		auto mm = memory_map::x86_vm(ms.nr_pages());
-		if (!mm.ok()) {
+		auto x = memory_map::x86_vm(ms.nr_pages());
+		if (!x.ok()) {
 			r.note = "no x86 memory map for this size";
 			return r;
 		}
-		m = std::make_unique<machine<B>>(mm.value, pcfg);
+		mm = std::move(x.value);
 	} else {
-		m = std::make_unique<machine<B>>(ms.nr_pages(), pcfg);
+		mm = memory_map::flat(ms.nr_pages());
 	}
+	/* Aged once per machine and settings; each run starts from a copy of the aged allocator. */
+	std::shared_ptr<const page_allocator> aged;
+	if (ms.aged) {
+		char key[160];
+		std::snprintf(key, sizeof key, "%s/%llu/%g/%u/%d", ms.label().c_str(), (unsigned long long)ms.seed,
+			      ms.free_chunk_fraction, ms.nr_cpus, int(ms.placement_hint));
+		auto &cached = detail::aged_cache()[key];
+		if (!cached) {
+			auto pa = std::make_shared<page_allocator>(mm, pcfg);
+			age_config ac;
+			ac.seed = ms.seed;
+			ac.free_chunk_fraction = ms.free_chunk_fraction;
+			auto a = pa->age(ac);
+			if (!a.ok()) {
+				detail::aged_cache().erase(key);
+				r.note = std::string("ageing failed: ") + describe(a.err);
+				return r;
+			}
+			cached = std::move(pa);
+		}
+		aged = cached;
+	}
+	std::unique_ptr<machine<B>> m;
+	if constexpr (std::is_same_v<B, sim_direct_map>)
+		m = aged ? std::make_unique<machine<B>>(mm, *aged) : std::make_unique<machine<B>>(mm, pcfg);
+	else
+		m = aged ? std::make_unique<machine<B>>(ms.nr_pages(), *aged) : std::make_unique<machine<B>>(ms.nr_pages(), pcfg);
 	if constexpr (requires { m->backend.ok(); }) {
 		if (!m->backend.ok()) {
 			r.note = std::string("real backend not constructed: ") + m->backend.init_step() + ": " +
 				 std::strerror(-m->backend.init_error());
 			return r;
 		}
-	}
-	if (ms.aged) {
-		/* Aged once per machine and settings; each run copies the aged allocator. */
-		char key[160];
-		std::snprintf(key, sizeof key, "%s/%llu/%g/%u/%d", ms.label().c_str(), (unsigned long long)ms.seed,
-			      ms.free_chunk_fraction, ms.nr_cpus, int(ms.placement_hint));
-		auto &cached = detail::aged_cache()[key];
-		if (!cached) {
-			auto aged = std::make_shared<page_allocator>(m->pages);
-			age_config ac;
-			ac.seed = ms.seed;
-			ac.free_chunk_fraction = ms.free_chunk_fraction;
-			auto a = aged->age(ac);
-			if (!a.ok()) {
-				detail::aged_cache().erase(key);
-				r.note = std::string("ageing failed: ") + describe(a.err);
-				return r;
-			}
-			cached = std::move(aged);
-		}
-		m->pages = *cached;
 	}
 	run_with(*m, alloc, wc, ms, r);
 	return r;
