@@ -19,6 +19,13 @@
  *                            6.15 or 6.18 (default 6.18, the newest)
  *   --jobs N                 runs at once (default: one per core); each run is
  *                            single-threaded
+ *   --placement-hint         proposal: the page allocator honours the chunk
+ *                            source's placement hint (page_alloc_config::
+ *                            placement_hint); the machine's label gets "-hint"
+ *   --no-background          nothing runs beside the workload (no page-cache
+ *                            reads or slab churn between ops: machine_load.h)
+ *   --no-footprints          instances are not processes (their footprint is
+ *                            not allocated)
  *   --free-chunk-fraction F  share of 2 MiB pageblocks ageing keeps wholly free
  *                            (kswapd/compaction; age_config); default 0.02 on
  *                            sim, 0.1 on real: 2% of a 1 GiB machine is 10
@@ -97,6 +104,8 @@ struct options {
 	std::size_t ops = 0;      /* 0: generator defaults */
 	std::size_t real_ops = 20000;
 	double free_chunk_fraction = -1; /* < 0: the backend's default */
+	bool placement_hint = false;     /* machine_setup::placement_hint */
+	bool background = true, footprints = true;
 	std::size_t reads = 65536;
 	std::size_t samples = 0;  /* 0: 200 on sim, 12 on real */
 	std::string json_file, report_dir, listings_dir;
@@ -110,6 +119,7 @@ inline constexpr const char *usage_text =
 	"usage: ua-replay [--backend sim|real|kernel]... [--machine-gib N] [--aged|--fresh] [--free-chunk-fraction F]\n"
 	"                 [--workload KIND[:ARG]]... [--allocator NAME[@X.Y]]... [--ops N]\n"
 	"                 [--seeds N | --seed N] [--kernel X.Y] [--jobs N]\n"
+	"                 [--placement-hint] [--no-background] [--no-footprints]\n"
 	"                 [--json FILE] [--report DIR] [--reads N] [--samples N] [--quiet]\n"
 	"       ua-replay --default|--quick [--listings DIR] [--real-ops N] [--allocator NAME[@X.Y]]... [--seeds N]\n"
 	"                 [--kernel X.Y] [--jobs N] [--json FILE] [--report DIR]\n"
@@ -230,6 +240,12 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 				return R::failure("--free-chunk-fraction " + v + ": expected a number between 0 and 1");
 			o.free_chunk_fraction = f;
 			machine_options = true;
+		} else if (a == "--placement-hint") {
+			o.placement_hint = true;
+		} else if (a == "--no-background") {
+			o.background = false;
+		} else if (a == "--no-footprints") {
+			o.footprints = false;
 		} else if (a == "--seed") {
 			if (auto e = number(o.seed, 1); !e.empty())
 				return R::failure(e);

@@ -50,7 +50,7 @@ struct machine_setup {
 	{
 		char g[32];
 		std::snprintf(g, sizeof g, "%g", gib);
-		return backend + "-" + g + "g-" + (aged ? "aged" : "fresh");
+		return backend + "-" + g + "g-" + (aged ? "aged" : "fresh") + (placement_hint ? "-hint" : "");
 	}
 	replay_settings settings() const { return {samples, reads, read_rounds, seed, background, footprints}; }
 };
@@ -106,48 +106,53 @@ run_result run_case(const machine_setup &ms, const workload_case &wc, const std:
 		return r;
 	}
 	const page_alloc_config pcfg = detail::page_alloc_config_for(ms.nr_cpus, ms.placement_hint);
-	std::unique_ptr<machine<B>> m;
+	/* The sim machine is an x86-64 VM of that much RAM (machine_load.h); the real one a flat memfd. */
+	memory_map mm;
 	if constexpr (std::is_same_v<B, sim_direct_map>) {
-		/* An x86-64 VM of that much RAM (machine_load.h). */
-		auto mm = memory_map::x86_vm(ms.nr_pages());
-		if (!mm.ok()) {
+		auto x = memory_map::x86_vm(ms.nr_pages());
+		if (!x.ok()) {
 			r.note = "no x86 memory map for this size";
 			return r;
 		}
-		m = std::make_unique<machine<B>>(mm.value, pcfg);
+		mm = std::move(x.value);
 	} else {
-		m = std::make_unique<machine<B>>(ms.nr_pages(), pcfg);
+		mm = memory_map::flat(ms.nr_pages());
 	}
+	/*
+	 * Aged once per machine and settings; each run starts from a copy of
+	 * the aged allocator. Runs go in parallel (runner): the first run of a
+	 * key ages under the cache's lock, the others wait for it and copy.
+	 */
+	std::shared_ptr<const page_allocator> aged;
+	if (ms.aged) {
+		char key[160];
+		std::snprintf(key, sizeof key, "%s/%llu/%g/%u/%d", ms.label().c_str(), (unsigned long long)ms.seed,
+			      ms.free_chunk_fraction, ms.nr_cpus, int(ms.placement_hint));
+		aged = detail::aged_allocator(key, [&]() -> std::shared_ptr<const page_allocator> {
+			auto pa = std::make_shared<page_allocator>(mm, pcfg);
+			age_config ac;
+			ac.seed = ms.seed;
+			ac.free_chunk_fraction = ms.free_chunk_fraction;
+			if (!pa->age(ac).ok())
+				return nullptr;
+			return pa;
+		});
+		if (!aged) {
+			r.note = "ageing failed";
+			return r;
+		}
+	}
+	std::unique_ptr<machine<B>> m;
+	if constexpr (std::is_same_v<B, sim_direct_map>)
+		m = aged ? std::make_unique<machine<B>>(mm, *aged) : std::make_unique<machine<B>>(mm, pcfg);
+	else
+		m = aged ? std::make_unique<machine<B>>(ms.nr_pages(), *aged) : std::make_unique<machine<B>>(ms.nr_pages(), pcfg);
 	if constexpr (requires { m->backend.ok(); }) {
 		if (!m->backend.ok()) {
 			r.note = std::string("real backend not constructed: ") + m->backend.init_step() + ": " +
 				 std::strerror(-m->backend.init_error());
 			return r;
 		}
-	}
-	if (ms.aged) {
-		/*
-		 * Aged once per machine and settings; each run copies the aged
-		 * allocator. Runs go in parallel (runner): the first run of a key
-		 * ages under the cache's lock, the others wait for it and copy.
-		 */
-		char key[160];
-		std::snprintf(key, sizeof key, "%s/%llu/%g/%u/%d", ms.label().c_str(), (unsigned long long)ms.seed,
-			      ms.free_chunk_fraction, ms.nr_cpus, int(ms.placement_hint));
-		std::shared_ptr<const page_allocator> cached = detail::aged_allocator(key, [&]() -> std::shared_ptr<const page_allocator> {
-			auto aged = std::make_shared<page_allocator>(m->pages);
-			age_config ac;
-			ac.seed = ms.seed;
-			ac.free_chunk_fraction = ms.free_chunk_fraction;
-			if (!aged->age(ac).ok())
-				return nullptr;
-			return aged;
-		});
-		if (!cached) {
-			r.note = "ageing failed";
-			return r;
-		}
-		m->pages = *cached;
 	}
 	const run_context c{wc.w.ops, wc.mem, wc.kind, ms.settings(), kernel};
 	a->runner<B>()(*m, c, r);

@@ -67,6 +67,9 @@ machine_setup setup_of(const options &o, const std::string &backend, double gib,
 	s.samples = o.samples ? o.samples : (backend == "real" ? 12 : 200);
 	s.reads = o.reads;
 	s.free_chunk_fraction = o.free_chunk_fraction >= 0 ? o.free_chunk_fraction : (backend == "real" ? 0.1 : 0.02);
+	s.placement_hint = o.placement_hint;
+	s.background = o.background;
+	s.footprints = o.footprints;
 	return s;
 }
 

@@ -29,6 +29,11 @@ TEST_CASE("set_memory: on a 4 KiB-mapped area each frame is its own alias step, 
 	for (pfn_t p = second_gib; p < second_gib + pages_per_chunk; p++)
 		keep.push_back(p);
 	const auto pinned = peer_test::pin_all_but(m, keep);
+	/*
+	 * Back to the buddy lists, merged: on the per-CPU lists the kept frames
+	 * would come back last-freed first (LIFO), not in address order.
+	 */
+	m.pages.drain_all_pages();
 	call_counts cnt;
 	vm_area a;
 	{

@@ -51,6 +51,18 @@ public:
 		: backend(mm, std::forward<Args>(backend_args)...), pages(mm, pcfg)
 	{
 	}
+	/* The same, with a page allocator already built (a copy of an aged one, say) instead of booting one. */
+	template <class... Args>
+		requires std::constructible_from<Backend, const memory_map &, Args...>
+	machine(const memory_map &mm, const page_allocator &pa, Args &&...backend_args)
+		: pages(pa), backend(mm, std::forward<Args>(backend_args)...)
+	{
+	}
+	template <class... Args>
+	machine(std::uint64_t nr_pages, const page_allocator &pa, Args &&...backend_args)
+		: pages(pa), backend(nr_pages, std::forward<Args>(backend_args)...)
+	{
+	}
 	machine(const machine &) = delete;
 	machine &operator=(const machine &) = delete;
 	/*
