@@ -55,12 +55,12 @@ public:
 	template <class... Args>
 		requires std::constructible_from<Backend, const memory_map &, Args...>
 	machine(const memory_map &mm, const page_allocator &pa, Args &&...backend_args)
-		: pages(pa), backend(mm, std::forward<Args>(backend_args)...)
+		: backend(mm, std::forward<Args>(backend_args)...), pages(pa)
 	{
 	}
 	template <class... Args>
 	machine(std::uint64_t nr_pages, const page_allocator &pa, Args &&...backend_args)
-		: pages(pa), backend(nr_pages, std::forward<Args>(backend_args)...)
+		: backend(nr_pages, std::forward<Args>(backend_args)...), pages(pa)
 	{
 	}
 	machine(const machine &) = delete;
