@@ -39,19 +39,20 @@ public:
 		std::size_t n = (bytes + chunk_size - 1) / chunk_size;
 		unsigned order = chunk_order + unsigned(std::bit_width(n - 1));
 		typename machine<B>::guard g(m_.lock);
-		auto pa = m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
+		auto pa = order > page_max_order ? m_.pages.alloc_contig_pages(order, gfp_normal_only)
+						 : m_.pages.alloc_pages(order, gfp_normal_only, m_.unmapped_hint);
 		if (!pa.ok())
 			return nullptr;
 		frame_range r{pa.value, std::uint64_t{1} << order};
 		std::uintptr_t a = 0;
 		if (m_.backend.set_direct_map_invalid(r) != 0) {
-			(void)m_.pages.free_pages(r.pfn, order);
+			(void)free_block(r.pfn, order);
 			return nullptr;
 		}
 		m_.backend.flush_tlb(r);
 		if (m_.backend.map_alias(r, prot::rx, &a) != 0) {
 			(void)m_.backend.set_direct_map_default(r);
-			(void)m_.pages.free_pages(r.pfn, order);
+			(void)free_block(r.pfn, order);
 			return nullptr;
 		}
 		m_.unmapped_hint = r.pfn;
@@ -70,12 +71,16 @@ public:
 	}
 
 private:
+	error free_block(pfn_t pfn, unsigned order)
+	{
+		return order > page_max_order ? m_.pages.free_contig_range(pfn, order) : m_.pages.free_pages(pfn, order);
+	}
 	void undo(std::uintptr_t a, frame_range r)
 	{
 		(void)m_.backend.unmap_alias(a, r.bytes());
 		(void)m_.backend.set_direct_map_default(r);
 		m_.backend.flush_tlb(r);
-		(void)m_.pages.free_pages(r.pfn, unsigned(std::countr_zero(r.nr_pages)));
+		(void)free_block(r.pfn, unsigned(std::countr_zero(r.nr_pages)));
 	}
 
 	machine<B> &m_;

@@ -12,21 +12,26 @@
 #               benchmarks' baseline; cmake, because doctest-dev ships only a
 #               CMake package, which meson finds through cmake)
 #   sanitizers  clang-14 and its runtimes, for the ASan/UBSan and TSan builds
+#   bench       the allocators bench/userspace_bench compares the caches with
+#               (asmjit, OpenSSL, libsodium, mimalloc; jemalloc is in base);
+#               each is optional to the build
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 base_pkgs=(g++ meson ninja-build pkg-config cmake libboost-dev liburcu-dev doctest-dev libjemalloc-dev)
 sanitizer_pkgs=(clang-14 libclang-rt-14-dev)
+bench_pkgs=(libasmjit-dev libssl-dev libsodium-dev libjemalloc-dev libmimalloc-dev)
 
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(base sanitizers)
+[ ${#groups[@]} -gt 0 ] || groups=(base sanitizers bench)
 wanted=()
 for g in "${groups[@]}"; do
 	case $g in
 	base) wanted+=("${base_pkgs[@]}") ;;
 	sanitizers) wanted+=("${sanitizer_pkgs[@]}") ;;
-	*) ua_die "unknown package group '$g' (base, sanitizers)" ;;
+	bench) wanted+=("${bench_pkgs[@]}") ;;
+	*) ua_die "unknown package group '$g' (base, sanitizers, bench)" ;;
 	esac
 done
 

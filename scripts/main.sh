@@ -67,3 +67,4 @@ if [ "${UA_LIVE:-1}" != 0 ]; then
 else
 	ua_log "UA_LIVE=0: live runs left out"
 fi
+"$ua_repo/scripts/install-deps.sh" bench && CXX=g++ ua_meson_setup "$build" --buildtype=release && ninja -C "$build" bench/userspace_bench && "$build/bench/userspace_bench" --json "$ua_repo/report/userspace.json" | tee "$ua_repo/report/userspace.txt"

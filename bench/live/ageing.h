@@ -2,8 +2,8 @@
 /*
  * live/ageing.h - ageing the live machine the way the published experiment
  * did: fill memory with page cache by reading a large sparse file (LKML,
- * Message-ID Y2ioTodn+mBXdIqp@ziqianlu-desk2, 7 Nov 2022;
- * /work/research/lkml_sockex1.md).
+ * Message-ID Y2ioTodn+mBXdIqp@ziqianlu-desk2, 7 Nov 2022; its figures are
+ * in bench/validation/published.h).
  *
  * Reading a hole of a sparse file allocates page-cache pages (zeroed) like
  * reading data does, without writing anything to disk. On these machines

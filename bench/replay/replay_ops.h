@@ -48,6 +48,7 @@
 #include <unmapped_alloc/phys.h>
 #include <unmapped_alloc/sim.h>
 
+#include "machine_load.h"
 #include "peers/peer.h"
 #include "read_probe.h"
 #include "run_result.h"
@@ -61,6 +62,7 @@ struct replay_settings {
 	std::size_t reads = 65536; /* per pass: short passes, many rounds, best of each resists noise */
 	int read_rounds = 40;
 	std::uint64_t seed = 1;
+	bool background = true, footprints = true; /* machine_load.h */
 };
 
 template <mapping_backend B>
@@ -76,26 +78,37 @@ class op_replayer {
 public:
 	using clock = std::chrono::steady_clock;
 
-	op_replayer(machine<B> &m, Peer &peer, run_result &r, std::size_t nr_ops, std::size_t samples)
+	op_replayer(machine<B> &m, Peer &peer, run_result &r, std::size_t nr_ops, const replay_settings &rs)
 		: m_(m), peer_(peer), r_(r), nr_ops_(nr_ops),
-		  step_(std::max<std::size_t>(1, (nr_ops + samples - 1) / std::max<std::size_t>(1, samples)))
+		  step_(std::max<std::size_t>(1, (nr_ops + rs.samples - 1) / std::max<std::size_t>(1, rs.samples))),
+		  load_(m, rs.background, rs.footprints, rs.seed)
 	{
 		live_.reserve(1024);
 		r_.ops = nr_ops;
 		r_.before = locked_stats(m_);
-		last_free_ = free_pages();
 		chunks_ = peer_.stats().chunks;
 		sample(0, chunks_);
 	}
 
-	/* Op i of the workload: an alloc or a free, then the chunk count and a sample when due. */
+	/*
+	 * Op i of the workload: what runs beside it first (machine_load.h), an
+	 * alloc or a free, then the chunk count and a sample when due.
+	 */
 	void step(std::size_t i, const workload::op &o)
 	{
+		if (o.k == workload::op::alloc)
+			load_.before_alloc(o);
+		else
+			load_.before_free(o);
+		const std::uint64_t before = free_pages();
 		if (o.k == workload::op::alloc)
 			alloc_op(i, o);
 		else
 			free_op(i, o);
-		note_chunks();
+		const std::uint64_t after = free_pages();
+		if (o.k != workload::op::alloc)
+			load_.after_free(o);
+		note_chunks(before, after);
 		if ((i + 1) % step_ == 0 || i + 1 == nr_ops_)
 			sample(i + 1, chunks_);
 	}
@@ -105,6 +118,7 @@ public:
 	{
 		r_.ns_per_op = nr_ops_ ? std::chrono::duration<double, std::nano>(busy_).count() / double(nr_ops_) : 0;
 		r_.after = locked_stats(m_);
+		load_.finish();
 		const peers::peer_stats end = peer_.stats();
 		r_.final_chunks = end.chunks;
 		r_.metadata_bytes = end.metadata_bytes;
@@ -202,14 +216,14 @@ private:
 
 	/*
 	 * Chunks held change only when the allocator takes or returns frames,
-	 * which moves the page allocator's free count: ask for its stats (for
+	 * which moves the page allocator's free count across its own op (the
+	 * load beside it is outside the two counts): ask for its stats (for
 	 * jemalloc a mallctl refresh, microseconds) only then. Every op either
 	 * allocates or frees, never both.
 	 */
-	void note_chunks()
+	void note_chunks(std::uint64_t before, std::uint64_t after)
 	{
-		if (const std::uint64_t nf = free_pages(); nf != last_free_) {
-			last_free_ = nf;
+		if (before != after) {
 			chunks_ = peer_.stats().chunks;
 			r_.peak_chunks = std::max<std::uint64_t>(r_.peak_chunks, chunks_);
 		}
@@ -220,8 +234,9 @@ private:
 	run_result &r_;
 	const std::size_t nr_ops_, step_;
 	std::unordered_map<std::uint64_t, live_alloc> live_;
-	std::uint64_t live_bytes_ = 0, seq_ = 0, last_free_ = 0, chunks_ = 0;
+	std::uint64_t live_bytes_ = 0, seq_ = 0, chunks_ = 0;
 	clock::duration busy_{};
+	machine_load<B> load_;
 };
 
 /* read_ns_ratio on the real backend (read_probe.h); nothing on the simulation. */
@@ -251,7 +266,7 @@ void probe_reads(machine<B> &m, const replay_settings &rs, run_result &r)
 template <mapping_backend B, class Peer>
 void replay_ops(machine<B> &m, Peer &peer, const std::vector<workload::op> &ops, const replay_settings &rs, run_result &r)
 {
-	op_replayer<B, Peer> rp(m, peer, r, ops.size(), rs.samples);
+	op_replayer<B, Peer> rp(m, peer, r, ops.size(), rs);
 	for (std::size_t i = 0; i < ops.size(); i++)
 		rp.step(i, ops[i]);
 	rp.measure_after();

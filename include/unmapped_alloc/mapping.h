@@ -2,7 +2,8 @@
 /*
  * mapping.h - umbrella of the mapping layer (above ds/): the vocabulary of
  * frames and protections, the mapping_backend contract, and the real Linux
- * backend. The simulated backend is sim/ (sim.h), the page allocator and the
+ * backend and the memfd_secret backend (secrets out of the running kernel's
+ * own direct map). The simulated backend is sim/ (sim.h), the page allocator and the
  * machine that joins it to a backend are phys/ (phys.h).
  */
 #pragma once
@@ -10,4 +11,7 @@
 #include "mapping/types.h"
 #include "mapping/memory_map.h"
 #include "mapping/backend.h"
+#include "mapping/smaps.h"
+#include "mapping/linux_contents.h"
 #include "mapping/linux_backend.h"
+#include "mapping/secretmem_backend.h"

@@ -10,3 +10,5 @@
 #include "mapping.h"
 #include "phys/page_alloc.h"
 #include "phys/machine.h"
+#include "phys/process_pages.h"
+#include "phys/background_load.h"

@@ -2,10 +2,12 @@
 // tested on both (TEST_CASE_TEMPLATE over sim_machine and real_machine).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <unmapped_alloc/unmapped_alloc.h>
 
@@ -87,6 +89,52 @@ std::string fingerprint(const Cache &c)
 	auto s = c.stats();
 	return std::to_string(s.live_bytes) + "/" + std::to_string(s.live_count) + "/" + std::to_string(s.chunks) + "/" +
 	       std::to_string(s.spare_chunks) + "/" + std::to_string(s.source.dm_changes) + "|" + c.check_consistency();
+}
+
+/* A machine aged until no two free chunks are adjacent (scatter_free_chunks()). */
+struct scattered_chunks {
+	std::vector<ua::pfn_t> held;  /* order-9 blocks taken for the ageing: free_blocks() gives them back */
+	std::vector<ua::pfn_t> freed; /* the free chunks, no two adjacent */
+};
+
+/*
+ * Ages m as a long-running machine whose free memory is all scattered:
+ * takes every order-9 block a cache could use (ZONE_NORMAL), then gives
+ * back every other one by address, so between any two free chunks lies a
+ * taken one and no block larger than a chunk is free.
+ */
+template <class Machine>
+scattered_chunks scatter_free_chunks(Machine &m)
+{
+	scattered_chunks s;
+	typename Machine::guard g(m.lock);
+	for (;;) {
+		auto r = m.pages.alloc_pages(ua::chunk_order, ua::gfp_normal_only);
+		if (!r.ok())
+			break;
+		s.held.push_back(r.value);
+	}
+	std::sort(s.held.begin(), s.held.end());
+	std::vector<ua::pfn_t> keep;
+	for (std::size_t i = 0; i < s.held.size(); i++) {
+		if (i % 2 == 0) {
+			UA_CHECK(m.pages.free_pages(s.held[i], ua::chunk_order) == ua::error::ok, "cannot free an ageing block");
+			s.freed.push_back(s.held[i]);
+		} else {
+			keep.push_back(s.held[i]);
+		}
+	}
+	s.held = std::move(keep);
+	return s;
+}
+
+/* Gives the blocks scatter_free_chunks() kept back to the page allocator. */
+template <class Machine>
+void free_blocks(Machine &m, const scattered_chunks &s)
+{
+	typename Machine::guard g(m.lock);
+	for (ua::pfn_t p : s.held)
+		UA_CHECK(m.pages.free_pages(p, ua::chunk_order) == ua::error::ok, "cannot free an ageing block");
 }
 
 }  // namespace ua_test

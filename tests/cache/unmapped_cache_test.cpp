@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <thread>
@@ -158,7 +159,7 @@ TEST_CASE_TEMPLATE("cache: spare chunks, release beyond them and shrink restore 
 	CHECK(m->pages.nr_free_pages() == free_before);
 }
 
-TEST_CASE_TEMPLATE("cache: allocations larger than a chunk take whole contiguous chunks", M, BACKENDS)
+TEST_CASE_TEMPLATE("cache: allocations larger than a chunk take whole chunks at one contiguous alias", M, BACKENDS)
 {
 	auto m = M::make();
 	std::uint64_t free_before = m->pages.nr_free_pages();
@@ -178,6 +179,52 @@ TEST_CASE_TEMPLATE("cache: allocations larger than a chunk take whole contiguous
 	CHECK(c.free(r.value) != error::ok);
 	CHECK(c.stats().chunks == 0);
 	CHECK(m->pages.nr_free_pages() == free_before);
+}
+
+TEST_CASE_TEMPLATE("cache: no large allocation that vmalloc() would satisfy fails when no two free chunks are adjacent", M,
+		   BACKENDS)
+{
+	auto m = M::make();
+	const auto aged = ua_test::scatter_free_chunks(*m);
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::size_t nr_free = aged.freed.size();
+	REQUIRE(nr_free >= 8);
+	unmapped_cache<typename M::backend> c(*m, text_cache_config());
+	/* Allocations of 2, 3, 5, 7, ... chunks (up to 1 GiB) until every free chunk is in one. */
+	const std::size_t counts[] = {2, 3, 5, 7, 11, 64, 512};
+	std::vector<std::pair<void *, std::size_t>> live;
+	std::size_t left = nr_free;
+	for (std::size_t i = 0; left >= 2; i++) {
+		std::size_t n = std::min(left, counts[i % std::size(counts)]);
+		CAPTURE(n);
+		auto r = c.alloc(n * chunk_size - 100);
+		REQUIRE(r.ok());
+		auto a = reinterpret_cast<std::uintptr_t>(r.value);
+		/* One write across the last two chunks, which are not adjacent in memory. */
+		const char code[] = "\x0f\x0b across chunks";
+		REQUIRE(c.write(reinterpret_cast<void *>(a + (n - 1) * chunk_size - 8), code, sizeof code) == error::ok);
+		char back[sizeof code] = {};
+		if (ua_test::read_alias<typename M::backend>(reinterpret_cast<const void *>(a + (n - 1) * chunk_size - 8), back,
+							     sizeof back))
+			CHECK(std::memcmp(back, code, sizeof code) == 0);
+		auto f = c.find_allocation(reinterpret_cast<void *>(a + n * chunk_size - 1));
+		REQUIRE(f.ok());
+		CHECK(f.value.addr == a);
+		CHECK(f.value.size == n * chunk_size);
+		live.emplace_back(r.value, n);
+		left -= n;
+	}
+	CHECK(c.check_consistency().empty());
+	CHECK(m->pages.nr_free_pages() == left * pages_per_chunk);
+	/* Now there is no room: refused, and nothing changed. */
+	const std::string before = fingerprint(c);
+	CHECK(c.alloc(2 * chunk_size).err == error::no_memory);
+	CHECK(fingerprint(c) == before);
+	for (auto &[p, n] : live)
+		REQUIRE(c.free(p) == error::ok);
+	CHECK(c.stats().chunks == 0);
+	CHECK(m->pages.nr_free_pages() == free0);
+	ua_test::free_blocks(*m, aged);
 }
 
 TEST_CASE_TEMPLATE("cache: bad input gets a clear error and changes nothing", M, BACKENDS)

@@ -93,7 +93,7 @@ TEST_CASE("construction: sizes, failures are values, frames start read-write")
 	/* The view and the memfd are the same memory. */
 	*b.direct_map_address(5) = std::byte{0x77};
 	unsigned char c = 0;
-	REQUIRE(::pread(b.memfd(), &c, 1, 5 << page_shift) == 1);
+	REQUIRE(::pread(ua::linux_backend_test_access::memfd(b), &c, 1, 5 << page_shift) == 1);
 	CHECK(c == 0x77);
 
 	/* Moving hands the memory over. */
@@ -183,8 +183,8 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(b.stats().pmd_mapped_kb == view_kb);
 	REQUIRE(b.set_direct_map_default({2 * pages_per_chunk, pages_per_chunk}) == 0);
 	/* Whole-chunk changes leave nothing for collapse() to do. */
-	CHECK_FALSE(b.may_be_split(pages_per_chunk));
-	CHECK_FALSE(b.may_be_split(2 * pages_per_chunk));
+	CHECK_FALSE(ua::linux_backend_test_access::may_be_split(b, pages_per_chunk));
+	CHECK_FALSE(ua::linux_backend_test_access::may_be_split(b, 2 * pages_per_chunk));
 	CHECK(b.collapse({pages_per_chunk, 2 * pages_per_chunk}) == 0);
 	CHECK(b.stats().direct_map_level2_collapses == 0);
 
@@ -197,9 +197,9 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(s.directmap_4k_kb == pmd_kb);
 	CHECK(s.direct_map_level2_splits == 1);
 	CHECK(s.vma_count == vmas_before + 2); /* the page's VMA cut the chunk's in three */
-	CHECK(b.may_be_split(2 * pages_per_chunk + 500));
-	CHECK_FALSE(b.may_be_split(pages_per_chunk));
-	CHECK_FALSE(b.may_be_split(3 * pages_per_chunk));
+	CHECK(ua::linux_backend_test_access::may_be_split(b, 2 * pages_per_chunk + 500));
+	CHECK_FALSE(ua::linux_backend_test_access::may_be_split(b, pages_per_chunk));
+	CHECK_FALSE(ua::linux_backend_test_access::may_be_split(b, 3 * pages_per_chunk));
 
 	/* Restoring does not merge it back. */
 	REQUIRE(b.set_direct_map_default({2 * pages_per_chunk + 7, 1}) == 0);
@@ -216,7 +216,7 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(s.direct_map_level2_collapses == 1);
 	CHECK(s.direct_map_level2_splits == 0);
 	CHECK(*b.direct_map_address(2 * pages_per_chunk + 7) == std::byte{9});
-	CHECK_FALSE(b.may_be_split(2 * pages_per_chunk));
+	CHECK_FALSE(ua::linux_backend_test_access::may_be_split(b, 2 * pages_per_chunk));
 
 	/*
 	 * Unlike CPA, the split only zapped the PMD: the shmem folio stayed one
@@ -239,7 +239,7 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(s.pmd_mapped_kb == view_kb - pmd_kb);
 	CHECK(s.direct_map_level2_splits == 1);
 	CHECK(s.direct_map_level2_collapses == 1);
-	CHECK(b.may_be_split(3 * pages_per_chunk)); /* still to merge once its frames agree */
+	CHECK(ua::linux_backend_test_access::may_be_split(b, 3 * pages_per_chunk)); /* still to merge once its frames agree */
 
 	/* They do: the next collapse merges it. A change that ends inside a 2 MiB page marks that page too. */
 	REQUIRE(b.set_direct_map_default({3 * pages_per_chunk, 1}) == 0);
@@ -249,13 +249,13 @@ TEST_CASE("kernel figures: whole-chunk changes keep the PMD, a 4 KiB change spli
 	CHECK(s.direct_map_level2_collapses == 2);
 	REQUIRE(b.set_direct_map_default({pages_per_chunk, pages_per_chunk}) == 0);
 	REQUIRE(b.set_direct_map_invalid({0, pages_per_chunk + 3}) == 0);
-	CHECK_FALSE(b.may_be_split(0));
-	CHECK(b.may_be_split(pages_per_chunk));
+	CHECK_FALSE(ua::linux_backend_test_access::may_be_split(b, 0));
+	CHECK(ua::linux_backend_test_access::may_be_split(b, pages_per_chunk));
 	CHECK(b.stats().pmd_mapped_kb == view_kb - pmd_kb);
 	REQUIRE(b.set_direct_map_default({0, pages_per_chunk + 3}) == 0);
 	REQUIRE(b.collapse({0, 2 * pages_per_chunk}) == 0);
 	CHECK(b.stats().pmd_mapped_kb == view_kb);
-	CHECK_FALSE(b.may_be_split(pages_per_chunk));
+	CHECK_FALSE(ua::linux_backend_test_access::may_be_split(b, pages_per_chunk));
 }
 
 #if defined(__x86_64__)
@@ -427,13 +427,13 @@ TEST_CASE("release_frames gives the contents back: they read as zeros")
 	std::uintptr_t a = 0;
 	REQUIRE(b.map_alias({0, pages_per_chunk}, prot::read, &a) == 0);
 	std::memset(b.direct_map_address(0), 0xab, 2 * chunk_size);
-	CHECK_FALSE(b.frames_released(3));
+	CHECK_FALSE(ua::linux_backend_test_access::frames_released(b, 3));
 
 	REQUIRE(b.release_frames({3, 2}) == 0);
 	/* Writes into that 2 MiB page allocate first from now on; the next page's do not need to. */
-	CHECK(b.frames_released(0));
-	CHECK(b.frames_released(pages_per_chunk - 1));
-	CHECK_FALSE(b.frames_released(pages_per_chunk));
+	CHECK(ua::linux_backend_test_access::frames_released(b, 0));
+	CHECK(ua::linux_backend_test_access::frames_released(b, pages_per_chunk - 1));
+	CHECK_FALSE(ua::linux_backend_test_access::frames_released(b, pages_per_chunk));
 	CHECK(*b.direct_map_address(2) == std::byte{0xab});
 	CHECK(*b.direct_map_address(3) == std::byte{0});
 	CHECK(*(b.direct_map_address(5) - 1) == std::byte{0});
@@ -450,7 +450,7 @@ TEST_CASE("release_frames gives the contents back: they read as zeros")
 	CHECK(zero);
 
 	/* Writes after a release allocate again. */
-	CHECK(b.frames_released(pages_per_chunk));
+	CHECK(ua::linux_backend_test_access::frames_released(b, pages_per_chunk));
 	const char msg[] = "again";
 	REQUIRE(b.write_frames(pages_per_chunk, 10, msg, sizeof(msg)) == 0);
 	CHECK(std::memcmp(b.direct_map_address(pages_per_chunk) + 10, msg, sizeof(msg)) == 0);
@@ -458,7 +458,7 @@ TEST_CASE("release_frames gives the contents back: they read as zeros")
 	CHECK(*b.direct_map_address(3) == std::byte{0x5a});
 	CHECK(*(b.direct_map_address(5) - 1) == std::byte{0x5a});
 	/* And where nothing was released, writes go straight to pwrite. */
-	CHECK_FALSE(b.frames_released(2 * pages_per_chunk));
+	CHECK_FALSE(ua::linux_backend_test_access::frames_released(b, 2 * pages_per_chunk));
 	REQUIRE(b.fill_frames(2 * pages_per_chunk, 100, 0x77, 3 * page_size) == 0);
 	CHECK(*(b.direct_map_address(2 * pages_per_chunk) + 100) == std::byte{0x77});
 	CHECK(*(b.direct_map_address(2 * pages_per_chunk) + 100 + 3 * page_size - 1) == std::byte{0x77});

@@ -22,7 +22,7 @@ constexpr std::size_t unit = 64; /* BPF_PROG_CHUNK_SIZE */
 std::vector<unsigned char> read_frames(const linux_backend &b, pfn_t pfn, std::size_t off, std::size_t n)
 {
 	std::vector<unsigned char> out(n);
-	REQUIRE(::pread(b.memfd(), out.data(), n, off_t((pfn << page_shift) + off)) == ssize_t(n));
+	REQUIRE(::pread(ua::linux_backend_test_access::memfd(b), out.data(), n, off_t((pfn << page_shift) + off)) == ssize_t(n));
 	return out;
 }
 

@@ -5,7 +5,7 @@
  * DirectMap figures of two real boots - this project's machine (6.18, 24 GiB
  * of RAM, DirectMap totalling 26 GiB) and the 8 GiB VM of the published
  * sockex1 experiment (LKML, Y2ioTodn+mBXdIqp@ziqianlu-desk2, totalling
- * 10485596 kB). The derivations are in /work/research/boot_direct_map.md.
+ * 10485596 kB). Each test below works its boot out.
  */
 #include <doctest/doctest.h>
 

@@ -17,8 +17,10 @@
 #pragma once
 
 #include <cstddef>
-#include <mutex>
 #include <vector>
+
+#include "../ds.h"
+#include "../thread_safety.h"
 
 namespace ua {
 
@@ -46,12 +48,12 @@ public:
 
 	void register_shrinker(shrinker *s)
 	{
-		std::lock_guard<std::mutex> g(lock_);
+		mutex_guard g(lock_);
 		list_.push_back(s);
 	}
 	void unregister_shrinker(shrinker *s)
 	{
-		std::lock_guard<std::mutex> g(lock_);
+		mutex_guard g(lock_);
 		for (auto it = list_.begin(); it != list_.end(); ++it)
 			if (*it == s) {
 				list_.erase(it);
@@ -62,7 +64,7 @@ public:
 	/* Sum of count_objects() over every shrinker. */
 	std::size_t count() const
 	{
-		std::lock_guard<std::mutex> g(lock_);
+		mutex_guard g(lock_);
 		std::size_t n = 0;
 		for (shrinker *s : list_) {
 			shrink_control sc;
@@ -74,7 +76,7 @@ public:
 	/* Asks each shrinker to free up to nr_to_scan objects; returns how many were freed. */
 	std::size_t shrink(std::size_t nr_to_scan)
 	{
-		std::lock_guard<std::mutex> g(lock_);
+		mutex_guard g(lock_);
 		std::size_t freed = 0;
 		for (shrinker *s : list_) {
 			if (freed >= nr_to_scan)
@@ -93,8 +95,8 @@ public:
 	std::size_t shrink_all() { return shrink(~std::size_t{0} - 1); }
 
 private:
-	mutable std::mutex lock_;
-	std::vector<shrinker *> list_;
+	mutable mutex lock_;
+	std::vector<shrinker *> list_ UA_GUARDED_BY(lock_);
 };
 
 }  // namespace ua

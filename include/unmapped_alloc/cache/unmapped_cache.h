@@ -11,7 +11,16 @@
  * kept as a spare, up to cfg.spare_chunks, so a workload oscillating at a
  * chunk boundary does not ping-pong chunks through the direct map; beyond
  * that it goes back with its large mapping intact. Requests larger than a
- * chunk take a run of whole contiguous chunks of their own.
+ * chunk take a run of whole chunks of their own, at one virtually contiguous
+ * alias, physically wherever the page allocator has chunks (as vmalloc();
+ * cache/chunk_run.h, cache/chunk_source.h).
+ *
+ * Three rooms. This header is the front end: the shards, alloc, free,
+ * free_deferred, write, and the lockless lookups. The runs of chunks the
+ * cache holds, with their records, spares and shrinking, are the registry's
+ * (cache/chunk_registry.h), under the chunk lock; large allocations are
+ * cache/large_runs.h's. Every operation on a pointer opens with the same
+ * lookup, lookup_chunk(): table slot, then the chunk's record, then its tag.
  *
  * Contents never pass through a writable+executable address: text and ro
  * memory is written with write() (the backend's text_poke_copy() path); new
@@ -29,12 +38,16 @@
  *                        deferred-free set of that shard, and the chunk
  *                        table's tag of each chunk it holds (a chunk joins
  *                        or leaves a shard only under its lock);
- *   2. chunk_lock_       the spare list, large runs, chunk records and the
- *                        chunk table's entries (insert, erase);
+ *   2. the chunk lock    chunk_registry::lock: the spare list, large runs,
+ *                        chunk records and the chunk table's entries
+ *                        (insert, erase);
  *   3. machine::lock     page allocator and backend (taken by chunk_source).
  * The shrinker registry lock (cache/shrinker.h) comes before all of them.
  * 1 and 2 are ua::mutex (ds/mutex.h): a futex lock whose uncontended lock
- * is one inlined compare-exchange and whose unlock is a plain store.
+ * is one inlined compare-exchange and whose unlock is a plain store. Both
+ * are capabilities (thread_safety.h): what each protects is declared
+ * UA_GUARDED_BY it and every *_locked function UA_REQUIRES it, so clang's
+ * -Wthread-safety checks the rules above at every build.
  *
  * The chunk table. Each chunk the cache holds maps to its chunk_rec, and
  * beside it (ds/chunk_table.h's tag, in the same cache line) to where it is:
@@ -70,7 +83,6 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <string>
 #include <unordered_set>
@@ -81,8 +93,11 @@
 #include "../ds.h"
 #include "../error.h"
 #include "../phys.h"
+#include "../thread_safety.h"
 #include "cache_config.h"
+#include "chunk_registry.h"
 #include "chunk_source.h"
+#include "large_runs.h"
 #include "rcu.h"
 #include "shrinker.h"
 
@@ -109,29 +124,40 @@ class unmapped_cache {
 	/* Retired arena chunk records reclaimed together, one grace period for the batch. */
 	static constexpr std::size_t retired_batch = 8;
 
-	/* One per run of chunks the cache holds; every chunk of the run maps to it. */
-	struct chunk_rec {
-		chunk_run run;                         /* written under chunk_lock_ before publication */
-		std::atomic<bool> large{false};        /* a run serving one large allocation */
-		std::atomic<std::uintptr_t> base{0};   /* run.alias, for lockless readers */
-		std::atomic<std::size_t> bytes{0};     /* run.bytes(), for lockless readers */
-		bool in_use = false;                   /* chunk_lock_: held (false while on free_recs_) */
-	};
+	using registry_type = chunk_registry<Backend>;
+	using slot_type = typename registry_type::slot_type;
 
 	struct shard {
-		mutex lock;
-		arena a;
-		unsigned index;
-		std::size_t retired = 0;                     /* chunks removed since the last reclaim */
-		std::unordered_set<std::uintptr_t> deferred; /* queued behind a grace period */
-		shard(const arena_config &c, unsigned i) : a(c), index(i) {}
-	};
+		const registry_type &reg;                /* names the chunk lock, for the lock order */
+		mutable mutex lock UA_ACQUIRED_BEFORE(reg.lock);
+		arena a UA_GUARDED_BY(lock);
+		const unsigned index;
+		std::size_t retired UA_GUARDED_BY(lock) = 0;                     /* chunks removed since the last reclaim */
+		std::unordered_set<std::uintptr_t> deferred UA_GUARDED_BY(lock); /* queued behind a grace period */
+		shard(const registry_type &r, const arena_config &c, unsigned i) : reg(r), a(c), index(i) {}
 
-	using table_type = chunk_table<chunk_rec, true>;
-	using slot_type = typename table_type::slot_type;
+		/*
+		 * The arena for what it allows without the lock: prefetch_free(),
+		 * lookup_lockless() and chunk_at() (arena/arena.h), whose readers
+		 * are checked again under the lock or run under RCU.
+		 */
+		const arena &lockless() const noexcept UA_NO_THREAD_SAFETY_ANALYSIS { return a; }
+	};
 
 	static unsigned tag_shard(std::uintptr_t tag) noexcept { return unsigned(tag & shard_mask); }
 	static arena_chunk *tag_chunk(std::uintptr_t tag) noexcept { return reinterpret_cast<arena_chunk *>(tag & ~shard_mask); }
+
+	/*
+	 * What a pointer's chunk is, read without a lock: its table slot, the
+	 * record the slot maps to (nullptr: not this cache's memory) and the tag
+	 * (0: a large run or a spare chunk; else the shard and arena record).
+	 * Each is a hint until checked under the lock that protects it.
+	 */
+	struct chunk_ref {
+		const slot_type *slot = nullptr;
+		chunk_rec *rec = nullptr;
+		std::uintptr_t tag = 0;
+	};
 
 	struct deferred_free {
 		rcu_head head;
@@ -142,14 +168,14 @@ class unmapped_cache {
 public:
 	using backend_type = Backend;
 
-	unmapped_cache(machine<Backend> &m, cache_config cfg) : cfg_(cfg), src_(m, cfg_)
+	unmapped_cache(machine<Backend> &m, cache_config cfg) : cfg_(cfg), reg_(m, cfg_), large_(reg_, cfg_)
 	{
 		UA_CHECK(cfg_.valid(), "cache_config: invalid configuration");
 		UA_CHECK(cfg_.nr_shards <= shard_mask + 1, "unmapped_cache: a shard's number must fit in a tag");
 		arena_config ac{.granule = cfg_.granule};
 		shards_.reserve(cfg_.nr_shards);
 		for (unsigned i = 0; i < cfg_.nr_shards; i++)
-			shards_.push_back(std::make_unique<shard>(ac, i));
+			shards_.push_back(std::make_unique<shard>(reg_, ac, i));
 		shrinker_.name = cfg_.name;
 		shrinker_.count_objects = &shrinker_count;
 		shrinker_.scan_objects = &shrinker_scan;
@@ -159,7 +185,7 @@ public:
 	unmapped_cache(const unmapped_cache &) = delete;
 	unmapped_cache &operator=(const unmapped_cache &) = delete;
 
-	/* Waits for deferred frees, then gives every chunk back (live allocations included). */
+	/* Waits for deferred frees; then the registry gives every chunk back (live allocations included). */
 	~unmapped_cache()
 	{
 		shrinker_registry::global().unregister_shrinker(&shrinker_);
@@ -167,15 +193,6 @@ public:
 		do
 			rcu::barrier();
 		while (pending_.load(std::memory_order_acquire));
-		std::lock_guard<mutex> g(chunk_lock_);
-		for (chunk_rec *rec : recs_) {
-			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
-				table_.erase(rec->run.alias + i * chunk_size);
-			UA_CHECK(src_.release(rec->run) == error::ok, "unmapped_cache: cannot give a chunk back at teardown");
-			delete rec;
-		}
-		for (chunk_rec *rec : free_recs_)
-			delete rec;
 	}
 
 	const cache_config &config() const noexcept { return cfg_; }
@@ -194,32 +211,32 @@ public:
 		if (size > max_size())
 			return result<void *>::failure(error::too_large);
 		if (size > chunk_size)
-			return alloc_large(size, flags);
+			return large_.alloc(size, flags);
 
 		/* One shard: no thread number and no division (a 64-bit div sat before the lock). */
 		unsigned nr = cfg_.nr_shards;
 		shard &s = *shards_[nr == 1 ? 0 : detail::thread_number() % nr];
-		std::lock_guard<mutex> g(s.lock);
+		mutex_guard g(s.lock);
 		auto r = s.a.alloc(size, align);
 		if (r.err == error::no_space) {
 			if (flags & ua_norefill)
 				return result<void *>::failure(error::no_memory);
-			if (error e = populate(s); e != error::ok)
+			if (error e = populate_locked(s); e != error::ok)
 				return result<void *>::failure(e);
 			r = s.a.alloc(size, align);
 		}
 		if (!r.ok())
 			return result<void *>::failure(r.err);
 		if (flags & ua_zero) {
-			chunk_rec *rec = table_.lookup(r.value);
+			chunk_rec *rec = reg_.table().lookup(r.value);
 			std::size_t n = align_up(size, cfg_.granule);
-			if (src_.fill(rec->run, r.value - rec->run.alias, 0, n) != error::ok) {
+			if (reg_.source().fill(rec->run, r.value - rec->run.alias, 0, n) != error::ok) {
 				auto f = s.a.free(r.value);
 				UA_CHECK(f.ok(), "unmapped_cache: cannot undo an allocation");
 				if (f.value.empty_chunk) {
 					/* The chunk was added for this request: do not leave it empty in the arena. */
 					detach_locked(s, f.value.empty_chunk);
-					park_or_release(rec);
+					reg_.park_or_release(rec);
 				}
 				return result<void *>::failure(error::backend_failure);
 			}
@@ -232,21 +249,24 @@ public:
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		if (!addr)
 			return error::ok;
-		const slot_type *sl = table_.slot(addr);
-		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
-		if (!rec)
+		chunk_ref c = lookup_chunk(addr);
+		if (!c.rec)
 			return error::foreign_pointer;
-		std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
-		if (!tag) [[unlikely]] /* a large run, or a spare chunk where nothing is allocated */
-			return rec->large.load(std::memory_order_acquire) ? free_large(rec, addr) : error::not_live;
-		shard &s = *shards_[tag_shard(tag)];
+		if (!c.tag) [[unlikely]] /* a large run, or a spare chunk where nothing is allocated */
+			return is_large(c.rec->get()) ? large_.free(c.rec, addr) : error::not_live;
+		shard &s = *shards_[tag_shard(c.tag)];
 		/* What free_locked reads first loads while the lock is taken (the tag may be stale here). */
-		s.a.prefetch_free(tag_chunk(tag), addr);
-		__builtin_prefetch(&rec->run);
-		std::unique_lock<mutex> g(s.lock);
-		if (!s.deferred.empty() && s.deferred.count(addr))
-			return error::not_live; /* already freed with free_deferred() */
-		return free_locked(s, g, *sl, addr);
+		s.lockless().prefetch_free(tag_chunk(c.tag), addr);
+		__builtin_prefetch(&c.rec->run);
+		freed f;
+		{
+			mutex_guard g(s.lock);
+			if (!s.deferred.empty() && s.deferred.count(addr))
+				return error::not_live; /* already freed with free_deferred() */
+			f = free_locked(s, *c.slot, addr);
+		}
+		after_free(f);
+		return f.err;
 	}
 
 	/* Frees p after an RCU grace period: readers and executors of p finish first. */
@@ -255,45 +275,16 @@ public:
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		if (!addr)
 			return error::ok;
-		const slot_type *sl = table_.slot(addr);
-		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
-		if (!rec)
+		chunk_ref c = lookup_chunk(addr);
+		if (!c.rec)
 			return error::foreign_pointer;
 		auto *d = new (std::nothrow) deferred_free{{}, this, addr};
 		if (!d)
 			return error::no_memory;
-		if (rec->large.load(std::memory_order_acquire)) {
-			std::lock_guard<mutex> g(chunk_lock_);
-			if (!rec->in_use || !rec->large || addr != rec->run.alias) {
-				delete d;
-				return rec->in_use ? error::interior_pointer : error::not_live;
-			}
-			if (!large_deferred_.insert(addr).second) {
-				delete d;
-				return error::not_live;
-			}
-		} else {
-			std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
-			if (!tag) {
-				delete d;
-				return error::not_live;
-			}
-			shard &s = *shards_[tag_shard(tag)];
-			std::lock_guard<mutex> g(s.lock);
-			error e = check_start_locked(s, addr); /* the arena's own lookup: exact under the lock */
-			if (e == error::ok && s.deferred.count(addr))
-				e = error::not_live;
-			if (e == error::ok) {
-				try {
-					s.deferred.insert(addr);
-				} catch (...) {
-					e = error::no_memory;
-				}
-			}
-			if (e != error::ok) {
-				delete d;
-				return e;
-			}
+		error e = is_large(c.rec->get()) ? large_.defer(c.rec, addr) : c.tag ? defer_small(c, addr) : error::not_live;
+		if (e != error::ok) {
+			delete d;
+			return e;
 		}
 		pending_.fetch_add(1, std::memory_order_relaxed);
 		rcu::call(&d->head, &deferred_free_cb);
@@ -308,31 +299,21 @@ public:
 		if (len == 0)
 			return error::zero_size;
 		auto addr = reinterpret_cast<std::uintptr_t>(dst);
-		const slot_type *sl = table_.slot(addr);
-		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
-		if (!rec)
+		chunk_ref c = lookup_chunk(addr);
+		if (!c.rec)
 			return error::foreign_pointer;
-		std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
-		if (!tag) {
-			if (!rec->large.load(std::memory_order_acquire))
-				return error::not_live;
-			std::lock_guard<mutex> g(chunk_lock_);
-			if (!rec->in_use || !rec->large || sl->value.load(std::memory_order_relaxed) != rec)
-				return error::not_live;
-			if (addr + len > rec->run.alias + rec->run.bytes() || addr + len < addr)
-				return error::too_large;
-			return src_.write(rec->run, addr - rec->run.alias, src, len);
-		}
-		shard &s = *shards_[tag_shard(tag)];
-		std::lock_guard<mutex> g(s.lock);
+		if (!c.tag)
+			return is_large(c.rec->get()) ? large_.write(*c.slot, c.rec, addr, src, len) : error::not_live;
+		shard &s = *shards_[tag_shard(c.tag)];
+		mutex_guard g(s.lock);
 		auto l = s.a.lookup(addr);
 		if (!l.ok())
 			return l.err;
 		if (len > l.value.addr + l.value.size - addr)
 			return error::too_large; /* would run past the allocation */
 		/* addr is live in s, so its chunk is in s and cannot change now: load its record again. */
-		rec = sl->value.load(std::memory_order_relaxed);
-		return src_.write(rec->run, addr - rec->run.alias, src, len);
+		chunk_rec *rec = c.slot->value.load(std::memory_order_relaxed);
+		return reg_.source().write(rec->run, addr - rec->run.alias, src, len);
 	}
 
 	/* ---- lock-free lookups (RCU) -------------------------------------- */
@@ -341,7 +322,7 @@ public:
 	bool contains(const void *p) const noexcept
 	{
 		rcu::read_guard rg;
-		return table_.lookup(reinterpret_cast<std::uintptr_t>(p)) != nullptr;
+		return reg_.table().lookup(reinterpret_cast<std::uintptr_t>(p)) != nullptr;
 	}
 
 	/* The live allocation containing p (its start and size). Never blocks. */
@@ -349,47 +330,23 @@ public:
 	{
 		auto addr = reinterpret_cast<std::uintptr_t>(p);
 		rcu::read_guard rg;
-		const slot_type *sl = table_.slot(addr);
-		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
-		if (!rec)
+		chunk_ref c = lookup_chunk(addr);
+		if (!c.rec)
 			return result<allocation>::failure(error::foreign_pointer);
-		if (rec->large.load(std::memory_order_acquire))
-			return {allocation{rec->base.load(std::memory_order_relaxed), rec->bytes.load(std::memory_order_relaxed)},
+		if (is_large(c.rec->get()))
+			return {allocation{c.rec->base.load(std::memory_order_relaxed), c.rec->bytes.load(std::memory_order_relaxed)},
 				error::ok};
-		std::uintptr_t tag = sl->tag.load(std::memory_order_acquire);
-		if (!tag)
+		if (!c.tag)
 			return result<allocation>::failure(error::not_live);
-		return shards_[tag_shard(tag)]->a.lookup_lockless(addr);
+		return shards_[tag_shard(c.tag)]->lockless().lookup_lockless(addr);
 	}
 
 	/* ---- chunks, shrinking, stats -------------------------------------- */
 
-	/* Gives back up to nr spare chunks; returns how many went back. */
+	/* Gives back up to nr spare chunks (and freed large runs whose release failed); returns how many went back. */
 	std::size_t shrink(std::size_t nr = ~std::size_t{0}) noexcept
 	{
-		std::vector<chunk_rec *> victims;
-		std::size_t freed = 0;
-		{
-			std::lock_guard<mutex> g(chunk_lock_);
-			while (nr && !unreleased_.empty()) {
-				chunk_rec *rec = unreleased_.back();
-				unreleased_.pop_back();
-				nr--;
-				if (release_rec_locked(rec) == error::ok)
-					freed++;
-				else
-					unreleased_.push_back(rec); /* room: it was just taken out */
-			}
-			while (nr-- && !spares_.empty()) {
-				victims.push_back(spares_.back());
-				spares_.pop_back();
-			}
-			for (chunk_rec *rec : victims)
-				if (release_rec_locked(rec) == error::ok)
-					freed++;
-				else
-					spares_.push_back(rec); /* still held and usable: keep it as a spare */
-		}
+		std::size_t freed = reg_.shrink(nr);
 		reclaim_retired();
 		return freed;
 	}
@@ -398,32 +355,23 @@ public:
 	{
 		cache_stats st;
 		for (auto &sp : shards_) {
-			std::lock_guard<mutex> g(sp->lock);
+			mutex_guard g(sp->lock);
 			arena_stats as = sp->a.stats();
 			st.live_bytes += as.live_bytes;
 			st.live_count += as.live_count;
 			st.chunks += as.chunks;
 			st.metadata_bytes += as.metadata_bytes;
 		}
-		std::lock_guard<mutex> g(chunk_lock_);
-		for (chunk_rec *rec : recs_) {
-			if (rec->large.load(std::memory_order_relaxed)) {
-				st.live_bytes += rec->run.bytes();
-				st.live_count++;
-				st.chunks += rec->run.nr_chunks;
-				st.large_runs++;
-			}
-		}
-		st.spare_chunks = spares_.size();
-		for (chunk_rec *rec : unreleased_)
-			st.spare_chunks += rec->run.nr_chunks;
-		st.chunks += st.spare_chunks;
-		st.peak_chunks = peak_chunks_;
-		st.metadata_bytes += sizeof(*this) + table_.memory_bytes() +
-				     (recs_.capacity() + free_recs_.capacity()) * sizeof(void *) +
-				     (recs_.size() + free_recs_.size()) * sizeof(chunk_rec);
+		registry_stats rs = reg_.stats();
+		st.live_bytes += rs.large_bytes;
+		st.live_count += rs.large_runs;
+		st.chunks += rs.large_chunks + rs.spare_chunks;
+		st.large_runs = rs.large_runs;
+		st.spare_chunks = rs.spare_chunks;
+		st.peak_chunks = rs.peak_chunks;
+		st.metadata_bytes += sizeof(*this) + rs.metadata_bytes;
 		st.deferred_pending = pending_.load(std::memory_order_acquire); /* pairs with the release in complete_deferred */
-		st.source = src_.stats();
+		st.source = reg_.source().stats();
 		return st;
 	}
 
@@ -431,138 +379,77 @@ public:
 	std::string check_consistency() const
 	{
 		for (auto &sp : shards_) {
-			std::lock_guard<mutex> g(sp->lock);
+			mutex_guard g(sp->lock);
 			if (std::string why = sp->a.check_consistency(); !why.empty())
 				return std::string(cfg_.name) + ": " + why;
 			std::string why;
+			const shard &s = *sp;
 			sp->a.for_each_chunk([&](std::uintptr_t base, std::size_t) {
-				const slot_type *sl = table_.slot(base);
-				if (why.empty() && (!sl || sl->tag.load(std::memory_order_relaxed) != make_tag(*sp, base)))
+				const slot_type *sl = reg_.table().slot(base);
+				chunk_rec *rec = sl ? sl->value.load(std::memory_order_relaxed) : nullptr;
+				if (why.empty() && (!rec || sl->tag.load(std::memory_order_relaxed) != make_tag(s, base)))
 					why = std::string(cfg_.name) + ": a chunk's tag does not name its shard and arena record";
+				if (why.empty() && rec->get() != chunk_state::in_shard)
+					why = std::string(cfg_.name) + ": a chunk in an arena is not in state in_shard";
 			});
 			if (!why.empty())
 				return why;
 		}
-		std::lock_guard<mutex> g(chunk_lock_);
-		for (chunk_rec *rec : recs_)
-			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
-				if (table_.lookup(rec->run.alias + i * chunk_size) != rec)
-					return std::string(cfg_.name) + ": chunk record missing from the chunk table";
+		if (std::string why = reg_.check_consistency(); !why.empty())
+			return std::string(cfg_.name) + ": " + why;
 		return {};
 	}
 
 	/* Largest request served: whole-chunk runs up to 1 GiB (the page allocator's largest block). */
 	static constexpr std::size_t max_size() noexcept { return pud_size; }
 
-	chunk_source<Backend> &source() noexcept { return src_; }
+	chunk_source<Backend> &source() noexcept { return reg_.source(); }
 
 private:
-	/* Adds a chunk to shard s (lock held): a spare if any, else a new one. */
-	error populate(shard &s) noexcept
+	/*
+	 * The one lookup every operation on a pointer opens with: slot, record,
+	 * tag, in that order (acquire loads: the record is published after its
+	 * run is written, the tag after the arena record). No lock.
+	 */
+	chunk_ref lookup_chunk(std::uintptr_t addr) const noexcept
 	{
-		chunk_rec *rec = nullptr;
-		{
-			std::lock_guard<mutex> g(chunk_lock_);
-			if (!spares_.empty()) {
-				rec = spares_.back();
-				spares_.pop_back();
-			}
-		}
+		chunk_ref c;
+		c.slot = reg_.table().slot(addr);
+		c.rec = c.slot ? c.slot->value.load(std::memory_order_acquire) : nullptr;
+		if (c.rec)
+			c.tag = c.slot->tag.load(std::memory_order_acquire);
+		return c;
+	}
+
+	/* Adds a chunk to shard s (its lock held): a spare if any, else a new one. */
+	error populate_locked(shard &s) noexcept UA_REQUIRES(s.lock)
+	{
+		chunk_rec *rec = reg_.take_spare();
 		if (!rec) {
-			auto r = new_run(1, false);
+			auto r = reg_.new_run(1, chunk_state::in_shard);
 			if (!r.ok())
 				return r.err;
 			rec = r.value;
 		}
 		if (error e = s.a.add_chunk(rec->run.alias); e != error::ok) {
-			std::lock_guard<mutex> g(chunk_lock_);
-			spares_.push_back(rec);
+			reg_.return_spare(rec);
 			return e;
 		}
-		table_.set_tag(rec->run.alias, make_tag(s, rec->run.alias));
+		reg_.table().set_tag(rec->run.alias, make_tag(s, rec->run.alias));
 		return error::ok;
 	}
 
 	/* The tag of shard s's chunk at base (s's lock held, or the shard's arena otherwise unchanging). */
 	std::uintptr_t make_tag(const shard &s, std::uintptr_t base) const noexcept
 	{
-		return reinterpret_cast<std::uintptr_t>(s.a.chunk_at(base)) | s.index;
+		return reinterpret_cast<std::uintptr_t>(s.lockless().chunk_at(base)) | s.index;
 	}
 
-	/* The empty chunk at base leaves shard s (lock held): populate() undone. */
-	void detach_locked(shard &s, std::uintptr_t base) noexcept
+	/* The empty chunk at base leaves shard s (lock held): populate_locked() undone. */
+	void detach_locked(shard &s, std::uintptr_t base) noexcept UA_REQUIRES(s.lock)
 	{
-		table_.set_tag(base, 0);
+		reg_.table().set_tag(base, 0);
 		UA_CHECK(s.a.remove_chunk(base) == error::ok, "unmapped_cache: cannot remove an empty chunk");
-	}
-
-	/* A new run from the chunk source, published in the chunk table. */
-	result<chunk_rec *> new_run(std::size_t nr_chunks, bool large) noexcept
-	{
-		std::lock_guard<mutex> g(chunk_lock_);
-		try {
-			recs_.reserve(recs_.size() + 1);
-			spares_.reserve(cfg_.spare_chunks + 1);
-			unreleased_.reserve(recs_.size() + 1);
-			/* Every record may come back to free_recs_ without allocating. */
-			free_recs_.reserve(recs_.size() + free_recs_.size() + 1);
-			if (free_recs_.empty())
-				free_recs_.push_back(new chunk_rec());
-		} catch (...) {
-			return result<chunk_rec *>::failure(error::no_memory);
-		}
-		auto r = src_.acquire(nr_chunks);
-		if (!r.ok())
-			return result<chunk_rec *>::failure(r.err);
-		chunk_rec *rec = free_recs_.back();
-		rec->run = r.value;
-		for (std::size_t i = 0; i < nr_chunks; i++) {
-			if (table_.insert(rec->run.alias + i * chunk_size, rec) != error::ok) {
-				while (i--)
-					table_.erase(rec->run.alias + i * chunk_size);
-				UA_CHECK(src_.release(rec->run) == error::ok, "unmapped_cache: cannot undo a chunk acquisition");
-				return result<chunk_rec *>::failure(error::no_memory);
-			}
-		}
-		free_recs_.pop_back();
-		rec->in_use = true;
-		rec->base.store(rec->run.alias, std::memory_order_relaxed);
-		rec->bytes.store(rec->run.bytes(), std::memory_order_relaxed);
-		rec->large.store(large, std::memory_order_release);
-		recs_.push_back(rec);
-		held_chunks_ += nr_chunks;
-		if (held_chunks_ > peak_chunks_)
-			peak_chunks_ = held_chunks_;
-		return {rec, error::ok};
-	}
-
-	/*
-	 * Unpublishes rec and gives its run back (chunk_lock_ held). The record
-	 * goes to free_recs_ for reuse: records are type-stable. On failure the
-	 * run is published again and still held.
-	 */
-	error release_rec_locked(chunk_rec *rec) noexcept
-	{
-		for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
-			table_.erase(rec->run.alias + i * chunk_size);
-		if (src_.release(rec->run) != error::ok) {
-			for (std::size_t i = 0; i < rec->run.nr_chunks; i++)
-				UA_CHECK(table_.insert(rec->run.alias + i * chunk_size, rec) == error::ok,
-					 "unmapped_cache: cannot republish a run");
-			rec->base.store(rec->run.alias, std::memory_order_relaxed);
-			return error::backend_failure;
-		}
-		for (auto &x : recs_)
-			if (x == rec) {
-				x = recs_.back();
-				recs_.pop_back();
-				break;
-			}
-		held_chunks_ -= rec->run.nr_chunks;
-		rec->in_use = false;
-		rec->large.store(false, std::memory_order_relaxed);
-		free_recs_.push_back(rec); /* capacity reserved in new_run() */
-		return error::ok;
 	}
 
 	/* Reclaims the arenas' retired chunk metadata after a grace period. No lock held. */
@@ -570,13 +457,13 @@ private:
 	{
 		rcu::synchronize();
 		for (auto &sp : shards_) {
-			std::lock_guard<mutex> g(sp->lock);
+			mutex_guard g(sp->lock);
 			sp->a.reclaim_retired();
 		}
 	}
 
 	/* Validates that addr starts a live allocation of shard s (lock held). */
-	static error check_start_locked(shard &s, std::uintptr_t addr) noexcept
+	static error check_start_locked(shard &s, std::uintptr_t addr) noexcept UA_REQUIRES(s.lock)
 	{
 		auto l = s.a.lookup(addr);
 		if (!l.ok())
@@ -584,106 +471,71 @@ private:
 		return l.value.addr == addr ? error::ok : error::interior_pointer;
 	}
 
+	/* free_deferred() of an arena allocation: addr joins its shard's deferred set. */
+	error defer_small(const chunk_ref &c, std::uintptr_t addr) noexcept
+	{
+		shard &s = *shards_[tag_shard(c.tag)];
+		mutex_guard g(s.lock);
+		error e = check_start_locked(s, addr); /* the arena's own lookup: exact under the lock */
+		if (e == error::ok && s.deferred.count(addr))
+			e = error::not_live;
+		if (e == error::ok) {
+			try {
+				s.deferred.insert(addr);
+			} catch (...) {
+				e = error::no_memory;
+			}
+		}
+		return e;
+	}
+
+	/* What free_locked() did: its error, and the record of the chunk it emptied, for after_free(). */
+	struct freed {
+		error err = error::ok;
+		chunk_rec *emptied = nullptr; /* the chunk left its shard: to park or give back */
+		bool reclaim = false;         /* a batch of retired arena records is due */
+	};
+
 	/*
 	 * Frees addr, in the chunk whose table slot is sl, in shard s whose lock
-	 * g holds; fills the range first so failure changes nothing.
+	 * the caller holds; fills the range first so failure changes nothing.
+	 * The caller drops the lock, then calls after_free().
 	 */
-	error free_locked(shard &s, std::unique_lock<mutex> &g, const slot_type &sl, std::uintptr_t addr) noexcept
+	freed free_locked(shard &s, const slot_type &sl, std::uintptr_t addr) noexcept UA_REQUIRES(s.lock)
 	{
 		/*
 		 * A chunk joins and leaves a shard only under that shard's lock
-		 * (populate, detach_locked), so the tag names s exactly when the
-		 * chunk is in s, and then it names s's record of it and the slot's
-		 * record cannot change. It names another shard, or none, only for a
-		 * bad free that raced with the chunk emptying.
+		 * (populate_locked, detach_locked), so the tag names s exactly when
+		 * the chunk is in s, and then it names s's record of it and the
+		 * slot's record cannot change. It names another shard, or none, only
+		 * for a bad free that raced with the chunk emptying.
 		 */
 		std::uintptr_t tag = sl.tag.load(std::memory_order_relaxed);
 		if (!tag || tag_shard(tag) != s.index)
-			return error::not_live;
+			return {error::not_live};
 		chunk_rec *rec = sl.value.load(std::memory_order_relaxed);
 		auto f = s.a.free_in(*tag_chunk(tag), addr, [&](std::uintptr_t a, std::size_t bytes) noexcept {
-			return src_.fill(rec->run, a - rec->run.alias, cfg_.fill_byte(), bytes);
+			return reg_.source().fill(rec->run, a - rec->run.alias, cfg_.fill_byte(), bytes);
 		});
 		if (!f.ok())
-			return f.err;
+			return {f.err};
 		if (!f.value.empty_chunk)
-			return error::ok;
-		/* The chunk is empty: take it out of the arena, keep it as a spare or give it back. */
+			return {};
+		/* The chunk is empty: take it out of the arena; after_free() keeps it as a spare or gives it back. */
 		detach_locked(s, f.value.empty_chunk);
 		bool reclaim = ++s.retired >= retired_batch;
 		if (reclaim)
 			s.retired = 0;
-		g.unlock();
-		park_or_release(rec);
-		if (reclaim)
+		return {error::ok, rec, reclaim};
+	}
+
+	/* free_locked()'s second half, with no lock held. */
+	void after_free(const freed &f) noexcept
+	{
+		if (f.emptied)
+			reg_.park_or_release(f.emptied);
+		if (f.reclaim)
 			reclaim_retired();
-		return error::ok;
-	}
-
-	void park_or_release(chunk_rec *rec) noexcept
-	{
-		std::lock_guard<mutex> g(chunk_lock_);
-		if (spares_.size() < cfg_.spare_chunks) {
-			try {
-				spares_.push_back(rec);
-				return;
-			} catch (...) {
-				/* no room to remember it: give it back instead */
-			}
-		}
-		if (release_rec_locked(rec) != error::ok)
-			spares_.push_back(rec); /* still held and usable; room reserved in new_run() */
-	}
-
-	result<void *> alloc_large(std::size_t size, ua_flags flags) noexcept
-	{
-		if (flags & ua_norefill)
-			return result<void *>::failure(error::no_memory);
-		std::size_t n = (size + chunk_size - 1) / chunk_size;
-		auto r = new_run(n, true);
-		if (!r.ok())
-			return result<void *>::failure(r.err);
-		/* A new run is filled already (trap bytes or zeroes); ua_zero needs zeroes. */
-		if ((flags & ua_zero) && cfg_.fill_byte() != 0 &&
-		    src_.fill(r.value->run, 0, 0, r.value->run.bytes()) != error::ok) {
-			UA_CHECK(release_large(r.value) == error::ok, "unmapped_cache: cannot undo a large allocation");
-			return result<void *>::failure(error::backend_failure);
-		}
-		return {reinterpret_cast<void *>(r.value->run.alias), error::ok};
-	}
-
-	error free_large(chunk_rec *rec, std::uintptr_t addr) noexcept
-	{
-		std::lock_guard<mutex> g(chunk_lock_);
-		if (!rec->in_use || !rec->large)
-			return error::not_live;
-		if (addr != rec->run.alias)
-			return error::interior_pointer;
-		if (large_deferred_.count(addr))
-			return error::not_live;
-		release_large_locked(rec);
-		return error::ok;
-	}
-
-	/*
-	 * Gives a freed large run back (chunk_lock_ held). If the backend fails,
-	 * the run is still held, possibly at a new alias (chunk_source::release),
-	 * so it cannot stay the caller's allocation: it is no longer live and
-	 * waits in unreleased_ for shrink() to give it back, as vfree() never
-	 * fails to its caller.
-	 */
-	void release_large_locked(chunk_rec *rec) noexcept
-	{
-		if (release_rec_locked(rec) == error::ok)
-			return;
-		rec->large.store(false, std::memory_order_release);
-		unreleased_.push_back(rec); /* room reserved in new_run() */
-	}
-
-	error release_large(chunk_rec *rec) noexcept
-	{
-		std::lock_guard<mutex> g(chunk_lock_);
-		return release_rec_locked(rec);
 	}
 
 	/* call_rcu callback: the grace period is over, free for real. */
@@ -701,25 +553,26 @@ private:
 	/* False when the free's backend step failed and nothing changed: the caller retries later. */
 	bool complete_deferred(std::uintptr_t addr) noexcept
 	{
-		const slot_type *sl = table_.slot(addr);
-		chunk_rec *rec = sl ? sl->value.load(std::memory_order_acquire) : nullptr;
-		UA_CHECK(rec, "unmapped_cache: deferred free of a vanished chunk");
-		if (rec->large.load(std::memory_order_acquire)) {
-			std::lock_guard<mutex> g(chunk_lock_);
-			large_deferred_.erase(addr);
-			release_large_locked(rec);
+		chunk_ref c = lookup_chunk(addr);
+		UA_CHECK(c.rec, "unmapped_cache: deferred free of a vanished chunk");
+		if (is_large(c.rec->get())) {
+			large_.complete_deferred(c.rec);
 		} else {
 			/* The queued allocation is still live, so its chunk stays in its shard: the tag is set. */
-			shard &s = *shards_[tag_shard(sl->tag.load(std::memory_order_acquire))];
-			std::unique_lock<mutex> g(s.lock);
-			auto node = s.deferred.extract(addr);
-			error e = free_locked(s, g, *sl, addr);
-			if (e != error::ok) {
-				/* Nothing changed and the lock is still held: queue it again, without allocating. */
-				UA_CHECK(e == error::backend_failure, "unmapped_cache: deferred free failed");
-				s.deferred.insert(std::move(node));
-				return false;
+			shard &s = *shards_[tag_shard(c.tag)];
+			freed f;
+			{
+				mutex_guard g(s.lock);
+				auto node = s.deferred.extract(addr);
+				f = free_locked(s, *c.slot, addr);
+				if (f.err != error::ok) {
+					/* Nothing changed and the lock is still held: queue it again, without allocating. */
+					UA_CHECK(f.err == error::backend_failure, "unmapped_cache: deferred free failed");
+					s.deferred.insert(std::move(node));
+					return false;
+				}
 			}
+			after_free(f);
 		}
 		pending_.fetch_sub(1, std::memory_order_release);
 		return true;
@@ -727,9 +580,7 @@ private:
 
 	static std::size_t shrinker_count(shrinker *sh, shrink_control *)
 	{
-		auto *c = static_cast<unmapped_cache *>(sh->private_data);
-		std::lock_guard<mutex> g(c->chunk_lock_);
-		return c->spares_.size() + c->unreleased_.size();
+		return static_cast<unmapped_cache *>(sh->private_data)->reg_.reclaimable();
 	}
 	static std::size_t shrinker_scan(shrinker *sh, shrink_control *sc)
 	{
@@ -740,16 +591,9 @@ private:
 	}
 
 	cache_config cfg_;
-	chunk_source<Backend> src_;
+	registry_type reg_;                          /* runs, records, spares: the chunk lock */
+	large_runs<Backend> large_;
 	std::vector<std::unique_ptr<shard>> shards_;
-	mutable mutex chunk_lock_;
-	table_type table_;                           /* entries: chunk_lock_; tags: the holding shard's lock */
-	std::vector<chunk_rec *> recs_;              /* chunk_lock_: records in use */
-	std::vector<chunk_rec *> free_recs_;         /* chunk_lock_: records to reuse (type-stable) */
-	std::vector<chunk_rec *> spares_;            /* chunk_lock_ */
-	std::vector<chunk_rec *> unreleased_;        /* chunk_lock_: freed large runs whose release failed */
-	std::unordered_set<std::uintptr_t> large_deferred_; /* chunk_lock_ */
-	std::size_t held_chunks_ = 0, peak_chunks_ = 0;     /* chunk_lock_ */
 	std::atomic<std::size_t> pending_{0};
 	shrinker shrinker_;
 };

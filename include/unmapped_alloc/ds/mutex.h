@@ -35,6 +35,12 @@
  * CPU while the holder is preempted. Not recursive, not fair; the lock
  * word's acquire/release give std::mutex's ordering. Meets the Lockable
  * requirements (std::lock_guard, std::unique_lock). Linux only (futex).
+ *
+ * The lock is a capability for clang's thread-safety analysis
+ * (thread_safety.h): hold it with mutex_guard, so the analysis sees what is
+ * held (a function that drops the lock early does so at a block's end).
+ * std::lock_guard works too but is not annotated: the analysis would not
+ * know the lock is held.
  */
 #pragma once
 
@@ -45,28 +51,30 @@
 #include <atomic>
 #include <ctime>
 
+#include "../thread_safety.h"
+
 namespace ua {
 
-class mutex {
+class UA_CAPABILITY("mutex") mutex {
 public:
 	mutex() = default;
 	mutex(const mutex &) = delete;
 	mutex &operator=(const mutex &) = delete;
 
-	void lock() noexcept
+	void lock() noexcept UA_ACQUIRE()
 	{
 		if (try_lock()) [[likely]]
 			return;
 		lock_slow();
 	}
 
-	bool try_lock() noexcept
+	bool try_lock() noexcept UA_TRY_ACQUIRE(true)
 	{
 		int c = 0;
 		return state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed);
 	}
 
-	void unlock() noexcept
+	void unlock() noexcept UA_RELEASE()
 	{
 		state_.store(0, std::memory_order_release);
 		if (sleepers_.load(std::memory_order_relaxed)) [[unlikely]]
@@ -77,7 +85,8 @@ private:
 	static constexpr int spins = 100;
 	static constexpr long sleep_ns = 1000000; /* bound on a missed wakeup, see above */
 
-	[[gnu::noinline]] void lock_slow() noexcept
+	/* Acquires through try_lock(), in a loop the analysis does not follow. */
+	[[gnu::noinline]] void lock_slow() noexcept UA_ACQUIRE() UA_NO_THREAD_SAFETY_ANALYSIS
 	{
 		for (int i = 0; i < spins; i++) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -103,6 +112,18 @@ private:
 	std::atomic<int> state_{0};    /* 0 free, 1 held */
 	std::atomic<int> sleepers_{0}; /* threads in (or about to enter) the futex wait */
 	static_assert(sizeof(std::atomic<int>) == sizeof(int), "futex(2) waits on the int itself");
+};
+
+/* Holds a mutex for its scope (std::lock_guard, annotated). */
+class UA_SCOPED_CAPABILITY mutex_guard {
+public:
+	explicit mutex_guard(mutex &m) noexcept UA_ACQUIRE(m) : m_(m) { m_.lock(); }
+	~mutex_guard() UA_RELEASE() { m_.unlock(); }
+	mutex_guard(const mutex_guard &) = delete;
+	mutex_guard &operator=(const mutex_guard &) = delete;
+
+private:
+	mutex &m_;
 };
 
 }  // namespace ua

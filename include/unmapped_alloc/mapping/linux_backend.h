@@ -4,7 +4,10 @@
  * kernel's physical memory and direct map.
  *
  * Physical memory is a memfd (memfd_create(2)); frame pfn is the file's bytes
- * [pfn << 12, (pfn + 1) << 12). The direct map is one MAP_SHARED read-write
+ * [pfn << 12, (pfn + 1) << 12). The file and the contents path (writes,
+ * fills, releases), which runs without any lock, are linux_contents
+ * (mapping/linux_contents.h); this type is the rest, everything its owner
+ * serialises under the machine lock. The direct map is one MAP_SHARED read-write
  * view of the whole file, placed on a 2 MiB boundary (reserve a larger
  * PROT_NONE region, MAP_FIXED the file into its aligned part, trim the rest),
  * marked MADV_HUGEPAGE and populated up front with MADV_POPULATE_WRITE, so that
@@ -27,12 +30,7 @@
  *                      mapped into it with MAP_FIXED, in order (vmap() of
  *                      scattered pages); on failure the reservation, and with
  *                      it every run already placed, is unmapped.
- *   write/fill_frames  pwrite(2) on the memfd: the text_poke_copy()
- *                      equivalent, the bytes never pass through an executable
- *                      (or any) mapping, so no address is ever W and X.
- *                      Preceded by fallocate(2) in 2 MiB pages where
- *                      release_frames has punched a hole (below).
- *   release_frames     fallocate(PUNCH_HOLE): the frames read back as zeros.
+ *   write/fill_frames, release_frames  linux_contents's, lock-free.
  *   flush_tlb          nothing: mprotect() already flushed; only counted.
  *
  * Which 2 MiB pages of the view may be split is recorded too: those a change
@@ -59,13 +57,18 @@
  * Construction can fail (memfd_create, ftruncate, mmap, populate): the
  * constructor does not throw; ok() / init_error() say whether it worked, and
  * a failed backend has nr_pages() == 0 so every operation returns -EINVAL.
+ *
+ * Inspectors of private state that only tests need (the memfd, which pages
+ * were punched or may be split) are linux_backend_test_access's, at the end.
+ *
+ * Length: about 800 lines, over the usual 400, because the aliases and the
+ * direct-map view share the recorded per-frame states and set_memory()'s
+ * alias processing changes both in one all-or-nothing step.
  */
 #pragma once
 
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,6 +88,7 @@
 #include "../check.h"
 #include "../ds.h"
 #include "backend.h"
+#include "linux_contents.h"
 #include "smaps.h"
 
 namespace ua {
@@ -121,7 +125,6 @@ public:
 	std::uint64_t nr_pages() const noexcept { return nr_pages_; }
 	/* The direct-map address of a frame (tests touch memory through it). */
 	std::byte *direct_map_address(pfn_t pfn) const noexcept { return view_ + (pfn << page_shift); }
-	int memfd() const noexcept { return fd_; }
 
 	/* The [bracketed] word of transparent_hugepage/shmem_enabled, or "" when unreadable. */
 	static std::string shmem_enabled_setting() noexcept;
@@ -180,13 +183,6 @@ public:
 		const alias &a = std::prev(it)->second;
 		return a.page_prot ? a.page_prot[(addr - std::prev(it)->first) >> page_shift] : a.p;
 	}
-	/* True when release_frames() has punched a frame of pfn's 2 MiB page: writes there fallocate first. */
-	bool frames_released(pfn_t pfn) const noexcept
-	{
-		return pfn < nr_pages_ && released_[pfn / pages_per_chunk].load(std::memory_order_relaxed);
-	}
-	/* True when the 2 MiB page holding pfn may be split (collapse() would act on it). */
-	bool may_be_split(pfn_t pfn) const noexcept { return pfn < nr_pages_ && maybe_split_[pfn / pages_per_chunk]; }
 	/* The run of frames behind addr of an alias (all its frames for a one-run alias), if addr is inside one. */
 	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept
 	{
@@ -202,14 +198,22 @@ public:
 		return r ? std::optional<pfn_t>(r->pfn + page) : std::nullopt;
 	}
 
-	/* ---- memory ---- */
-	int write_frames(pfn_t pfn, std::size_t off, const void *src, std::size_t n) noexcept;
-	int fill_frames(pfn_t pfn, std::size_t off, int byte, std::size_t n) noexcept;
-	int release_frames(frame_range r) noexcept;
+	/* ---- memory: the contents path, no lock (linux_contents) ---- */
+	int write_frames(pfn_t pfn, std::size_t off, const void *src, std::size_t n) noexcept
+	{
+		return contents_.write_frames(pfn, off, src, n);
+	}
+	int fill_frames(pfn_t pfn, std::size_t off, int byte, std::size_t n) noexcept
+	{
+		return contents_.fill_frames(pfn, off, byte, n);
+	}
+	int release_frames(frame_range r) noexcept { return contents_.release_frames(r); }
 
 	backend_stats stats() const;
 
 private:
+	friend struct linux_backend_test_access;
+
 	struct alias {
 		std::size_t bytes;
 		frame_range frames;                  /* the first run (the only one of map_alias()) */
@@ -265,12 +269,6 @@ private:
 	{
 		return r.nr_pages != 0 && r.pfn < nr_pages_ && r.nr_pages <= nr_pages_ - r.pfn;
 	}
-	/* [pfn << 12 + off, + n) inside the machine, without overflow. */
-	bool valid_bytes(pfn_t pfn, std::size_t off, std::size_t n) const noexcept
-	{
-		std::uint64_t size = nr_pages_ << page_shift;
-		return pfn < nr_pages_ && off <= size - (pfn << page_shift) && n <= size - (pfn << page_shift) - off;
-	}
 
 	/*
 	 * A 2 MiB-aligned address with bytes of fd at offset mapped there (or, with
@@ -312,17 +310,14 @@ private:
 	void restore_alias(std::uintptr_t start, const alias &a, std::uint64_t p0, std::uint64_t p1) noexcept;
 	template <class F>
 	static void for_each_alias_frame(const alias &a, std::uint64_t p0, std::uint64_t p1, F &&f) noexcept;
-	int pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, std::size_t n) noexcept;
 	int read_view_pmd_kb(std::uint64_t *kb) const noexcept;
 	void note_partial_change(frame_range r) noexcept;
 
-	int fd_ = -1;
+	linux_contents contents_; /* the memfd and the lock-free contents path */
 	std::byte *view_ = nullptr;
 	std::uint64_t nr_pages_ = 0;
 	std::vector<std::uint8_t> state_;      /* dm_state per frame; metadata outside the memfd */
 	std::vector<std::uint8_t> maybe_split_; /* per 2 MiB page: 1 when it may no longer be one PMD mapping */
-	/* Per 2 MiB page: 1 once release_frames() punched any of its frames (never cleared). Atomic: contents operations run concurrently. */
-	std::unique_ptr<std::atomic<std::uint8_t>[]> released_;
 	std::map<std::uintptr_t, alias> aliases_;
 	int init_error_ = 0;
 	const char *init_step_ = "";
@@ -332,7 +327,6 @@ private:
 	std::uint64_t tlb_flushes_ = 0;
 	std::uint64_t prot_changes_ = 0;
 	std::uint64_t collapses_2m_ = 0;
-	striped_counter bytes_written_; /* write/fill may run concurrently (backend.h) */
 };
 
 inline std::string linux_backend::shmem_enabled_setting() noexcept
@@ -363,20 +357,14 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 	try {
 		state_.assign(nr_pages, std::uint8_t(dm_state::rw));
 		maybe_split_.assign(nr_pages / pages_per_chunk, 0);
-		released_.reset(new std::atomic<std::uint8_t>[nr_pages / pages_per_chunk]()); /* zeroes: the view is populated below */
 	} catch (const std::bad_alloc &) {
 		return fail("frame state", -ENOMEM);
 	}
-	/* MFD_EXEC (6.3+) keeps exec aliases possible under vm.memfd_noexec=1; older kernels reject it. */
-	fd_ = ::memfd_create("unmapped_alloc-physmem", MFD_CLOEXEC | 0x10U);
-	if (fd_ < 0 && errno == EINVAL)
-		fd_ = ::memfd_create("unmapped_alloc-physmem", MFD_CLOEXEC);
-	if (fd_ < 0)
-		return fail("memfd_create", -errno);
-	if (::ftruncate(fd_, off_t(bytes)) != 0)
-		return fail("ftruncate", -errno);
+	const char *step = "";
+	if (int rc = contents_.open(nr_pages, &step); rc != 0)
+		return fail(step, rc);
 	int err = 0;
-	view_ = map_aligned(bytes, PROT_READ | PROT_WRITE, fd_, 0, &err);
+	view_ = map_aligned(bytes, PROT_READ | PROT_WRITE, contents_.fd(), 0, &err);
 	if (!view_)
 		return fail("mmap direct map", err);
 	/* Populate now so the view starts as huge pages; touch pages where MADV_POPULATE_WRITE is unknown (< 5.14). */
@@ -412,24 +400,20 @@ inline void linux_backend::destroy() noexcept
 	aliases_.clear();
 	if (view_)
 		::munmap(view_, std::size_t(state_.size() << page_shift));
-	if (fd_ >= 0)
-		::close(fd_);
+	contents_.close();
 	view_ = nullptr;
-	fd_ = -1;
 	nr_pages_ = 0;
 	state_.clear();
 	maybe_split_.clear();
-	released_.reset();
 }
 
 inline void linux_backend::steal(linux_backend &o) noexcept
 {
-	fd_ = std::exchange(o.fd_, -1);
+	contents_ = std::move(o.contents_);
 	view_ = std::exchange(o.view_, nullptr);
 	nr_pages_ = std::exchange(o.nr_pages_, 0);
 	state_ = std::move(o.state_);
 	maybe_split_ = std::move(o.maybe_split_);
-	released_ = std::move(o.released_);
 	aliases_ = std::move(o.aliases_);
 	o.state_.clear();
 	o.maybe_split_.clear();
@@ -441,7 +425,6 @@ inline void linux_backend::steal(linux_backend &o) noexcept
 	tlb_flushes_ = o.tlb_flushes_;
 	prot_changes_ = o.prot_changes_;
 	collapses_2m_ = o.collapses_2m_;
-	bytes_written_.reset(o.bytes_written_.sum());
 }
 
 inline int linux_backend::read_view_pmd_kb(std::uint64_t *kb) const noexcept
@@ -574,7 +557,7 @@ inline int linux_backend::map_one_alias(frame_range r, prot p, std::uintptr_t *a
 	if (!valid(r) || !valid_prot(p) || !addr)
 		return -EINVAL;
 	int err = 0;
-	std::byte *a = map_aligned(r.bytes(), mmap_prot(p), fd_, r.pfn << page_shift, &err);
+	std::byte *a = map_aligned(r.bytes(), mmap_prot(p), contents_.fd(), r.pfn << page_shift, &err);
 	if (!a)
 		return err;
 	try {
@@ -623,7 +606,7 @@ inline int linux_backend::map_runs_alias(const frame_range *runs, std::size_t n,
 		::munmap(a + bytes, tail);
 	std::size_t off = 0;
 	for (std::size_t i = 0; i < n; i++) {
-		if (::mmap(a + off, runs[i].bytes(), mmap_prot(p), MAP_SHARED | MAP_FIXED, fd_,
+		if (::mmap(a + off, runs[i].bytes(), mmap_prot(p), MAP_SHARED | MAP_FIXED, contents_.fd(),
 			   off_t(runs[i].pfn << page_shift)) == MAP_FAILED) {
 			int err = -errno;
 			::munmap(a, bytes);
@@ -703,105 +686,6 @@ inline int linux_backend::secure_alias(std::uintptr_t addr, std::size_t bytes) n
 		return err;
 	}
 	it->second.secured = true;
-	return 0;
-}
-
-/*
- * Writes n bytes at file position pos. Where the range may hold a hole (a 2
- * MiB page release_frames() punched), it is allocated first (fallocate mode
- * 0; shmem_fallocate() undoes its own allocations on failure), so the copy
- * itself cannot run out of memory half way and leave a partial write behind.
- * Elsewhere every page exists since construction populated the view, and the
- * fallocate() would be a second syscall per write that takes the inode lock
- * again (without it, cache_bench --backend real --cache text measured
- * cache/jemalloc 5.9-8.1 against 10.1-11.7).
- */
-inline int linux_backend::pwrite_all(iovec *iov, int iovcnt, std::uint64_t pos, std::size_t n) noexcept
-{
-	if (n == 0)
-		return 0;
-	bool holes = false;
-	for (std::uint64_t c = pos >> chunk_shift; c <= (pos + n - 1) >> chunk_shift && !holes; c++)
-		holes = released_[c].load(std::memory_order_relaxed);
-	if (holes && ::fallocate(fd_, 0, off_t(pos), off_t(n)) != 0)
-		return -errno;
-	std::size_t done = 0;
-	while (done < n) {
-		ssize_t w = ::pwritev(fd_, iov, iovcnt, off_t(pos + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		if (w == 0)
-			return -EIO;
-		done += std::size_t(w);
-		/* A short write (a signal): step over what was written and go on. */
-		for (std::size_t left = std::size_t(w); left && iovcnt;) {
-			std::size_t l = std::min(left, iov->iov_len);
-			iov->iov_base = static_cast<char *>(iov->iov_base) + l;
-			iov->iov_len -= l;
-			left -= l;
-			if (iov->iov_len == 0) {
-				iov++;
-				iovcnt--;
-			}
-		}
-	}
-	bytes_written_.add(n);
-	return 0;
-}
-
-inline int linux_backend::write_frames(pfn_t pfn, std::size_t off, const void *src, std::size_t n) noexcept
-{
-	if (!valid_bytes(pfn, off, n) || (!src && n))
-		return -EINVAL;
-	std::uint64_t pos = (pfn << page_shift) + off;
-	std::size_t done = 0;
-	int err = 0;
-	while (done < n && !err) {
-		std::size_t len = std::min<std::size_t>(n - done, std::size_t(1) << 30);
-		iovec iov{const_cast<char *>(static_cast<const char *>(src)) + done, len};
-		err = pwrite_all(&iov, 1, pos + done, len);
-		done += len;
-	}
-	return err;
-}
-
-inline int linux_backend::fill_frames(pfn_t pfn, std::size_t off, int byte, std::size_t n) noexcept
-{
-	if (!valid_bytes(pfn, off, n))
-		return -EINVAL;
-	/* One page of the byte, repeated by an iovec array: 256 KiB per pwritev(). */
-	char page[page_size];
-	std::memset(page, byte, sizeof(page));
-	iovec iov[64];
-	std::uint64_t pos = (pfn << page_shift) + off;
-	std::size_t done = 0;
-	int err = 0;
-	while (done < n && !err) {
-		std::size_t len = std::min(n - done, sizeof(page) * 64);
-		int cnt = 0;
-		for (std::size_t left = len; left; cnt++) {
-			std::size_t l = std::min(left, sizeof(page));
-			iov[cnt] = iovec{page, l};
-			left -= l;
-		}
-		err = pwrite_all(iov, cnt, pos + done, len);
-		done += len;
-	}
-	return err;
-}
-
-inline int linux_backend::release_frames(frame_range r) noexcept
-{
-	if (!valid(r))
-		return -EINVAL;
-	/* Marked first: a punch that fails part way may still have freed pages. */
-	for (pfn_t c = r.pfn / pages_per_chunk; c <= (r.end() - 1) / pages_per_chunk; c++)
-		released_[c].store(1, std::memory_order_relaxed);
-	/* shmem_fallocate(PUNCH_HOLE) frees the pages and zaps every mapping of them; they refault as zeros. */
-	if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(r.pfn << page_shift), off_t(r.bytes())) != 0)
-		return -errno;
 	return 0;
 }
 
@@ -953,7 +837,7 @@ inline backend_stats linux_backend::stats() const
 	s.prot_changes = prot_changes_;
 	s.direct_map_level2_collapses = collapses_2m_;
 	s.aliases = aliases_.size();
-	s.bytes_written = bytes_written_.sum();
+	s.bytes_written = contents_.bytes_written();
 	s.direct_map_level3_splits = s.direct_map_level3_collapses = 0; /* shmem is never PUD-mapped: nothing to split */
 
 	std::uint64_t view_kb = (nr_pages_ << page_shift) >> 10;
@@ -990,5 +874,17 @@ inline backend_stats linux_backend::stats() const
 }
 
 static_assert(mapping_backend<linux_backend>);
+
+/* Inspectors of a linux_backend's private state, for tests only. */
+struct linux_backend_test_access {
+	static int memfd(const linux_backend &b) noexcept { return b.contents_.fd(); }
+	/* True when release_frames() has punched a frame of pfn's 2 MiB page: writes there fallocate first. */
+	static bool frames_released(const linux_backend &b, pfn_t pfn) noexcept { return b.contents_.frames_released(pfn); }
+	/* True when the 2 MiB page holding pfn may be split (collapse() would act on it). */
+	static bool may_be_split(const linux_backend &b, pfn_t pfn) noexcept
+	{
+		return pfn < b.nr_pages_ && b.maybe_split_[pfn / pages_per_chunk];
+	}
+};
 
 }  // namespace ua

@@ -17,6 +17,7 @@
  */
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <mutex>
 #include <utility>
@@ -35,6 +36,17 @@ public:
 	template <class... Args>
 	explicit machine(std::uint64_t nr_pages, page_alloc_config pcfg = {}, Args &&...backend_args)
 		: pages(nr_pages, pcfg), backend(nr_pages, std::forward<Args>(backend_args)...)
+	{
+	}
+	/*
+	 * The machine of memory map mm: the page allocator frees only its RAM,
+	 * and a backend built from the same map (the simulated direct map)
+	 * maps it as x86 boot does.
+	 */
+	template <class... Args>
+		requires std::constructible_from<Backend, const memory_map &, Args...>
+	machine(const memory_map &mm, page_alloc_config pcfg, Args &&...backend_args)
+		: pages(mm, pcfg), backend(mm, std::forward<Args>(backend_args)...)
 	{
 	}
 	machine(const machine &) = delete;
@@ -58,7 +70,9 @@ public:
 	 * Where memory that leaves the direct map clusters: a frame inside the
 	 * 1 GiB region whose direct-map page the last unmapped chunk already
 	 * split, passed as the page allocator's placement hint so the next chunk
-	 * splits nothing new. Protected by lock.
+	 * splits nothing new. The kernel's page allocator takes no such hint:
+	 * it is honoured only with page_alloc_config::placement_hint (a
+	 * proposal), and ignored otherwise. Protected by lock.
 	 */
 	pfn_t unmapped_hint = no_hint;
 	std::mutex lock;

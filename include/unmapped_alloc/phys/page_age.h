@@ -1,34 +1,34 @@
 // SPDX-License-Identifier: MIT
 /*
- * phys/page_age.h - ageing a simulated machine, and measuring how widely
- * its free memory is spread.
+ * phys/page_age.h - ageing a simulated machine the way a long-running one
+ * gets there, and measuring how widely its free memory is spread.
  *
- * The "aged" machine of the published sockex1 experiment had its memory first
- * filled with page cache, which was then partly freed. On such a machine the
- * free memory is mostly order-0..2 holes scattered over nearly every 2 MiB
- * and 1 GiB region, while kswapd and compaction keep a few pageblocks wholly
- * free (watermark boosting, kcompactd's proactive compaction). A chunk taken
- * from it therefore usually sits in a 1 GiB region that background load has
- * already touched, and small allocations split 2 MiB pages that are mapped.
+ * page_allocator::age(cfg) runs, through the allocator's own paths (pcp
+ * lists, fallbacks, LIFO free lists, merging):
  *
- * page_allocator::age(cfg) reproduces this at pageblock granularity, never
- * per frame, so a 64 GiB machine ages in a few tens of milliseconds:
+ *   1. Fill: the page cache reads files on every CPU in turns of
+ *      VM_READAHEAD_PAGES (32 pages, the default 128 KiB readahead),
+ *      order-0 pages of cfg.gfp (GFP_HIGHUSER_MOVABLE, mapping_gfp_mask()),
+ *      until the fast path fails at the low watermark, where kswapd would
+ *      start. Every 18th page the kernel also takes a slab page:
+ *      reclaimable (dentries, inodes: __GFP_RECLAIMABLE) 85% of the time,
+ *      else unmovable (GFP_KERNEL). Slab:(page cache + anon) and
+ *      SReclaimable:SUnreclaim are those of /proc/meminfo on the machine
+ *      this was calibrated on (docs/page_alloc.md).
+ *   2. Reclaim (kswapd, shrink_folio_list()): the LRU is walked from the
+ *      oldest page; a page whose referenced bit is clear is evicted (freed
+ *      on CPU 0, kswapd's), one that was referenced is rotated to the young
+ *      end (folio_check_references()). The referenced bit is drawn per page
+ *      from a seeded splitmix64 stream so that used_fraction of the memory
+ *      stays allocated; pages in a free_chunk_fraction share of pageblocks
+ *      (whole files deleted, or compaction's work) are all evicted.
+ *   3. Slab churn: half of the slab pages, chosen by the same stream, are
+ *      freed again (objects freed, empty slabs returned).
  *
- *   1. Every free block of order >= 9 in cfg.gfp's zones is taken off the
- *      free lists, region by region, in address order.
- *   2. Each of its 2 MiB pageblocks, in address order, draws from a seeded
- *      splitmix64 stream: with probability free_chunk_fraction it stays wholly
- *      free; otherwise it is "filled with page cache, then partly freed": each
- *      of its 512 frames stays allocated as an order-0 page with probability
- *      used_fraction / (1 - free_chunk_fraction), so that used_fraction of the
- *      aged memory ends up allocated. The pageblock gets its record directly
- *      (free mask and head mask), not 512 separate allocations.
- *   3. The pageblocks kept free are freed again and merge with each other.
- *
- * Pageblocks already split before the call are left as they are. The pages
- * left allocated are ordinary order-0 allocations (the page cache): they stay
- * allocated and free_pages(pfn, 0) releases any of them. The same seed on the
- * same state gives the same machine.
+ * Pages left in the page cache stay on the LRU (lru_, oldest first); the
+ * allocator's slow path reclaims from it (reclaim_lru()) before failing,
+ * as direct reclaim would. The same seed on the same machine gives the
+ * same result. The CPU selected before the call is selected after it.
  */
 #pragma once
 
@@ -62,103 +62,233 @@ struct bernoulli {
 		: threshold(p <= 0.0 ? 0 : p >= 1.0 ? 0 : std::uint64_t(std::ldexp(p, 64))), always(p >= 1.0) {}
 	bool operator()(splitmix64 &rng) const noexcept { return always || rng.next() < threshold; }
 };
+
+inline constexpr unsigned age_readahead_pages = 32; /* VM_READAHEAD_PAGES (128 KiB) per CPU turn while filling */
+inline constexpr unsigned age_slab_every = 18;      /* page-cache pages per slab page */
+inline constexpr double age_slab_reclaimable = 0.85;
 }  // namespace detail::pa
+
+/*
+ * Direct reclaim (try_to_free_pages()): evict nr_pages, at least
+ * SWAP_CLUSTER_MAX, from the old end of the page-cache LRU, then drain the
+ * pcp lists so the frames count as free. False when the LRU is empty.
+ */
+inline bool page_allocator::reclaim_lru(std::uint64_t nr_pages)
+{
+	if (lru_head_ >= lru_.size())
+		return false;
+	nr_pages = std::max(nr_pages, detail::pa::swap_cluster_max);
+	for (std::uint64_t n = 0; n < nr_pages && lru_head_ < lru_.size(); n++) {
+		const pfn_t p = lru_[lru_head_++];
+		/* Only a page still held as the page cache's order-0 movable page. */
+		if (state_[p] == detail::pa::make_state(detail::pa::fk_alloc, 0, true))
+			(void)free_pages(p, 0);
+	}
+	drain_all_pages();
+	return true;
+}
+
+/* The fast path only (the low watermark, no reclaim, no drain): what a request gets before kswapd is woken. */
+inline pfn_t page_allocator::alloc_fast(unsigned order, gfp_t gfp) noexcept
+{
+	using namespace detail::pa;
+	const unsigned highest = (gfp & gfp_highmem) && (gfp & gfp_movable) ? unsigned(zone_type::movable)
+				 : (gfp & gfp_dma) ? unsigned(zone_type::dma)
+				 : (gfp & gfp_dma32) ? unsigned(zone_type::dma32) : unsigned(zone_type::normal);
+	const unsigned mt = mobility_disabled_ ? migrate_unmovable
+			    : (gfp & gfp_movable) ? migrate_movable
+			    : (gfp & gfp_reclaimable) ? migrate_reclaimable : migrate_unmovable;
+	unsigned flags = alloc_wmark_low;
+	for (int zi = int(highest); zi >= 0; zi--)
+		if (zones_[unsigned(zi)].populated()) {
+			if (zones_[unsigned(zi)].type == zone_type::normal)
+				flags |= alloc_nofragment;
+			break;
+		}
+	return get_page_from_freelist(order, mt, flags, highest, no_hint);
+}
+
+inline std::uint64_t page_allocator::page_cache_evict(std::uint64_t nr)
+{
+	std::uint64_t n = 0;
+	while (n < nr && lru_head_ < lru_.size()) {
+		const pfn_t p = lru_[lru_head_++];
+		if (state_[p] == detail::pa::make_state(detail::pa::fk_alloc, 0, true) && free_pages(p, 0) == error::ok)
+			n++;
+	}
+	/* Compact the LRU once its evicted head outweighs what is left. */
+	if (lru_head_ > 4096 && lru_head_ * 2 > lru_.size()) {
+		lru_.erase(lru_.begin(), lru_.begin() + std::ptrdiff_t(lru_head_));
+		lru_head_ = 0;
+	}
+	return n;
+}
+
+/* kswapd's balance_pgdat(): evict SWAP_CLUSTER_MAX at a time until some zone is above its high watermark. */
+inline bool page_allocator::kswapd_balance()
+{
+	const unsigned saved = cpu_;
+	cpu_ = 0; /* kswapd's CPU */
+	for (;;) {
+		bool balanced = false;
+		for (const zone_t &z : zones_)
+			balanced |= z.populated() && z.type != zone_type::movable &&
+				    zone_watermark_ok(z, 0, z.watermark[detail::pa::wmark_high], unsigned(zone_type::normal));
+		if (balanced || page_cache_evict(detail::pa::swap_cluster_max) == 0) {
+			cpu_ = saved;
+			return balanced;
+		}
+	}
+}
+
+inline std::uint64_t page_allocator::page_cache_read(std::uint64_t nr)
+{
+	std::uint64_t n = 0;
+	for (; n < nr; n++) {
+		pfn_t p = alloc_fast(0, gfp_highuser_movable);
+		if (p == detail::pa::no_page) {
+			(void)kswapd_balance();
+			auto r = alloc_pages(0, gfp_highuser_movable);
+			if (!r)
+				break;
+			p = r.value;
+		}
+		lru_.push_back(std::uint32_t(p));
+	}
+	return n;
+}
 
 inline result<age_report> page_allocator::age(const age_config &cfg)
 {
 	using namespace detail::pa;
 	auto fraction_ok = [](double f) { return f >= 0.0 && f <= 1.0; }; /* false for NaN */
-	if (!fraction_ok(cfg.used_fraction) || !fraction_ok(cfg.free_chunk_fraction) ||
-	    (cfg.gfp & ~gfp_movable_first) || !(cfg.gfp & gfp_any_zone))
+	if (!fraction_ok(cfg.used_fraction) || !fraction_ok(cfg.free_chunk_fraction) || (cfg.gfp & ~gfp_all_bits) ||
+	    ((cfg.gfp & gfp_dma) && (cfg.gfp & gfp_dma32)) || ((cfg.gfp & gfp_movable) && (cfg.gfp & gfp_reclaimable)))
 		return result<age_report>::failure(error::bad_flags);
-
-	const double keep = cfg.free_chunk_fraction < 1.0
-				    ? std::min(1.0, cfg.used_fraction / (1.0 - cfg.free_chunk_fraction)) : 0.0;
-	const bernoulli keep_page(keep), keep_free(cfg.free_chunk_fraction);
+	const unsigned saved_cpu = cpu_;
+	const fault_hook saved_hook = fault_hook_;
+	fault_hook_ = nullptr;
 	splitmix64 rng{cfg.seed};
-	age_report rep;
-	const std::uint64_t r0 = (cfg.gfp & gfp_zone_normal) ? 0 : movable_region_;
-	const std::uint64_t r1 = (cfg.gfp & gfp_zone_movable) ? nr_regions_ : movable_region_;
-	std::vector<std::pair<unsigned, unsigned>> blocks; /* (pageblock, order) */
-	std::vector<unsigned> kept;
+	const bernoulli reclaimable_slab(age_slab_reclaimable);
 
-	for (std::uint64_t r = r0; r < r1; r++) {
-		blocks.clear();
-		kept.clear();
-		if (!regions_[r]) {
-			if (!test_bit(top_free_[page_max_order].data(), r))
-				continue;
-			del_free_region(r);
-			get_region(r);
-			blocks.emplace_back(0u, page_max_order);
-		} else {
-			for (unsigned j = 0; j < large_orders; j++)
-				for (std::uint64_t pb = find_next(regions_[r]->free_blk[j], 0, pages_per_chunk); pb != npos;
-				     pb = find_next(regions_[r]->free_blk[j], pb + 1, pages_per_chunk))
-					blocks.emplace_back(unsigned(pb), pageblock_order + j);
-			std::sort(blocks.begin(), blocks.end());
-			for (auto [pb, o] : blocks)
-				del_free_large(r, pb, o);
+	/* 1. Fill: the fast path only, so filling stops at the low watermark. */
+	std::vector<std::uint32_t> cache;
+	cache.reserve(nr_free_pages());
+	std::vector<std::pair<std::uint32_t, bool>> slab; /* (pfn, reclaimable) */
+	for (std::uint64_t i = 0;; i++) {
+		cpu_ = unsigned((i / age_readahead_pages) % nr_cpus_);
+		const pfn_t p = alloc_fast(0, cfg.gfp);
+		if (p == no_page)
+			break;
+		cache.push_back(std::uint32_t(p));
+		if ((i + 1) % age_slab_every == 0) {
+			const bool rec = reclaimable_slab(rng);
+			const pfn_t s = alloc_fast(0, rec ? gfp_reclaimable : gfp_kernel);
+			if (s != no_page)
+				slab.emplace_back(std::uint32_t(s), rec);
 		}
-		for (auto [first, o] : blocks) {
-			for (unsigned pb = first; pb < first + (1u << (o - pageblock_order)); pb++) {
-				std::uint64_t used[8] = {};
-				unsigned nr_used = 0;
-				if (!keep_free(rng)) {
-					for (unsigned k = 0; k < 8; k++) {
-						std::uint64_t w = 0;
-						for (unsigned i = 0; i < 64; i++)
-							w |= std::uint64_t(keep_page(rng)) << i;
-						used[k] = w;
-						nr_used += unsigned(std::popcount(w));
-					}
-				}
-				if (nr_used == 0) {
-					kept.push_back(pb);
-					continue;
-				}
-				auto &rec = recs_[get_rec(r, pb, pages_per_chunk)];
-				for (unsigned k = 0; k < 8; k++) {
-					rec.free[k] = ~used[k];
-					rec.head[k] = used[k];
-				}
-				account_rec(r, pb);
-				rep.pageblocks_aged++;
-				rep.pages_allocated += nr_used;
-			}
-		}
-		for (unsigned pb : kept)
-			free_large_merge(r, pb, pageblock_order);
-		rep.pageblocks_kept_free += kept.size();
 	}
+
+	/* 2. Reclaim in LRU order, oldest first, on kswapd's CPU. */
+	cpu_ = 0;
+	const std::uint64_t managed = managed_;
+	const std::uint64_t keep_target = std::uint64_t(double(managed) * cfg.used_fraction);
+	const std::uint64_t others = managed - nr_free_pages() - cache.size(); /* slab and what was allocated before */
+	const std::uint64_t keep_cache = keep_target > others ? std::min<std::uint64_t>(keep_target - others, cache.size()) : 0;
+	/* Pageblocks all of whose cache pages go: chosen by a hash of the pageblock, so by address. */
+	const bernoulli whole_block(cfg.free_chunk_fraction);
+	auto block_freed = [&](pfn_t p) {
+		splitmix64 h{cfg.seed ^ ((p >> pageblock_order) * 0x9e3779b97f4a7c15)};
+		return whole_block(h);
+	};
+	std::uint64_t in_freed_blocks = 0;
+	if (cfg.free_chunk_fraction > 0)
+		for (std::uint32_t p : cache)
+			in_freed_blocks += block_freed(p);
+	const std::uint64_t candidates = cache.size() - in_freed_blocks;
+	const bernoulli referenced(candidates ? double(keep_cache) / double(candidates) : 0.0);
+	std::vector<std::uint32_t> kept;
+	kept.reserve(keep_cache + keep_cache / 16 + 64);
+	for (std::uint32_t p : cache) {
+		const bool go = (cfg.free_chunk_fraction > 0 && block_freed(p)) || !referenced(rng);
+		if (go)
+			UA_CHECK(free_pages(p, 0) == error::ok, "page_age: evicting a page-cache page");
+		else
+			kept.push_back(p);
+	}
+	std::vector<std::uint32_t>().swap(cache);
+
+	/* 3. Slab churn: half the slab pages are freed again. */
+	const bernoulli half(0.5);
+	std::uint64_t slab_kept = 0;
+	for (auto [p, rec] : slab) {
+		(void)rec;
+		if (half(rng))
+			UA_CHECK(free_pages(p, 0) == error::ok, "page_age: freeing a slab page");
+		else
+			slab_kept++;
+	}
+
+	/* The LRU: older survivors first, then what was there before. */
+	std::vector<std::uint32_t> lru(lru_.begin() + std::ptrdiff_t(lru_head_), lru_.end());
+	lru.insert(lru.end(), kept.begin(), kept.end());
+	lru_ = std::move(lru);
+	lru_head_ = 0;
+	cpu_ = saved_cpu;
+	fault_hook_ = saved_hook;
+
+	age_report rep;
+	rep.pages_allocated = kept.size() + slab_kept;
+	const fragmentation_stats fs = fragmentation();
+	rep.pageblocks_kept_free = fs.pageblocks_free;
+	std::uint64_t pageblocks = 0;
+	for (const zone_t &z : zones_)
+		if (z.populated())
+			pageblocks += (z.end - (z.start & ~(pageblock_nr_pages - 1)) + pageblock_nr_pages - 1) >> pageblock_order;
+	rep.pageblocks_aged = pageblocks - fs.pageblocks_free;
 	return result<age_report>{rep, error::ok};
 }
 
+/* Free frames per pageblock and region, from the free and pcp lists. */
 inline fragmentation_stats page_allocator::fragmentation() const
 {
 	using namespace detail::pa;
-	fragmentation_stats s;
-	for (std::uint64_t r = 0; r < nr_regions_; r++) {
-		const region_state *rs = regions_[r].get();
-		if (!rs) {
-			if (test_bit(top_free_[page_max_order].data(), r)) {
-				s.pageblocks_with_free += pages_per_chunk;
-				s.pageblocks_free += pages_per_chunk;
-				s.regions_with_free++;
-				s.regions_free++;
-			}
-			continue;
+	std::vector<std::uint16_t> pb_free((end_pfn_ + pageblock_nr_pages - 1) >> pageblock_order, 0);
+	std::vector<std::uint16_t> pb_ram(pb_free.size(), 0);
+	auto add = [&](pfn_t p, unsigned order) {
+		const pfn_t n = pfn_t{1} << order;
+		if (order >= pageblock_order) {
+			for (pfn_t b = p >> pageblock_order; b < (p + n) >> pageblock_order; b++)
+				pb_free[b] = std::uint16_t(pageblock_nr_pages);
+		} else {
+			pb_free[p >> pageblock_order] = std::uint16_t(pb_free[p >> pageblock_order] + n);
 		}
-		std::uint64_t with_free = 0;
-		for (unsigned j = 0; j < large_orders; j++)
-			for (unsigned k = 0; k < 8; k++)
-				with_free += std::uint64_t(std::popcount(rs->free_blk[j][k])) << j;
-		s.pageblocks_free += with_free;
-		for (unsigned pb = 0; pb < pages_per_chunk; pb++)
-			if (rs->rec[pb] != no_rec && any(recs_[rs->rec[pb]].free, 8))
-				with_free++;
-		s.pageblocks_with_free += with_free;
-		s.regions_with_free += with_free != 0;
+	};
+	for (const zone_t &z : zones_) {
+		for (unsigned o = 0; o < nr_page_orders; o++)
+			for (unsigned mt = 0; mt < migrate_pcptypes; mt++)
+				for (std::uint32_t p = z.free_list[o][mt].first; p != nil; p = next_[p])
+					add(p, o);
+		for (const per_cpu_pages &pcp : z.pcp)
+			for (unsigned pi = 0; pi < nr_pcp_lists; pi++)
+				for (std::uint32_t p = pcp.lists[pi].first; p != nil; p = next_[p])
+					add(p, pindex_to_order(pi));
+	}
+	for (pfn_t p = 0; p < end_pfn_; p++)
+		pb_ram[p >> pageblock_order] = std::uint16_t(pb_ram[p >> pageblock_order] + (state_[p] != 0));
+	fragmentation_stats s;
+	const std::uint64_t per_region = pages_per_region >> pageblock_order;
+	for (std::uint64_t r = 0; r * per_region < pb_free.size(); r++) {
+		std::uint64_t with = 0, whole = 0, ram = 0;
+		for (std::uint64_t b = r * per_region; b < std::min<std::uint64_t>(pb_free.size(), (r + 1) * per_region); b++) {
+			ram += pb_ram[b] != 0;
+			with += pb_free[b] != 0;
+			whole += pb_ram[b] && pb_free[b] == pb_ram[b];
+		}
+		s.pageblocks_with_free += with;
+		s.pageblocks_free += whole;
+		s.regions_with_free += with != 0;
+		s.regions_free += ram && whole == ram;
 	}
 	return s;
 }

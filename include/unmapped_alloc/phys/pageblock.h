@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * phys/pageblock.h - the page allocator's orders and its 512-bit block maths.
+ * phys/pageblock.h - the page allocator's orders, migratetypes and the
+ * compact per-frame state that stands in for struct page.
  *
- * The buddy allocator (page_alloc.h) keeps no record per frame or per free
- * block: free blocks follow from which frames are free, because buddies always
- * merge. Its sparse levels hold 512-bit masks (one bit per frame of a 2 MiB
- * pageblock, or per pageblock of a 1 GiB region), and these helpers turn the
- * masks into blocks: find the next/previous/nearest set bit, decompose a free
- * mask into maximal aligned blocks, read a block's order from the distance to
- * the next block head. Private to the page allocator (namespace detail::pa).
+ * The kernel keeps a 64-byte struct page per 4 KiB frame; the fields the
+ * buddy allocator reads are the list links (page->buddy_list / pcp_list),
+ * the order of a free block (set_buddy_order()), PageBuddy, and for the
+ * fallback rules whether an allocated page is movable (PageLRU). Here these
+ * are 9 bytes per frame: two 32-bit list links and one state byte, plus one
+ * migratetype byte per pageblock (the kernel's pageblock_flags bitmap).
+ *
+ * Private to the page allocator (namespace detail::pa) except the constants.
  */
 #pragma once
 
-#include <array>
-#include <bit>
 #include <cstdint>
 
 #include "../config.h"
@@ -21,185 +21,62 @@
 
 namespace ua {
 
-inline constexpr unsigned pageblock_order = chunk_order;             /* 9: 2 MiB */
-inline constexpr unsigned page_max_order = pud_shift - page_shift;   /* 18: 1 GiB */
-inline constexpr unsigned nr_page_orders = page_max_order + 1;
-inline constexpr std::uint64_t pages_per_region = std::uint64_t{1} << page_max_order;
+/* include/linux/mmzone.h: MAX_PAGE_ORDER is 10 on x86-64 (CONFIG_ARCH_FORCE_MAX_ORDER unset). */
+inline constexpr unsigned page_max_order = 10;
+inline constexpr unsigned nr_page_orders = page_max_order + 1; /* NR_PAGE_ORDERS */
+/* include/linux/pageblock-flags.h: pageblock_order = HPAGE_PMD_ORDER (9) with THP. */
+inline constexpr unsigned pageblock_order = chunk_order;
+inline constexpr std::uint64_t pageblock_nr_pages = std::uint64_t{1} << pageblock_order;
+/* include/linux/mmzone.h: PAGE_ALLOC_COSTLY_ORDER; orders up to it (and THP's) use the pcp lists. */
+inline constexpr unsigned page_alloc_costly_order = 3;
+/* A 1 GiB region, the unit of the placement-hint proposal and of fragmentation statistics. */
+inline constexpr std::uint64_t pages_per_region = std::uint64_t{1} << (pud_shift - page_shift);
 inline constexpr pfn_t no_hint = ~pfn_t{0};
+
+/*
+ * include/linux/mmzone.h enum migratetype, the three types the pcp lists
+ * hold (MIGRATE_PCPTYPES). MIGRATE_HIGHATOMIC, CMA and ISOLATE are not
+ * modelled: nothing in the simulation reserves highatomic blocks, has CMA or
+ * isolates pageblocks.
+ */
+enum migratetype : std::uint8_t {
+	migrate_unmovable = 0,
+	migrate_movable = 1,
+	migrate_reclaimable = 2,
+};
+inline constexpr unsigned migrate_pcptypes = 3;
+inline const char *migratetype_name(unsigned mt) noexcept
+{
+	static const char *const names[] = {"Unmovable", "Movable", "Reclaimable"};
+	return mt < migrate_pcptypes ? names[mt] : "?";
+}
 
 namespace detail::pa {
 
-inline constexpr std::uint64_t npos = ~std::uint64_t{0};
+inline constexpr std::uint32_t nil = ~std::uint32_t{0};
 
-inline bool test_bit(const std::uint64_t *w, std::uint64_t i) noexcept { return (w[i >> 6] >> (i & 63)) & 1; }
-inline void set_bit(std::uint64_t *w, std::uint64_t i) noexcept { w[i >> 6] |= std::uint64_t{1} << (i & 63); }
-inline void clear_bit(std::uint64_t *w, std::uint64_t i) noexcept { w[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); }
-inline void assign_bit(std::uint64_t *w, std::uint64_t i, bool v) noexcept { v ? set_bit(w, i) : clear_bit(w, i); }
-
-/* Set (v) or clear bits [i, i + n) where n is a power of two and i is n-aligned. */
-inline void assign_aligned(std::uint64_t *w, unsigned i, unsigned n, bool v) noexcept
-{
-	if (n >= 64) {
-		for (unsigned k = i >> 6; k < (i + n) >> 6; k++)
-			w[k] = v ? ~std::uint64_t{0} : 0;
-		return;
-	}
-	const std::uint64_t m = ((std::uint64_t{1} << n) - 1) << (i & 63);
-	w[i >> 6] = v ? (w[i >> 6] | m) : (w[i >> 6] & ~m);
-}
-
-/* Lowest set bit in [from, end), or npos. */
-inline std::uint64_t find_next(const std::uint64_t *w, std::uint64_t from, std::uint64_t end) noexcept
-{
-	if (from >= end)
-		return npos;
-	std::uint64_t k = from >> 6;
-	std::uint64_t x = w[k] & (~std::uint64_t{0} << (from & 63));
-	const std::uint64_t last = (end - 1) >> 6;
-	for (;;) {
-		if (x) {
-			const std::uint64_t i = (k << 6) + std::countr_zero(x);
-			return i < end ? i : npos;
-		}
-		if (++k > last)
-			return npos;
-		x = w[k];
-	}
-}
-
-/* Highest set bit in [begin, before), or npos. */
-inline std::uint64_t find_prev(const std::uint64_t *w, std::uint64_t begin, std::uint64_t before) noexcept
-{
-	if (before <= begin)
-		return npos;
-	std::uint64_t k = (before - 1) >> 6;
-	std::uint64_t x = w[k] & (~std::uint64_t{0} >> (63 - ((before - 1) & 63)));
-	for (;;) {
-		if (x) {
-			const std::uint64_t i = (k << 6) + 63 - std::countl_zero(x);
-			return i >= begin ? i : npos;
-		}
-		if (k-- == (begin >> 6))
-			return npos;
-		x = w[k];
-	}
-}
-
-/* Set bit in [begin, end) nearest to pos (ties go to the lower one), or npos. */
-inline std::uint64_t find_nearest(const std::uint64_t *w, std::uint64_t begin, std::uint64_t end,
-				  std::uint64_t pos) noexcept
-{
-	if (begin >= end)
-		return npos;
-	pos = pos < begin ? begin : (pos >= end ? end - 1 : pos);
-	const std::uint64_t up = find_next(w, pos, end);
-	const std::uint64_t down = find_prev(w, begin, pos);
-	if (up == npos)
-		return down;
-	if (down == npos)
-		return up;
-	return (up - pos < pos - down) ? up : down;
-}
-
-inline bool any(const std::uint64_t *w, unsigned nwords) noexcept
-{
-	std::uint64_t x = 0;
-	for (unsigned k = 0; k < nwords; k++)
-		x |= w[k];
-	return x != 0;
-}
-
-/* log2 of the distance from `page` to the next bit of `bounds` (or `end`). */
-inline unsigned block_order_at(const std::uint64_t *bounds, unsigned page, unsigned end) noexcept
-{
-	std::uint64_t next = find_next(bounds, page + 1, end);
-	if (next == npos)
-		next = end;
-	return unsigned(std::countr_zero(next - page));
-}
-
-/*
- * Maximal free blocks of a pageblock, from its 512-bit free mask. full[o]
- * has a bit at each o-aligned page whose 2^o pages are all free (orders 0..6
- * within a word); for orders 6..9 the same per word, one bit per word. A full
- * block is a free buddy block when its parent is not full: that is the merge
- * __free_one_page() would have done.
- */
-struct pageblock_blocks {
-	std::uint64_t full[7][8];
-	unsigned word_full[4]; /* orders 6..9: bit k = word k starts a full block */
-
-	explicit pageblock_blocks(const std::uint64_t *free) noexcept
-	{
-		static constexpr std::uint64_t align[7] = {
-			~std::uint64_t{0}, 0x5555555555555555, 0x1111111111111111, 0x0101010101010101,
-			0x0001000100010001, 0x0000000100000001, 1};
-		for (unsigned k = 0; k < 8; k++) {
-			full[0][k] = free[k];
-			for (unsigned o = 0; o < 6; o++)
-				full[o + 1][k] = full[o][k] & (full[o][k] >> (1u << o)) & align[o + 1];
-		}
-		unsigned m = 0;
-		for (unsigned k = 0; k < 8; k++)
-			m |= unsigned(full[6][k] & 1) << k;
-		word_full[0] = m;
-		word_full[1] = m & (m >> 1) & 0x55;
-		word_full[2] = word_full[1] & (word_full[1] >> 2) & 0x11;
-		word_full[3] = word_full[2] & (word_full[2] >> 4) & 0x01;
-	}
-
-	bool whole() const noexcept { return word_full[3] != 0; }
-
-	/* Maximal free blocks of order o < 9 as a page-indexed 512-bit mask of block starts. */
-	void blocks(unsigned o, std::uint64_t out[8]) const noexcept
-	{
-		if (o < 6) {
-			for (unsigned k = 0; k < 8; k++)
-				out[k] = full[o][k] & ~(full[o + 1][k] | (full[o + 1][k] << (1u << o)));
-			return;
-		}
-		const unsigned s = 1u << (o - 6);
-		const unsigned m = word_full[o - 6] & ~(word_full[o - 5] | (word_full[o - 5] << s));
-		for (unsigned k = 0; k < 8; k++)
-			out[k] = (m >> k) & 1;
-	}
-
-	unsigned count(unsigned o) const noexcept
-	{
-		std::uint64_t b[8];
-		blocks(o, b);
-		unsigned n = 0;
-		for (unsigned k = 0; k < 8; k++)
-			n += unsigned(std::popcount(b[k]));
-		return n;
-	}
+/* A frame's state byte: kind in bits 4..6, order in bits 0..3, bit 7 "movable allocation". */
+enum frame_kind : std::uint8_t {
+	fk_hole = 0,      /* not RAM, or reserved: never on a list, never allocated */
+	fk_free_tail = 1, /* inside a free block (buddy or pcp), not its head */
+	fk_buddy = 2,     /* PageBuddy: head of a block on a zone free list */
+	fk_pcp = 3,       /* head of a block on a per-CPU list (not PageBuddy) */
+	fk_alloc = 4,     /* head of an allocated block */
+	fk_alloc_tail = 5,
 };
+inline constexpr std::uint8_t fs_movable = 0x80; /* allocated as movable: PageLRU for prep_move_freepages_block() */
 
-/* A pageblock split below order 9. Frames past the machine's end are neither free nor allocated. */
-struct pageblock_rec {
-	std::uint64_t free[8];
-	std::uint64_t head[8];
-	std::uint16_t nr_free[pageblock_order]; /* maximal free blocks per order, as last accounted */
-	std::uint16_t nr_valid;                 /* frames of this pageblock below nr_pages */
-};
+constexpr std::uint8_t make_state(frame_kind k, unsigned order, bool movable = false) noexcept
+{
+	return std::uint8_t((unsigned(k) << 4) | order | (movable ? fs_movable : 0));
+}
+constexpr frame_kind state_kind(std::uint8_t s) noexcept { return frame_kind((s >> 4) & 7); }
+constexpr unsigned state_order(std::uint8_t s) noexcept { return s & 15; }
 
-inline constexpr std::uint32_t no_rec = ~std::uint32_t{0};
-inline constexpr unsigned large_orders = page_max_order - pageblock_order; /* orders 9..17 */
-
-/* A 1 GiB region split below order 18. Indices are pageblocks within the region. */
-struct region_state {
-	std::uint64_t free_blk[large_orders][8];   /* order 9+j free block starts here */
-	std::uint64_t alloc_blk[large_orders][8];  /* order 9+j allocated block starts here */
-	std::uint64_t has_small[pageblock_order][8]; /* record holds a free block of order o */
-	std::uint32_t rec[pages_per_chunk];
-
-	void reset() noexcept
-	{
-		for (auto &m : free_blk) for (auto &w : m) w = 0;
-		for (auto &m : alloc_blk) for (auto &w : m) w = 0;
-		for (auto &m : has_small) for (auto &w : m) w = 0;
-		for (auto &r : rec) r = no_rec;
-	}
+/* A list of frames linked through their next/prev links (struct list_head). */
+struct list_head {
+	std::uint32_t first = nil, last = nil;
+	bool empty() const noexcept { return first == nil; }
 };
 
 }  // namespace detail::pa

@@ -65,7 +65,7 @@ struct sim_config {
 	 * (mark_rodata_ro(), free_kernel_image_pages() and the like cut the
 	 * 2 MiB pages around the image's section ends) and early allocations
 	 * that leave the direct map. Taken from a machine's measured boot
-	 * figures (docs/backends.md, /work/research/boot_direct_map.md); 0 by
+	 * figures (docs/backends.md, tests/sim/sim_boot_map_test.cpp); 0 by
 	 * default. Placement (a choice, not a kernel fact): 2 MiB splits from the
 	 * default kernel load address, 16 MiB (CONFIG_PHYSICAL_START), upwards;
 	 * 1 GiB splits of the highest GiBs mapped with 1 GiB pages, where the

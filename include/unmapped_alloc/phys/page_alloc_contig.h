@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+/*
+ * phys/page_alloc_contig.h - blocks above MAX_PAGE_ORDER, as the kernel gets
+ * them: not from the buddy lists (__alloc_pages() refuses order > 10) but
+ * with alloc_contig_pages(), which scans each zone of the zonelist from its
+ * start for an aligned range it can take (pfn_range_valid_contig()), drains
+ * the pcp lists (alloc_contig_range() isolates the range) and takes the
+ * free blocks out of the buddy lists. The kernel also migrates movable
+ * pages out of the range; that is not modelled, so a range qualifies only
+ * when all of it is free. free_contig_range() frees the range page by page
+ * (__free_page() of each frame), through the pcp lists.
+ *
+ * Included at the end of page_alloc.h.
+ */
+#pragma once
+
+#include "page_alloc.h"
+
+namespace ua {
+
+inline result<pfn_t> page_allocator::alloc_contig_pages(unsigned order, gfp_t gfp)
+{
+	using namespace detail::pa;
+	if (order <= page_max_order || order > max_contig_order)
+		return result<pfn_t>::failure(order <= page_max_order ? error::bad_flags : error::too_large);
+	if ((gfp & ~gfp_all_bits) || ((gfp & gfp_dma) && (gfp & gfp_dma32)) || ((gfp & gfp_movable) && (gfp & gfp_reclaimable)))
+		return result<pfn_t>::failure(error::bad_flags);
+	if (fault_hook_ && fault_hook_(fault_ctx_, order))
+		return result<pfn_t>::failure(error::no_memory);
+	const unsigned highest = (gfp & gfp_dma) ? unsigned(zone_type::dma)
+				 : (gfp & gfp_dma32) ? unsigned(zone_type::dma32)
+				 : ((gfp & gfp_highmem) && (gfp & gfp_movable)) ? unsigned(zone_type::movable)
+										  : unsigned(zone_type::normal);
+	const pfn_t nr = pfn_t{1} << order;
+	drain_all_pages();
+	for (int zi = int(highest); zi >= 0; zi--) {
+		zone_t &z = zones_[unsigned(zi)];
+		if (!z.populated())
+			continue;
+		for (pfn_t start = (z.start + nr - 1) & ~(nr - 1); start + nr <= z.end; start += nr) {
+			/* pfn_range_valid_contig(), restricted to free frames: every block in the range is PageBuddy. */
+			pfn_t p = start;
+			while (p < start + nr && state_kind(state_[p]) == fk_buddy)
+				p += pfn_t{1} << state_order(state_[p]);
+			if (p != start + nr)
+				continue;
+			for (p = start; p < start + nr;) {
+				const unsigned o = state_order(state_[p]);
+				del_page_from_free_list(z, p, o, pb_mt_[p >> pageblock_order]);
+				p += pfn_t{1} << o;
+			}
+			prep_new_page(start, order, migrate_unmovable);
+			return result<pfn_t>{start, error::ok};
+		}
+	}
+	return result<pfn_t>::failure(error::no_memory);
+}
+
+inline error page_allocator::free_contig_range(pfn_t pfn, unsigned order)
+{
+	if (order <= page_max_order || order > max_contig_order)
+		return order <= page_max_order ? error::bad_flags : error::too_large;
+	if (pfn >= end_pfn_)
+		return error::foreign_pointer;
+	if (pfn & ((pfn_t{1} << order) - 1))
+		return error::bad_alignment;
+	const auto cur = allocated_order(pfn);
+	if (!cur)
+		return cur.err;
+	if (cur.value != order)
+		return error::bad_chunk;
+	/* split_page(): each frame becomes an order-0 page, then __free_page() of each. */
+	const std::uint8_t one = detail::pa::make_state(detail::pa::fk_alloc, 0);
+	for (pfn_t i = 0; i < (pfn_t{1} << order); i++)
+		state_[pfn + i] = one;
+	for (pfn_t i = 0; i < (pfn_t{1} << order); i++)
+		UA_CHECK(free_pages(pfn + i, 0) == error::ok, "free_contig_range: freeing a frame");
+	return error::ok;
+}
+
+}  // namespace ua
