@@ -50,35 +50,6 @@ inline page_alloc_config page_alloc_config_for(unsigned nr_cpus, bool placement_
 	return c;
 }
 
-/*
- * The aged page allocator of a key (machine label and settings), made by
- * make() the first time and kept for the process. Runs on several threads
- * (runner) share it: one ages while the others asking for the same key
- * wait. A failed make() (nullptr) is not kept.
- */
-template <class Make>
-std::shared_ptr<const page_allocator> aged_allocator(const std::string &key, Make &&make)
-{
-	struct entry {
-		std::mutex lock;
-		std::shared_ptr<const page_allocator> pages;
-	};
-	static std::mutex map_lock;
-	static std::map<std::string, std::shared_ptr<entry>> cache;
-	std::shared_ptr<entry> e;
-	{
-		std::lock_guard<std::mutex> g(map_lock);
-		auto &slot = cache[key];
-		if (!slot)
-			slot = std::make_shared<entry>();
-		e = slot;
-	}
-	std::lock_guard<std::mutex> g(e->lock);
-	if (!e->pages)
-		e->pages = std::forward<Make>(make)();
-	return e->pages;
-}
-
 }  // namespace detail
 
 /* What runs beside the workload on the machine; every call takes the machine lock. */

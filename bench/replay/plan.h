@@ -118,13 +118,13 @@ inline std::string add_runs(const options &o, plan &p)
 			m.mems.push_back(mem.value);
 			m.source.push_back(src);
 		}
+		std::vector<std::vector<std::pair<std::string, linux_version>>> allocs(m.specs.size());
 		for (std::size_t si = 0; si < m.specs.size(); si++) {
-			std::vector<std::pair<std::string, linux_version>> allocs;
 			for (const std::string &a : o.allocators) {
 				linux_version k = o.kernel;
 				if (auto at = a.find('@'); at != std::string::npos)
 					(void)parse_release(a.substr(at + 1), k); /* checked by parse_args() */
-				allocs.emplace_back(a, k);
+				allocs[si].emplace_back(a, k);
 			}
 			const linux_version src = m.source[si];
 			if (src != linux_version{} && src != o.kernel)
@@ -132,12 +132,14 @@ inline std::string add_runs(const options &o, plan &p)
 					const allocator_info *info = find_allocator(a);
 					if (a.find('@') == std::string::npos && info->rule == follows::release &&
 					    info->applies_to(m.mems[si]))
-						allocs.emplace_back(a + "@" + src.str(), src);
+						allocs[si].emplace_back(a + "@" + src.str(), src);
 				}
-			for (std::uint64_t seed = m.first_seed; seed < m.first_seed + m.seeds; seed++)
-				for (const auto &[label, k] : allocs)
-					p.runs.push_back({mi, si, seed, label, k});
 		}
+		/* Seed by seed: the runs of one aged machine come together (replay.h keeps few aged machines). */
+		for (std::uint64_t seed = m.first_seed; seed < m.first_seed + m.seeds; seed++)
+			for (std::size_t si = 0; si < m.specs.size(); si++)
+				for (const auto &[label, k] : allocs[si])
+					p.runs.push_back({mi, si, seed, label, k});
 	}
 	return {};
 }

@@ -3,8 +3,9 @@
  * replay/replay.h - one run: one workload against one allocator on one
  * fresh machine.
  *
- * A run: build the machine (page allocator + backend) of the setup, age it
- * with the setup's seed (so every allocator sees the same aged machine), then
+ * A run: build the machine (page allocator + backend) of the setup
+ * (machine_load.h: on sim an x86-64 VM of that RAM), age it with the
+ * setup's seed (so every allocator sees the same aged machine), then
  * replay the workload's ops against the allocator (replay_ops.h, which says
  * what is measured) built by its row of the registry (allocators.h) for the
  * workload's memory kind and the release asked for.
@@ -14,6 +15,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,10 +53,34 @@ struct machine_setup {
 	{
 		char g[32];
 		std::snprintf(g, sizeof g, "%g", gib);
-		return backend + "-" + g + "g-" + (aged ? "aged" : "fresh") + (placement_hint ? "-hint" : "");
+		return backend + "-" + g + "g-" + (aged ? "aged" : "fresh");
 	}
 	replay_settings settings() const { return {samples, reads, read_rounds, seed, background, footprints}; }
 };
+
+namespace detail {
+
+/*
+ * The aged page allocators, by machine label and settings, shared by the
+ * runs of a plan (which may run on several threads: under a lock). A copy
+ * of an aged 64 GiB machine is ~150 MB, so only the most recent few are
+ * kept: the plan runs every workload and allocator of a seed before the
+ * next seed (plan.h), so each key is wanted by runs close together.
+ */
+struct aged_store {
+	static constexpr std::size_t keep = 3;
+	std::mutex lock;
+	std::map<std::string, std::shared_ptr<const page_allocator>> by_key;
+	std::deque<std::string> order;
+};
+
+inline aged_store &aged_allocators()
+{
+	static aged_store s;
+	return s;
+}
+
+}  // namespace detail
 
 /* The release a run of `a` follows and its label: "execmem@6.13-rc" unless it is the plan's `k`. */
 inline std::string release_label(const allocator_info &a, linux_version release)
@@ -106,53 +133,57 @@ run_result run_case(const machine_setup &ms, const workload_case &wc, const std:
 		return r;
 	}
 	const page_alloc_config pcfg = detail::page_alloc_config_for(ms.nr_cpus, ms.placement_hint);
-	/* The sim machine is an x86-64 VM of that much RAM (machine_load.h); the real one a flat memfd. */
-	memory_map mm;
+	std::unique_ptr<machine<B>> m;
 	if constexpr (std::is_same_v<B, sim_direct_map>) {
-		auto x = memory_map::x86_vm(ms.nr_pages());
-		if (!x.ok()) {
+		/* An x86-64 VM of that much RAM (machine_load.h). */
+		auto mm = memory_map::x86_vm(ms.nr_pages());
+		if (!mm.ok()) {
 			r.note = "no x86 memory map for this size";
 			return r;
 		}
-		mm = std::move(x.value);
+		m = std::make_unique<machine<B>>(mm.value, pcfg);
 	} else {
-		mm = memory_map::flat(ms.nr_pages());
+		m = std::make_unique<machine<B>>(ms.nr_pages(), pcfg);
 	}
-	/*
-	 * Aged once per machine and settings; each run starts from a copy of
-	 * the aged allocator. Runs go in parallel (runner): the first run of a
-	 * key ages under the cache's lock, the others wait for it and copy.
-	 */
-	std::shared_ptr<const page_allocator> aged;
-	if (ms.aged) {
-		char key[160];
-		std::snprintf(key, sizeof key, "%s/%llu/%g/%u/%d", ms.label().c_str(), (unsigned long long)ms.seed,
-			      ms.free_chunk_fraction, ms.nr_cpus, int(ms.placement_hint));
-		aged = detail::aged_allocator(key, [&]() -> std::shared_ptr<const page_allocator> {
-			auto pa = std::make_shared<page_allocator>(mm, pcfg);
-			age_config ac;
-			ac.seed = ms.seed;
-			ac.free_chunk_fraction = ms.free_chunk_fraction;
-			if (!pa->age(ac).ok())
-				return nullptr;
-			return pa;
-		});
-		if (!aged) {
-			r.note = "ageing failed";
-			return r;
-		}
-	}
-	std::unique_ptr<machine<B>> m;
-	if constexpr (std::is_same_v<B, sim_direct_map>)
-		m = aged ? std::make_unique<machine<B>>(mm, *aged) : std::make_unique<machine<B>>(mm, pcfg);
-	else
-		m = aged ? std::make_unique<machine<B>>(ms.nr_pages(), *aged) : std::make_unique<machine<B>>(ms.nr_pages(), pcfg);
 	if constexpr (requires { m->backend.ok(); }) {
 		if (!m->backend.ok()) {
 			r.note = std::string("real backend not constructed: ") + m->backend.init_step() + ": " +
 				 std::strerror(-m->backend.init_error());
 			return r;
 		}
+	}
+	if (ms.aged) {
+		/* Aged once per machine and settings; each run copies the aged allocator. */
+		char key[160];
+		std::snprintf(key, sizeof key, "%s/%llu/%g/%u/%d", ms.label().c_str(), (unsigned long long)ms.seed,
+			      ms.free_chunk_fraction, ms.nr_cpus, int(ms.placement_hint));
+		auto &store = detail::aged_allocators();
+		std::shared_ptr<const page_allocator> aged;
+		{
+			std::lock_guard<std::mutex> g(store.lock);
+			if (auto it = store.by_key.find(key); it != store.by_key.end())
+				aged = it->second;
+		}
+		if (!aged) { /* two runs may age the same machine at once; both get the same allocator */
+			auto fresh = std::make_shared<page_allocator>(m->pages);
+			age_config ac;
+			ac.seed = ms.seed;
+			ac.free_chunk_fraction = ms.free_chunk_fraction;
+			if (auto a = fresh->age(ac); !a.ok()) {
+				r.note = std::string("ageing failed: ") + describe(a.err);
+				return r;
+			}
+			aged = fresh;
+			std::lock_guard<std::mutex> g(store.lock);
+			if (store.by_key.emplace(key, aged).second) {
+				store.order.push_back(key);
+				while (store.order.size() > detail::aged_store::keep) {
+					store.by_key.erase(store.order.front());
+					store.order.pop_front();
+				}
+			}
+		}
+		m->pages = *aged;
 	}
 	const run_context c{wc.w.ops, wc.mem, wc.kind, ms.settings(), kernel};
 	a->runner<B>()(*m, c, r);

@@ -48,8 +48,8 @@
 #include <unmapped_alloc/phys.h>
 #include <unmapped_alloc/sim.h>
 
-#include "peers/peer.h"
 #include "machine_load.h"
+#include "peers/peer.h"
 #include "read_probe.h"
 #include "run_result.h"
 #include "workload/op.h"
@@ -62,8 +62,7 @@ struct replay_settings {
 	std::size_t reads = 65536; /* per pass: short passes, many rounds, best of each resists noise */
 	int read_rounds = 40;
 	std::uint64_t seed = 1;
-	bool background = true; /* machine_load.h: page-cache reads and slab churn between ops */
-	bool footprints = true; /* machine_load.h: instances with a footprint are processes */
+	bool background = true, footprints = true; /* machine_load.h */
 };
 
 template <mapping_backend B>
@@ -87,27 +86,29 @@ public:
 		live_.reserve(1024);
 		r_.ops = nr_ops;
 		r_.before = locked_stats(m_);
-		last_free_ = free_pages();
 		chunks_ = peer_.stats().chunks;
 		sample(0, chunks_);
 	}
 
-	/* Op i of the workload: an alloc or a free, then the chunk count and a sample when due. */
+	/*
+	 * Op i of the workload: what runs beside it first (machine_load.h), an
+	 * alloc or a free, then the chunk count and a sample when due.
+	 */
 	void step(std::size_t i, const workload::op &o)
 	{
-		/* What else runs on the machine (machine_load.h) comes first; only the op's own frames count as the peer's. */
 		if (o.k == workload::op::alloc)
 			load_.before_alloc(o);
 		else
 			load_.before_free(o);
-		last_free_ = free_pages();
+		const std::uint64_t before = free_pages();
 		if (o.k == workload::op::alloc)
 			alloc_op(i, o);
 		else
 			free_op(i, o);
-		note_chunks();
+		const std::uint64_t after = free_pages();
 		if (o.k != workload::op::alloc)
 			load_.after_free(o);
+		note_chunks(before, after);
 		if ((i + 1) % step_ == 0 || i + 1 == nr_ops_)
 			sample(i + 1, chunks_);
 	}
@@ -215,13 +216,14 @@ private:
 
 	/*
 	 * Chunks held change only when the allocator takes or returns frames,
-	 * which moves the page allocator's free count: ask for its stats (for
+	 * which moves the page allocator's free count across its own op (the
+	 * load beside it is outside the two counts): ask for its stats (for
 	 * jemalloc a mallctl refresh, microseconds) only then. Every op either
 	 * allocates or frees, never both.
 	 */
-	void note_chunks()
+	void note_chunks(std::uint64_t before, std::uint64_t after)
 	{
-		if (free_pages() != last_free_) {
+		if (before != after) {
 			chunks_ = peer_.stats().chunks;
 			r_.peak_chunks = std::max<std::uint64_t>(r_.peak_chunks, chunks_);
 		}
@@ -232,7 +234,7 @@ private:
 	run_result &r_;
 	const std::size_t nr_ops_, step_;
 	std::unordered_map<std::uint64_t, live_alloc> live_;
-	std::uint64_t live_bytes_ = 0, seq_ = 0, last_free_ = 0, chunks_ = 0;
+	std::uint64_t live_bytes_ = 0, seq_ = 0, chunks_ = 0;
 	clock::duration busy_{};
 	machine_load<B> load_;
 };
