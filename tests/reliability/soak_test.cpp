@@ -193,7 +193,8 @@ TEST_CASE("soak: two threads, three caches, deferred frees, a shrinker thread, f
 	CHECK(bad_children.load() == 0);
 	CHECK(injected > 0);
 	CHECK(forks.load() >= (seconds >= 6 ? 1u : 0u));
-	CHECK(second.rss_kb <= first.rss_kb + first.rss_kb / 10);
+	if (!ua_test::sanitized) /* ASan's quarantine keeps freed heap resident: RSS is flat only without it */
+		CHECK(second.rss_kb <= first.rss_kb + first.rss_kb / 10);
 	CHECK(second.vmas <= first.vmas + first.vmas / 10 + 2);
 	CHECK(second.metadata <= first.metadata + first.metadata / 10 + 4096);
 
