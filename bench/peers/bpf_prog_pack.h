@@ -106,7 +106,7 @@ public:
 		if (size > pack_size()) {
 			vm_area a;
 			{
-				std::lock_guard<std::mutex> mg(m_.lock);
+				ua::mutex_guard mg(m_.lock);
 				if (error e = new_area_locked(pages_of(size), a); e != error::ok)
 					return res::failure(e);
 			}
@@ -153,7 +153,7 @@ public:
 		record &rec = it->second;
 		if (!rec.pk) {
 			{
-				std::lock_guard<std::mutex> mg(m_.lock);
+				ua::mutex_guard mg(m_.lock);
 				if (error e = free_area_locked(rec.big); e != error::ok)
 					return e;
 			}
@@ -188,7 +188,7 @@ public:
 				(void)free_pack(pk);
 		}
 		if (pool_) {
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			pool_->release_locked(counts_);
 		}
 	}
@@ -207,7 +207,7 @@ public:
 				   live_.size() * map_node_bytes<std::uintptr_t, record>;
 		if (pool_) {
 			/* What the peer holds is what its pool took: handed-out pages and its free lists. */
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			s.pages_held = pool_->pages_taken();
 			s.chunks = 0;
 			for (const auto &[pfn, order] : pool_->lists().blocks())
@@ -365,7 +365,7 @@ private:
 		pack pk;
 		pk.bitmap.assign((chunk_count() + 63) / 64, 0);
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (error e = new_area_locked(pack_pages_, pk.area); e != error::ok)
 				return e;
 		}
@@ -379,7 +379,7 @@ private:
 	error free_pack(pack *pk)
 	{
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (error e = free_area_locked(pk->area); e != error::ok)
 				return e;
 		}

@@ -114,7 +114,7 @@ public:
 		}
 		if (at_ >= v6_15) {
 			/* execmem_make_temp_rw() / execmem_force_rw(), the module written, execmem_restore_rox(). */
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (error e = force_rw_then_rox_locked(addr, bytes); e != error::ok) {
 				busy_.erase(addr);
 				(void)cache_add(addr, bytes);
@@ -222,7 +222,7 @@ private:
 		const std::size_t bytes = it->second.bytes;
 		auto ch = chunk_of(p);
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (at_ >= v6_17) {
 				const std::uint64_t page = page_in_chunk(ch, p), n = bytes >> page_shift;
 				if (error e = set_memory_rw_nx_locked(m_, ch->second, page, n, counts_); e != error::ok)
@@ -311,7 +311,7 @@ private:
 	{
 		const vm_area &a = ch->second;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (error e = set_valid_locked(a, true); e != error::ok)
 				return e;
 			must(int(vfree_locked(m_, a, false, counts_)), "execmem: vfree of a chunk");
@@ -356,7 +356,7 @@ private:
 	{
 		vm_area a;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			const vmalloc_opts o{true, prot::rw, trap_byte};
 			error e = vmalloc_locked(m_, pages_of(align_up(bytes, chunk_size)), o, a);
 			if (e == error::no_memory && at_ >= v6_17)

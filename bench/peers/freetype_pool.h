@@ -70,7 +70,7 @@ public:
 	freetype_pool &operator=(const freetype_pool &) = delete;
 	~freetype_pool()
 	{
-		std::lock_guard<std::mutex> mg(m_.lock);
+		ua::mutex_guard mg(m_.lock);
 		(void)release_locked(scratch_);
 		UA_CHECK(lists_.blocks().empty(), "freetype_pool: destroyed with pages handed out");
 	}

@@ -73,7 +73,7 @@ public:
 		}
 		const vm_area &a = it->second.area;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			must(m_.backend.unmap_alias(a.addr, a.bytes()), "freetype-unmapped: unmap of an alias it mapped");
 			give_back_locked(a);
 		}
@@ -87,14 +87,14 @@ public:
 	void drain()
 	{
 		std::lock_guard<std::mutex> g(lock_);
-		std::lock_guard<std::mutex> mg(m_.lock);
+		ua::mutex_guard mg(m_.lock);
 		pool_.release_locked(counts_);
 	}
 
 	peer_stats stats() const
 	{
 		std::lock_guard<std::mutex> g(lock_);
-		std::lock_guard<std::mutex> mg(m_.lock);
+		ua::mutex_guard mg(m_.lock);
 		peer_stats s;
 		s.live_count = live_.size();
 		s.live_bytes = live_pages_ << page_shift;
@@ -112,7 +112,7 @@ public:
 	freetype_stats pool_stats() const
 	{
 		std::lock_guard<std::mutex> g(lock_);
-		std::lock_guard<std::mutex> mg(m_.lock);
+		ua::mutex_guard mg(m_.lock);
 		return pool_.stats();
 	}
 
@@ -139,7 +139,7 @@ private:
 		live_area la;
 		la.requested = size;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (error e = take_locked(vm ? n : 1, vm ? 0 : order_of(n), atomic, la.area); e != error::ok)
 				return res::failure(e);
 			if (m_.backend.map_alias_runs(la.area.runs.data(), la.area.runs.size(), prot::rw, &la.area.addr) != 0) {

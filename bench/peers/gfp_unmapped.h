@@ -99,7 +99,7 @@ public:
 		live_area la;
 		la.requested = size;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			take_record rec;
 			if (error e = take_locked(vm ? n : 1, order, la.area, rec); e != error::ok)
 				return res::failure(e);
@@ -135,7 +135,7 @@ public:
 		}
 		const vm_area &a = it->second.area;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (cfg_.use == gfp_unmapped_use::module_alloc) {
 				/* vfree() with VM_FLUSH_RESET_PERMS: the pages are mapped back, then cached. */
 				if (error e = vm_reset_perms_locked(m_, a, counts_); e != error::ok)
@@ -161,7 +161,7 @@ public:
 	std::uint64_t shrink_scan(std::uint64_t nr_to_scan)
 	{
 		std::lock_guard<std::mutex> g(lock_);
-		std::lock_guard<std::mutex> mg(m_.lock);
+		ua::mutex_guard mg(m_.lock);
 		std::uint64_t freed = 0;
 		for (unsigned o = 0; o <= buddy_lists::max_order && freed < nr_to_scan; o++) {
 			const std::list<pfn_t> heads = lists_.list(o);

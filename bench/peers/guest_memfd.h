@@ -71,7 +71,7 @@ public:
 		live_area la;
 		la.requested = size;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (error e = vm_alloc_pages_locked(m_.pages, folios << cfg_.folio_order, cfg_.folio_order, la.area);
 			    e != error::ok)
 				return res::failure(e);
@@ -105,7 +105,7 @@ public:
 		}
 		const vm_area &a = it->second.area;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			must(m_.backend.unmap_alias(a.addr, a.bytes()), "guest-memfd: unmap of an alias it mapped");
 			restore_locked(a, a.nr_pages >> cfg_.folio_order); /* kvm_gmem_free_folio() */
 			vm_free_pages_locked(m_.pages, a);

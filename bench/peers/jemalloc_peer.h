@@ -161,7 +161,7 @@ private:
 	void *chunk_get(std::size_t bytes)
 	{
 		const std::uint64_t nblocks = bytes / chunk_size;
-		std::lock_guard<std::mutex> mg(m_.lock);
+		ua::mutex_guard mg(m_.lock);
 		region rg;
 		rg.bytes = bytes;
 		std::uint64_t changed = 0;
@@ -206,7 +206,7 @@ private:
 		UA_CHECK(it != regions_.end() && it->second.bytes == bytes, "jemalloc: releasing a region it never got");
 		const region &rg = it->second;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			must(m_.backend.unmap_alias(it->first, bytes), "jemalloc: unmap of a chunk it mapped");
 			for (const frame_range &b : rg.blocks) {
 				dm_changes_++;

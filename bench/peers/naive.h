@@ -71,7 +71,7 @@ public:
 		std::lock_guard<std::mutex> g(lock_);
 		vm_area a;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			error e = cfg_.use == naive_use::secretmem ? secretmem_alloc_locked(n, a) : text_alloc_locked(n, a);
 			if (e != error::ok)
 				return res::failure(e);
@@ -92,7 +92,7 @@ public:
 			return classify(p);
 		const vm_area &a = it->second.area;
 		{
-			std::lock_guard<std::mutex> mg(m_.lock);
+			ua::mutex_guard mg(m_.lock);
 			if (cfg_.use == naive_use::secretmem) {
 				/* secretmem_free_folio(): back to default page by page, no flush. */
 				must(set_area_direct_map(m_.backend, a, true, counts_), "naive: default of a 4 KiB page");

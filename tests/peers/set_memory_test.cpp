@@ -37,7 +37,7 @@ TEST_CASE("set_memory: on a 4 KiB-mapped area each frame is its own alias step, 
 	call_counts cnt;
 	vm_area a;
 	{
-		std::lock_guard<std::mutex> g(m.lock);
+		ua::mutex_guard g(m.lock);
 		REQUIRE(vmalloc_locked(m, pages_per_chunk, vmalloc_opts{}, a) == error::ok);
 	}
 	REQUIRE(a.runs.size() == 1);
@@ -45,7 +45,7 @@ TEST_CASE("set_memory: on a 4 KiB-mapped area each frame is its own alias step, 
 	CHECK(a.page_order == 0u);
 	const auto before = m.backend.stats();
 	{
-		std::lock_guard<std::mutex> g(m.lock);
+		ua::mutex_guard g(m.lock);
 		REQUIRE(set_memory_locked(m, a, 0, pages_per_chunk, cpa_op::rox, cnt) == error::ok);
 	}
 	CHECK(cnt.dm_changes == 1);
@@ -55,7 +55,7 @@ TEST_CASE("set_memory: on a 4 KiB-mapped area each frame is its own alias step, 
 	CHECK(peer_test::count_state(m, a.runs[0], dm_state::ro) == pages_per_chunk);
 	CHECK(m.backend.alias_prot(a.addr) == prot::rx);
 	{
-		std::lock_guard<std::mutex> g(m.lock);
+		ua::mutex_guard g(m.lock);
 		/* set_memory_nx never reaches the direct map; rw after it does (force_rw). */
 		REQUIRE(set_memory_rw_nx_locked(m, a, 3, 2, cnt) == error::ok);
 		CHECK(cnt.dm_changes == 2);
@@ -88,7 +88,7 @@ TEST_CASE("set_memory: a huge (order-9) area changes whole leaves in place; a pa
 	call_counts cnt;
 	vm_area a;
 	{
-		std::lock_guard<std::mutex> g(m.lock);
+		ua::mutex_guard g(m.lock);
 		REQUIRE(vmalloc_locked(m, 2 * pages_per_chunk, vmalloc_opts{.huge = true}, a) == error::ok);
 		CHECK(a.page_order == chunk_order);
 		CHECK(m.pages.allocated_order(second_gib).value == chunk_order);
@@ -121,7 +121,7 @@ TEST_CASE("vm_area: vmalloc falls back to order-0 pages when an order-9 page is 
 	const auto pinned = peer_test::pin_all_but(m, keep);
 	vm_area a;
 	{
-		std::lock_guard<std::mutex> g(m.lock);
+		ua::mutex_guard g(m.lock);
 		REQUIRE(vmalloc_locked(m, pages_per_chunk, vmalloc_opts{.huge = true, .fill = 0xcc}, a) == error::ok);
 	}
 	CHECK(a.page_order == 0u);
@@ -133,7 +133,7 @@ TEST_CASE("vm_area: vmalloc falls back to order-0 pages when an order-9 page is 
 	CHECK(pfns == keep);
 	call_counts cnt;
 	{
-		std::lock_guard<std::mutex> g(m.lock);
+		ua::mutex_guard g(m.lock);
 		REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
 	}
 	CHECK(m.pages.nr_free_pages() == pages_per_chunk);
@@ -146,7 +146,7 @@ TEST_CASE("set_memory: a failing call changes nothing")
 	machine<flaky_sim> m(std::uint64_t{1} << 18);
 	vm_area a;
 	call_counts cnt;
-	std::lock_guard<std::mutex> g(m.lock);
+	ua::mutex_guard g(m.lock);
 	REQUIRE(vmalloc_locked(m, 8, vmalloc_opts{}, a) == error::ok);
 	flaky_sim::fail_cpa = 0;
 	CHECK(set_memory_locked(m, a, 0, 8, cpa_op::ro, cnt) == error::backend_failure);

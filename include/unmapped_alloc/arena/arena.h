@@ -43,6 +43,13 @@
  * memory and cannot fail for lack of it. Node memory comes from a pool in
  * blocks: no malloc per operation.
  *
+ * Length: about 580 lines, over the usual 400, because alloc(), free() and
+ * the lockless lookup are one protocol over the same records (the bitmaps,
+ * the chains, the tree, the seqcount): the fit search (arena_fit.h), the
+ * consistency walk (arena_check.h) and the chunk record (chunk.h) are
+ * already rooms of their own, and what remains here is the part whose
+ * invariants must be read together.
+ *
  * Errors (ua::error; nothing changes on any error):
  *   alloc: zero_size, too_large (> chunk size: whole-chunk allocations are the
  *          owner's job), bad_alignment (not a power of two, or > chunk size),

@@ -67,7 +67,14 @@
  * of 2 MiB pages would satisfy. Any failing step undoes every piece done
  * before it.
  *
- * Locking: every method takes machine::lock itself; the caller may hold its
+ * Length: about 570 lines, over the usual 400, because acquire, release and
+ * the repair records are one transaction log: each acquire step has its undo
+ * and its repair record, and splitting the steps from their undo would put
+ * the rule that every step is undone (or recorded) in two files. The run
+ * type is its own header (chunk_run.h).
+ *
+ * Locking: every method takes machine::lock itself (machine::guard, so clang
+ * checks the UA_REQUIRES(m_.lock) of every *_locked step); the caller may hold its
  * cache's chunk lock (lock order: cache shard lock -> cache chunk lock ->
  * machine lock, see cache/unmapped_cache.h).
  */
@@ -280,7 +287,7 @@ private:
 	 * is free, else nr_chunks order-9 blocks (see the top). No alias yet.
 	 * Machine lock held.
 	 */
-	result<chunk_run> take_frames_locked(std::size_t nr_chunks, unsigned order) noexcept
+	result<chunk_run> take_frames_locked(std::size_t nr_chunks, unsigned order) noexcept UA_REQUIRES(m_.lock)
 	{
 		/* One buddy block only up to MAX_PAGE_ORDER: above it vmalloc() takes pages, not blocks. */
 		if (std::has_single_bit(nr_chunks) && order <= page_max_order) {
@@ -331,7 +338,7 @@ private:
 	 * first_chunk'th chunk on (a run of one block: its block), and frees a
 	 * scattered run's pieces array. Machine lock held.
 	 */
-	void free_frames_locked(chunk_run &run, std::size_t first_chunk = 0) noexcept
+	void free_frames_locked(chunk_run &run, std::size_t first_chunk = 0) noexcept UA_REQUIRES(m_.lock)
 	{
 		if (!run.scattered()) {
 			if (first_chunk == 0)
@@ -349,7 +356,7 @@ private:
 	}
 
 	/* alloc_pages() for a cache's block, no exception (see the top). Machine lock held. */
-	result<pfn_t> alloc_block_locked(unsigned order, pfn_t hint) noexcept
+	result<pfn_t> alloc_block_locked(unsigned order, pfn_t hint) noexcept UA_REQUIRES(m_.lock)
 	{
 		UA_TRY {
 			auto pa = m_.pages.alloc_pages(order, gfp_normal_only, hint);
@@ -360,7 +367,7 @@ private:
 	}
 
 	/* free_pages(), no exception: error::no_memory when the allocator could not grow its records. Machine lock held. */
-	error free_block_locked(pfn_t pfn, unsigned order) noexcept
+	error free_block_locked(pfn_t pfn, unsigned order) noexcept UA_REQUIRES(m_.lock)
 	{
 		UA_TRY {
 			return m_.pages.free_pages(pfn, order);
@@ -370,14 +377,14 @@ private:
 	}
 
 	/* The cache's direct-map action on r. Machine lock held. */
-	int set_direct_map_locked(frame_range r) noexcept
+	int set_direct_map_locked(frame_range r) noexcept UA_REQUIRES(m_.lock)
 	{
 		Backend &b = m_.backend;
 		return cfg_.dm_action == direct_map_action::remove ? b.set_direct_map_invalid(r) : b.set_direct_map_ro(r);
 	}
 
 	/* The run's alias: one mapping of every piece, in order. Machine lock held. */
-	int map_alias_locked(chunk_run &run) noexcept
+	int map_alias_locked(chunk_run &run) noexcept UA_REQUIRES(m_.lock)
 	{
 		Backend &b = m_.backend;
 		return run.scattered() ? b.map_alias_runs(run.pieces, run.nr_pieces, cfg_.user_prot(), &run.alias)
@@ -390,7 +397,7 @@ private:
 	 * no address of the run is ever W and X. Nothing to do otherwise.
 	 * Machine lock held.
 	 */
-	int map_write_alias_locked(chunk_run &run) noexcept
+	int map_write_alias_locked(chunk_run &run) noexcept UA_REQUIRES(m_.lock)
 	{
 		if (cfg_.write != write_path::writable_alias || cfg_.user_prot() == prot::rw)
 			return 0;
@@ -406,7 +413,7 @@ private:
 	 * RLIMIT_MEMLOCK; -EAGAIN: pages that could not be locked), else
 	 * backend_failure.
 	 */
-	error backend_error_locked(const char *step, int rc) noexcept
+	error backend_error_locked(const char *step, int rc) noexcept UA_REQUIRES(m_.lock)
 	{
 		stats_.last_errno = rc;
 		stats_.last_step = step;
@@ -436,7 +443,7 @@ private:
 	 * the frames given back too (or recorded to be: Faults that last).
 	 * Machine lock held.
 	 */
-	error map_run_locked(chunk_run &run) noexcept
+	error map_run_locked(chunk_run &run) noexcept UA_REQUIRES(m_.lock)
 	{
 		Backend &b = m_.backend;
 		const std::size_t np = run.piece_count();
@@ -483,7 +490,7 @@ private:
 	}
 
 	/* Does rr's steps in order; false, with the failed step and those after it left in rr, when one fails. */
-	bool finish_locked(repair_rec &rr) noexcept
+	bool finish_locked(repair_rec &rr) noexcept UA_REQUIRES(m_.lock)
 	{
 		Backend &b = m_.backend;
 		if (rr.steps & step_zero) {
@@ -530,7 +537,7 @@ private:
 	static std::uint64_t run_frames(const chunk_run &run) noexcept { return std::uint64_t(run.nr_chunks) * pages_per_chunk; }
 
 	/* Finishes rr now, or records what is left of it (the caller made sure there is room). */
-	void finish_or_record_locked(repair_rec rr) noexcept
+	void finish_or_record_locked(repair_rec rr) noexcept UA_REQUIRES(m_.lock)
 	{
 		if (finish_locked(rr))
 			return;
@@ -542,7 +549,7 @@ private:
 	}
 
 	/* Retries every recorded run's steps; true when there is room to record one more. */
-	bool repair_locked() noexcept
+	bool repair_locked() noexcept UA_REQUIRES(m_.lock)
 	{
 		std::size_t kept = 0;
 		for (std::size_t i = 0; i < nr_repairs_; i++) {

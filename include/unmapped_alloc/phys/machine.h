@@ -20,10 +20,10 @@
 #include <atomic>
 #include <concepts>
 #include <cstdint>
-#include <mutex>
 #include <utility>
 
 #include "../check.h"
+#include "../ds.h"
 #include "../mapping.h"
 #include "page_alloc.h"
 
@@ -89,11 +89,11 @@ public:
 	template <class Fn>
 	decltype(auto) with_lock(Fn &&fn)
 	{
-		std::lock_guard<std::mutex> g(lock);
+		mutex_guard g(lock);
 		return std::forward<Fn>(fn)(pages, backend);
 	}
 
-	using guard = std::lock_guard<std::mutex>;
+	using guard = mutex_guard; /* annotated: clang sees the lock held */
 
 	/*
 	 * The backend is built first: one that cannot come up (a linux_backend
@@ -114,7 +114,7 @@ public:
 	 * proposal), and ignored otherwise. Protected by lock.
 	 */
 	pfn_t unmapped_hint = no_hint;
-	std::mutex lock;
+	ua::mutex lock; /* a capability: functions called under it say UA_REQUIRES(lock) */
 	std::atomic<unsigned> users{0}; /* chunk sources (one per cache) on this machine */
 };
 

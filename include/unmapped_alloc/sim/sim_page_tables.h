@@ -61,6 +61,15 @@
  * Cost: change() is proportional to the large pages it touches plus the
  * 4 KiB entries it rewrites; a none region is skipped a GiB or 2 MiB at a
  * time.
+ *
+ * Length: about 630 lines, over the usual 400, because the boot builder,
+ * the CPA walk (split, change in place, collapse) and the consistency walk
+ * are three readers and writers of one sparse representation and its
+ * counters; each relies on the others keeping the same invariants (a table
+ * exists only where something is split or never mapped whole; the counters
+ * equal the leaves plus the boot recount). The boot ranges (sim_boot_map.h)
+ * and the backend that joins the tables to a machine (sim_direct_map.h) are
+ * rooms of their own.
  */
 #pragma once
 
