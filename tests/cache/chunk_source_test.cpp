@@ -59,7 +59,9 @@ TEST_CASE("chunk_source: chunks cluster in one 1 GiB region and never come from 
 	for (int i = 0; i < 40; i++) {
 		auto r = src.acquire(1);
 		REQUIRE(r.ok());
-		CHECK(m.pages.zone_of(r.value.pfn) == zone_type::normal);
+		/* Normal, or DMA32 memory boot already mapped by 2 MiB pages (split_regions_first) */
+		CHECK((m.pages.zone_of(r.value.pfn) == zone_type::normal || m.pages.zone_of(r.value.pfn) == zone_type::dma32));
+		CHECK(m.pages.zone_of(r.value.pfn) != zone_type::movable);
 		regions.insert(r.value.pfn >> (pud_shift - page_shift));
 		runs.push_back(r.value);
 	}
@@ -243,4 +245,85 @@ TEST_CASE("chunk_source: a failing step of a scattered acquire undoes every piec
 TEST_CASE("chunk_source: a failing step of a scattered acquire undoes every piece (real backend)")
 {
 	check_scattered_rollback<linux_backend>(ua_test::real_machine::default_pages);
+}
+
+TEST_CASE("chunk_source: chunks go first where the direct map is already split, and split no 1 GiB page there")
+{
+	/* 8 GiB: DMA32 below 4 GiB, Normal above; boot maps the first GiB with smaller pages. */
+	auto count_split_regions = [](const machine<sim_direct_map> &m) {
+		std::uint64_t n = 0;
+		for (pfn_t p = 0; p < m.pages.end_pfn(); p += pages_per_region)
+			n += m.backend.direct_map_page_size(p) != pud_size;
+		return n;
+	};
+	machine<sim_direct_map> m(std::uint64_t{8} << 18);
+	machine<sim_direct_map> off_m(std::uint64_t{8} << 18);
+	const std::uint64_t boot_split = count_split_regions(m);
+	REQUIRE(boot_split >= 1);
+	auto boot = m.backend.stats();
+	cache_config on = text_cache_config();
+	cache_config off = text_cache_config();
+	off.split_regions_first = false;
+	chunk_source<sim_direct_map> src(m, on), off_src(off_m, off);
+	std::vector<chunk_run> runs, off_runs;
+	for (int i = 0; i < 16; i++) {
+		auto r = src.acquire(1);
+		REQUIRE(r.ok());
+		runs.push_back(r.value);
+		auto o = off_src.acquire(1);
+		REQUIRE(o.ok());
+		off_runs.push_back(o.value);
+	}
+	auto run2 = src.acquire(2); /* an order-10 run: both of its 2 MiB pages already small */
+	REQUIRE(run2.ok());
+	runs.push_back(run2.value);
+	/* Every chunk came from a region boot had split: no 1 GiB page, no 2 MiB page split. */
+	const auto s = m.backend.stats();
+	CHECK(s.direct_map_level3_splits == boot.direct_map_level3_splits);
+	CHECK(s.direct_map_level2_splits == boot.direct_map_level2_splits);
+	CHECK(count_split_regions(m) == boot_split);
+	for (const auto &r : runs)
+		CHECK(m.pages.zone_of(r.pfn) != zone_type::dma);
+	/* The page allocator's own choice (ZONE_NORMAL, above 4 GiB) splits a 1 GiB page. */
+	CHECK(off_m.backend.stats().direct_map_level3_splits > boot.direct_map_level3_splits);
+	CHECK(m.pages.check_consistency() == "");
+	for (auto &r : runs)
+		REQUIRE(src.release(r) == error::ok);
+	for (auto &r : off_runs)
+		REQUIRE(off_src.release(r) == error::ok);
+	CHECK(m.backend.stats().direct_map_level3_splits == boot.direct_map_level3_splits);
+	CHECK(m.backend.stats().directmap_1g_kb == boot.directmap_1g_kb);
+	CHECK(m.pages.check_consistency() == "");
+}
+
+TEST_CASE("chunk_source: once a chunk has split a 1 GiB page, the next chunks fill that region first")
+{
+	/* Low memory taken: DMA32 has no free 2 MiB range, so the first chunk splits a Normal 1 GiB page. */
+	machine<sim_direct_map> m(std::uint64_t{16} << 18, page_alloc_config{.movable_fraction = 0.5});
+	REQUIRE(m.pages.age(age_config{.used_fraction = 0.6, .free_chunk_fraction = 0.05, .seed = 7}).ok());
+	auto boot = m.backend.stats();
+	cache_config cfg = secret_cache_config();
+	chunk_source<sim_direct_map> src(m, cfg);
+	std::vector<chunk_run> runs;
+	std::set<std::uint64_t> new_regions;
+	for (int i = 0; i < 40; i++) {
+		const auto before = m.backend.stats().direct_map_level3_splits;
+		auto r = src.acquire(1);
+		REQUIRE(r.ok());
+		if (m.backend.stats().direct_map_level3_splits != before)
+			new_regions.insert(r.value.pfn / pages_per_region);
+		runs.push_back(r.value);
+	}
+	/* A new 1 GiB split only when no split region had a free 2 MiB range left. */
+	std::uint64_t free_ranges_left = 0;
+	for (pfn_t p = 0; p + pages_per_chunk <= m.pages.end_pfn(); p += pages_per_chunk)
+		free_ranges_left += m.backend.direct_map_page_size(p) == pmd_size && m.pages.range_free(p, chunk_order) &&
+				    m.pages.zone_of(p) == zone_type::normal;
+	CHECK(m.backend.stats().direct_map_level3_splits - boot.direct_map_level3_splits == new_regions.size());
+	CHECK(new_regions.size() <= 2);
+	for (auto &r : runs)
+		REQUIRE(src.release(r) == error::ok);
+	CHECK(m.pages.check_consistency() == "");
+	MESSAGE("new 1 GiB splits " << new_regions.size() << ", free 2 MiB ranges left in split Normal regions "
+				    << free_ranges_left);
 }

@@ -509,3 +509,62 @@ TEST_CASE("above MAX_PAGE_ORDER: alloc_contig_pages() takes the lowest wholly fr
 	CHECK(pa.buddyinfo() == boot);
 	CHECK(pa.check_consistency() == "");
 }
+
+TEST_CASE("alloc_contig_range(): a block at the caller's address, only when wholly free and in a zone gfp allows")
+{
+	page_allocator pa(2 * gib_pages);
+	const std::string boot = pa.buddyinfo();
+	CHECK(pa.region_free_pages(0) + pa.region_free_pages(1) == pa.nr_free_pages());
+	const std::uint64_t r0 = pa.region_free_pages(0);
+	/* 8192 heads a free order-10 boot block: its lower half is taken, the upper half stays free. */
+	CHECK(pa.range_free(8192, 9));
+	CHECK(pa.range_free(8704, 9)); /* inside the order-10 block, not its head */
+	const auto a = pa.alloc_contig_range(8192, 9, gfp_kernel);
+	REQUIRE(a.ok());
+	CHECK(a.value == 8192);
+	CHECK(pa.allocated_order(8192).value == 9);
+	CHECK(!pa.range_free(8192, 9));
+	CHECK(pa.range_free(8704, 9));
+	CHECK(pa.region_free_pages(0) == r0 - 512);
+	CHECK(pa.check_consistency() == "");
+	const auto b = pa.alloc_contig_range(8704, 9, gfp_kernel);
+	REQUIRE(b.ok());
+	CHECK(pa.region_free_pages(0) == r0 - 1024);
+	/* Refused, changing nothing. */
+	const std::string before = pa.buddyinfo();
+	CHECK(pa.alloc_contig_range(8192, 9, gfp_kernel).err == error::no_memory);   /* taken */
+	CHECK(pa.alloc_contig_range(9216 + 1, 9, gfp_kernel).err == error::bad_alignment);
+	CHECK(pa.alloc_contig_range(9216, 11, gfp_kernel).err == error::too_large);
+	CHECK(pa.alloc_contig_range(2 * gib_pages, 9, gfp_kernel).err == error::foreign_pointer);
+	CHECK(pa.alloc_contig_range(0, 9, gfp_kernel).err == error::no_memory);      /* ZONE_DMA: gfp_kernel never takes it */
+	CHECK(pa.buddyinfo() == before);
+	const bool dma_free = pa.range_free(0, 9);
+	CHECK(pa.alloc_contig_range(0, 9, gfp_dma).ok() == dma_free); /* gfp_dma may */
+	/* One allocated page anywhere in the range makes it unusable. */
+	const pfn_t p = must_alloc(pa, 0, gfp_kernel);
+	const pfn_t block = p & ~pfn_t{511};
+	CHECK(!pa.range_free(block, 9));
+	CHECK(pa.alloc_contig_range(block, 9, gfp_kernel).err == error::no_memory);
+	REQUIRE(pa.free_pages(p, 0) == error::ok);
+	REQUIRE(pa.free_pages(a.value, 9) == error::ok);
+	REQUIRE(pa.free_pages(b.value, 9) == error::ok);
+	if (pa.allocated_order(0).ok()) /* the gfp_dma block above, when it was taken */
+		REQUIRE(pa.free_pages(0, 9) == error::ok);
+	pa.drain_all_pages();
+	CHECK(pa.region_free_pages(0) == r0);
+	CHECK(pa.check_consistency() == "");
+	CHECK(pa.buddyinfo() == boot);
+}
+
+TEST_CASE("alloc_contig_range(): ZONE_MOVABLE only for movable requests")
+{
+	page_allocator pa(4 * gib_pages, page_alloc_config{.movable_fraction = 0.5});
+	const pfn_t top = 4 * gib_pages - 512;
+	REQUIRE(pa.zone_of(top) == zone_type::movable);
+	REQUIRE(pa.range_free(top, 9));
+	CHECK(pa.alloc_contig_range(top, 9, gfp_kernel).err == error::no_memory);
+	const auto m = pa.alloc_contig_range(top, 9, gfp_highuser_movable);
+	REQUIRE(m.ok());
+	CHECK(pa.check_consistency() == "");
+	CHECK(pa.free_pages(top, 9) == error::ok);
+}

@@ -74,6 +74,16 @@ struct cache_config {
 	unsigned nr_shards = 2;
 	/* Text and ro caches only: secrets are written through their read-write user alias. */
 	write_path write = write_path::backend;
+	/*
+	 * Take each chunk first where removing it from the direct map splits no
+	 * large page: a wholly free 2 MiB range inside a 1 GiB region whose PUD
+	 * mapping is already split, found through the backend's
+	 * direct_map_page_size() (lookup_address()) and taken with the page
+	 * allocator's alloc_contig_range(); the page allocator's choice only
+	 * when there is none (cache/chunk_source.h). Backends that do not report
+	 * their direct map's page sizes ignore it.
+	 */
+	bool split_regions_first = true;
 
 	/* The protection users see through the alias. */
 	constexpr prot user_prot() const noexcept

@@ -7,11 +7,22 @@
  * ever split for it. Acquiring a run (the cache's "populate" step, as
  * execmem_cache_populate()):
  *
- *   1. alloc_pages(order, gfp_normal_only, hint): never ZONE_MOVABLE, since
+ *   1. frames where the direct map is already split, when the backend says
+ *      where that is (mapping/backend.h, reports_direct_map_pages) and
+ *      cache_config::split_regions_first is set: the 1 GiB regions are
+ *      scanned from the one of the last chunk on, a region whose PUD is a
+ *      1 GiB leaf skipped whole (removing 2 MiB there splits it), and in
+ *      the others each 2 MiB range that is wholly free and mapped by a 2 MiB
+ *      page or smaller is taken with alloc_contig_range() (the kernel API
+ *      CMA and virtio-mem use; page_alloc_range.h), after one
+ *      drain_all_pages(), as its isolation drains. So after the first chunk
+ *      of a region split its 1 GiB page, the region's free 2 MiB ranges
+ *      serve before any other 1 GiB page is split, and low memory that boot
+ *      already mapped by 2 MiB pages serves first of all. Otherwise
+ *      alloc_pages(order, gfp_normal_only, hint): never ZONE_MOVABLE, since
  *      memory hotplug needs it movable; the hint is machine::unmapped_hint,
  *      honoured only under the proposed page_alloc_config::placement_hint
- *      (the kernel's page allocator takes no hint), so that chunks cluster
- *      inside a 1 GiB region whose PUD mapping is already split;
+ *      (the kernel's page allocator takes no hint);
  *   2. remove the run from the direct map (or make it read-only) with one
  *      call per piece (below; one piece unless the run is scattered)
  *      covering whole 2 MiB pages, which CPA changes in place;
@@ -291,6 +302,8 @@ private:
 	{
 		/* One buddy block only up to MAX_PAGE_ORDER: above it vmalloc() takes pages, not blocks. */
 		if (std::has_single_bit(nr_chunks) && order <= page_max_order) {
+			if (auto ps = take_split_region_locked(order); ps.ok())
+				return {chunk_run{ps.value, order, nr_chunks, 0, nullptr, 0, 0, {}}, error::ok};
 			auto pa = alloc_block_locked(order, m_.unmapped_hint);
 			if (pa.ok())
 				return {chunk_run{pa.value, order, nr_chunks, 0, nullptr, 0, 0, {}}, error::ok};
@@ -302,7 +315,9 @@ private:
 			return result<chunk_run>::failure(error::no_memory);
 		pfn_t hint = m_.unmapped_hint;
 		for (std::size_t i = 0; i < nr_chunks; i++) {
-			auto pa = alloc_block_locked(chunk_order, hint);
+			auto pa = take_split_region_locked(chunk_order);
+			if (!pa.ok())
+				pa = alloc_block_locked(chunk_order, hint);
 			if (!pa.ok()) {
 				while (i--)
 					UA_CHECK(free_block_locked(blocks[i], chunk_order) == error::ok, "chunk_source: cannot return frames");
@@ -353,6 +368,53 @@ private:
 		delete[] run.pieces;
 		run.pieces = nullptr;
 		run.nr_pieces = 0;
+	}
+
+	/*
+	 * Step 1 of the top: a block of 2^order frames inside a 1 GiB region
+	 * whose direct map is already split, or no_memory. Machine lock held.
+	 */
+	result<pfn_t> take_split_region_locked(unsigned order) noexcept UA_REQUIRES(m_.lock)
+	{
+		if constexpr (reports_direct_map_pages<Backend>) {
+			if (!cfg_.split_regions_first || order < chunk_order || order > page_max_order)
+				return result<pfn_t>::failure(error::no_memory);
+			const pfn_t end = m_.pages.end_pfn();
+			const std::uint64_t nr_regions = (end + pages_per_region - 1) / pages_per_region;
+			const pfn_t nr = pfn_t{1} << order;
+			const std::uint64_t first = m_.unmapped_hint != no_hint && m_.unmapped_hint < end
+							    ? m_.unmapped_hint / pages_per_region : 0;
+			bool drained = false;
+			for (std::uint64_t k = 0; k < nr_regions; k++) {
+				const std::uint64_t r = (first + k) % nr_regions;
+				if (m_.pages.region_free_pages(r) < nr)
+					continue;
+				const pfn_t lo = r * pages_per_region, hi = std::min<pfn_t>(lo + pages_per_region, end);
+				for (pfn_t p = lo; p + nr <= hi; p += nr) {
+					const std::uint64_t sz = m_.backend.direct_map_page_size(p);
+					if (sz == pud_size)
+						break; /* the region is one 1 GiB page: taking from it splits it */
+					if (sz == 0 || sz > pmd_size || !m_.pages.range_free(p, order))
+						continue;
+					if (order > chunk_order && m_.backend.direct_map_page_size(p + pages_per_chunk) > pmd_size)
+						continue;
+					if (!drained) {
+						UA_TRY {
+							m_.pages.drain_all_pages();
+						} UA_CATCH_ALL {
+							return result<pfn_t>::failure(error::no_memory);
+						}
+						drained = true;
+						if (!m_.pages.range_free(p, order))
+							continue;
+					}
+					auto pa = m_.pages.alloc_contig_range(p, order, gfp_normal_only);
+					if (pa.ok() || pa.err != error::no_memory)
+						return pa;
+				}
+			}
+		}
+		return result<pfn_t>::failure(error::no_memory);
 	}
 
 	/* alloc_pages() for a cache's block, no exception (see the top). Machine lock held. */

@@ -157,4 +157,19 @@ concept mapping_backend = direct_map_ops<B> && alias_ops<B> && memory_ops<B> && 
 	{ B::name } -> std::convertible_to<const char *>;
 };
 
+/*
+ * Optional: a backend that can say how its direct map maps a frame, as
+ * lookup_address() tells kernel code the level of a kernel address.
+ * direct_map_page_size(pfn) is the size of the direct-map page that maps
+ * pfn (page_size, pmd_size or pud_size), 0 where nothing is mapped. The
+ * chunk source uses it to take chunks where removing them splits no large
+ * page (cache/chunk_source.h); a backend without it is served as before.
+ * The simulated kernel has it; the real backends do not (their direct map
+ * is never mapped by 1 GiB pages, or is the running kernel's own).
+ */
+template <class B>
+concept reports_direct_map_pages = requires(const B &cb, pfn_t pfn) {
+	{ cb.direct_map_page_size(pfn) } -> std::same_as<std::uint64_t>;
+};
+
 }  // namespace ua

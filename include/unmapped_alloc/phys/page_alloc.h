@@ -176,6 +176,20 @@ public:
 	result<pfn_t> alloc_contig_pages(unsigned order, gfp_t gfp);
 	error free_contig_range(pfn_t pfn, unsigned order);
 
+	/*
+	 * The block of 2^order frames at pfn (order <= MAX_PAGE_ORDER, pfn
+	 * aligned to it), as alloc_contig_range() takes a range the caller chose
+	 * (page_alloc_range.h): only when the whole range is on the buddy lists
+	 * and in a zone gfp allows. Errors: too_large, bad_flags,
+	 * foreign_pointer, bad_alignment, no_memory (not wholly free, or a zone
+	 * gfp does not allow; nothing changed). free_pages() gives it back.
+	 */
+	result<pfn_t> alloc_contig_range(pfn_t pfn, unsigned order, gfp_t gfp) noexcept;
+	/* Whether alloc_contig_range(pfn, order, ...) would find the range free. */
+	bool range_free(pfn_t pfn, unsigned order) const noexcept;
+	/* Frames on the buddy lists in 1 GiB region `region` (the simulation's index; page_alloc_range.h). */
+	std::uint64_t region_free_pages(std::uint64_t region) const noexcept;
+
 	/* The order of the allocated block starting at pfn, or the error free_pages() would give. */
 	result<unsigned> allocated_order(pfn_t pfn) const;
 
@@ -255,6 +269,7 @@ private:
 	std::vector<std::uint32_t> next_, prev_; /* page->lru links */
 	std::vector<std::uint8_t> state_;        /* pageblock.h frame state */
 	std::vector<std::uint8_t> pb_mt_;        /* pageblock migratetype */
+	std::vector<std::uint32_t> region_free_; /* buddy frames per 1 GiB region (page_alloc_range.h) */
 	fault_hook fault_hook_ = nullptr;
 	void *fault_ctx_ = nullptr;
 	/* Page-cache LRU of ageing, oldest first (page_age.h). */
@@ -320,6 +335,7 @@ private:
 #include "page_alloc_path.h"
 #include "page_alloc_boot.h"
 #include "page_alloc_contig.h"
+#include "page_alloc_range.h"
 #include "page_alloc_dump.h"
 #include "page_age.h"
 #include "page_alloc_check.h"

@@ -33,6 +33,7 @@ inline std::string page_allocator::check_consistency() const
 		covered += n;
 		return {};
 	};
+	std::vector<std::uint64_t> region_free(region_free_.size(), 0);
 	for (const zone_t &z : zones_) {
 		std::uint64_t free_pages = 0;
 		for (unsigned o = 0; o < nr_page_orders; o++) {
@@ -51,6 +52,7 @@ inline std::string page_allocator::check_consistency() const
 						return at("free buddies of equal order not merged", p);
 					if (auto e = check_block(z, p, o); !e.empty())
 						return e;
+					region_free[p / pages_per_region] += std::uint64_t{1} << o;
 					n++;
 				}
 				if (z.free_list[o][mt].last != prev)
@@ -86,6 +88,9 @@ inline std::string page_allocator::check_consistency() const
 				return std::string("pcp count wrong in zone ") + zone_name(z.type);
 		}
 	}
+	for (std::size_t r = 0; r < region_free.size(); r++)
+		if (region_free[r] != region_free_[r])
+			return "buddy frames of 1 GiB region " + std::to_string(r) + " miscounted";
 	for (pfn_t p = 0; p < end_pfn_;) {
 		const std::uint8_t s = state_[p];
 		switch (state_kind(s)) {

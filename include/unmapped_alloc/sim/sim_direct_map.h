@@ -165,6 +165,17 @@ public:
 	dm_state direct_map_state(pfn_t pfn) const noexcept { return pt_.state(pfn); }
 	/* The level the frame is mapped at (map_level::none where nothing is mapped). */
 	map_level direct_map_level(pfn_t pfn) const noexcept { return pt_.level(pfn); }
+	/* lookup_address()'s level as a page size (mapping/backend.h, reports_direct_map_pages). */
+	std::uint64_t direct_map_page_size(pfn_t pfn) const noexcept
+	{
+		switch (pt_.level(pfn)) {
+		case map_level::pte_4k: return page_size;
+		case map_level::pmd_2m: return pmd_size;
+		case map_level::pud_1g: return pud_size;
+		case map_level::none: break;
+		}
+		return 0;
+	}
 
 	/* --- aliases ---------------------------------------------------------- */
 
