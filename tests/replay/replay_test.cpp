@@ -525,6 +525,38 @@ TEST_CASE("releases: --kernel and NAME@X.Y; a listing's source kernel")
 	std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("registry: bpf-prog-pack+freetype is bpf_prog_pack's packs over freetype-unmapped pages")
+{
+	/*
+	 * One program on a fresh machine. bpf-prog-pack's 6.18 pack is 512 order-0 vmalloc pages made ROX, whose
+	 * alias step splits the 2 MiB direct-map page(s) they lie in; on freetype-unmapped the 512 pages are one
+	 * pageblock taken out of the direct map whole (in place), and set_memory_rox() finds them not present.
+	 */
+	auto wc = trace_case("alloc 1 320 64\nfree 1\n");
+	run_result plain = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack");
+	run_result ft = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack+freetype");
+	REQUIRE(plain.ran);
+	REQUIRE(ft.ran);
+	CHECK(ft.failed_allocs == 0);
+	CHECK(ft.failed_frees == 0);
+	CHECK(plain.splits_2m >= 1);
+	CHECK(ft.splits_2m == 0);
+	CHECK(ft.peak_chunks == 1);
+	CHECK(ft.release == peers::newest_release.str());
+	/* It follows the pack's release: no pack before 5.18-rc1, a one-page pack at 5.18 (no pageblock to flip whole). */
+	const allocator_info *info = find_allocator("bpf-prog-pack+freetype");
+	REQUIRE(info != nullptr);
+	CHECK(info->rule == follows::release);
+	CHECK(parse_error({"--allocator", "bpf-prog-pack+freetype@5.18"}).empty());
+	run_result old = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack+freetype@5.17");
+	CHECK(!old.ran);
+	CHECK(old.note.find("not in Linux 5.17") != std::string::npos);
+	/* BPF only, as bpf_prog_pack. */
+	CHECK(!applicable("bpf-prog-pack+freetype", memory_kind::secret));
+	CHECK(!applicable("bpf-prog-pack+freetype", memory_kind::module_text));
+	CHECK(applicable("bpf-prog-pack+freetype", memory_kind::bpf_text));
+}
+
 TEST_CASE("plots: SVG with one line per allocator and level")
 {
 	auto wc = trace_case("alloc 1 320 64\nalloc 2 640 64\nfree 1\n");
