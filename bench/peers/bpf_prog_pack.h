@@ -22,12 +22,13 @@
  *   - a request larger than a pack takes its own round_up(size, PAGE_SIZE)
  *     vmalloc area: INT3, VM_FLUSH_RESET_PERMS, ro + x / rox.
  * What a pack is, by release (research/peers_by_release.md):
- *   5.18-rc   (-rc1/-rc2) PMD_SIZE, one huge (order-9) vmalloc page
+ *   5.18-rc1  (and -rc2) PMD_SIZE, one huge (order-9) vmalloc page
  *             (fac54e2bfb5b made module_alloc() huge), its direct map
  *             changed in place; VM_FLUSH_RESET_PERMS then resets it page by
  *             page at free, which splits it;
- *   5.18      PAGE_SIZE: 559089e0a93d (5.18-rc3) made huge vmalloc opt-in,
- *             so select_bpf_prog_pack_size()'s huge test fails;
+ *   5.18-rc3  PAGE_SIZE: 559089e0a93d (5.18-rc3) made huge vmalloc opt-in,
+ *             so select_bpf_prog_pack_size()'s huge test fails; 5.18 and
+ *             5.19 shipped this;
  *   6.0       ea2babac63d4: PMD_SIZE * num_possible_nodes() (SZ_2M from
  *             2024) of order-0 vmalloc pages, one node here: 512 frames.
  * Sizes are taken as the JIT passes them (round_up(proglen + 4 + 16, 64))
@@ -68,13 +69,13 @@ template <mapping_backend B>
 class bpf_prog_pack_peer {
 public:
 	static constexpr const char *name = "bpf-prog-pack";
-	static constexpr linux_version releases[] = {v5_18_rc, v5_18, v6_0, v6_2};
+	static constexpr linux_version releases[] = {v5_18_rc, v5_18_rc3, v6_0, v6_2};
 	static constexpr bool proposal = false;
 	static constexpr std::size_t prog_chunk = 64; /* BPF_PROG_CHUNK_SIZE */
 
 	explicit bpf_prog_pack_peer(machine<B> &m, bpf_prog_pack_config cfg = {})
 		: m_(m), cfg_(cfg), at_(release_at(releases, cfg.release)),
-		  pack_pages_(at_ == v5_18 ? 1 : pages_per_chunk)
+		  pack_pages_(at_ == v5_18_rc3 ? 1 : pages_per_chunk)
 	{
 		if (cfg_.source == pack_source::freetype_unmapped)
 			pool_ = std::make_unique<freetype_pool<B>>(m_);

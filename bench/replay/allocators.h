@@ -117,6 +117,20 @@ void bpf_prog_pack(machine<B> &m, const run_context &c, run_result &r)
 	replay_peer(m, p, c, r);
 }
 
+/*
+ * bpf_prog_pack on freetype-unmapped: the packs as release K lays them out,
+ * their 512 order-0 pages __GFP_UNMAPPED pages of the 2026 freetype pool
+ * (RFC v1/v2, peers/freetype_pool.h): that allocator is page-granular, so
+ * BPF programs still go through bpf_prog_pack, whose pack pages it would
+ * supply. No kernel ships the composition.
+ */
+template <mapping_backend B>
+void bpf_prog_pack_freetype(machine<B> &m, const run_context &c, run_result &r)
+{
+	peers::bpf_prog_pack_peer<B> p(m, {c.release, peers::pack_source::freetype_unmapped});
+	replay_peer(m, p, c, r);
+}
+
 template <mapping_backend B>
 void execmem(machine<B> &m, const run_context &c, run_result &r)
 {
@@ -188,6 +202,8 @@ inline constexpr allocator_info registry[] = {
 	{"gfp-unmapped", "#7570b3", any_kind, follows::proposal, "every kind", UA_REPLAY_RUNNERS(gfp_unmapped)},
 	{"bpf-prog-pack", "#e6ab02", bpf_kinds, follows::release, "BPF programs (64 B alignment) only",
 	 UA_REPLAY_RUNNERS(bpf_prog_pack)},
+	{"bpf-prog-pack+freetype", "#66a61e", bpf_kinds, follows::release, "BPF programs (64 B alignment) only",
+	 UA_REPLAY_RUNNERS(bpf_prog_pack_freetype)},
 	{"execmem", "#1f78b4", text_kinds, follows::release, "kernel text (BPF and modules) only",
 	 UA_REPLAY_RUNNERS(execmem)},
 	{"freetype-unmapped", "#a6761d", any_kind, follows::proposal, "every kind", UA_REPLAY_RUNNERS(freetype_unmapped)},

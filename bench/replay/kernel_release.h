@@ -5,10 +5,14 @@
  *
  *   --kernel 5.17|6.1|6.6|6.15|6.18   the release every peer follows (default
  *                                     the newest, peers/release.h)
- *   --allocator NAME@X.Y[-rc]         one peer at one release, beside others
+ *   --allocator NAME@X.Y[-rc[N]]      one peer at one release, beside others
  *                                     (execmem@6.13-rc and execmem@6.18)
  *
- * parse_release() reads "X.Y" or "X.Y-rc" into peers::linux_version;
+ * parse_release() reads "X.Y", "X.Y-rcN" or "X.Y-rc" into
+ * peers::linux_version. A bare "-rc" is -rc1, the first candidate (what the
+ * merge window brought); candidates sort before their release, 6.15-rc1 <
+ * 6.15-rc7 < 6.15, so a peer at 6.15-rc has what 6.15 merged
+ * (peers/release.h: release_at()).
  * source_kernel() finds the release a listing came from in a sentence such
  * as "Debian 11 KVM guest, kernel 5.10" or "NixOS desktop, Linux 6.9" (the
  * machine column of workloads/SOURCES.md): the first "kernel X.Y" or
@@ -46,15 +50,26 @@ inline bool parse_small(std::string_view s, unsigned &v) noexcept
 	return true;
 }
 
+/* The N of "-rcN" (1..999), or 1 for a bare "-rc"; false for anything else. */
+inline bool parse_rc(std::string_view s, unsigned &rc) noexcept
+{
+	if (s.empty()) {
+		rc = 1;
+		return true;
+	}
+	return parse_small(s, rc) && rc >= 1;
+}
+
 }  // namespace detail
 
-/* "6.13-rc" -> {6, 13, rc}; false for anything else (no patch level, no -rcN number). */
+/* "6.13-rc" -> 6.13-rc1, "6.15-rc5" -> 6.15-rc5, "6.15" -> 6.15; false for anything else (no patch level). */
 inline bool parse_release(std::string_view s, linux_version &v) noexcept
 {
-	bool rc = false;
-	if (s.size() > 3 && s.substr(s.size() - 3) == "-rc") {
-		rc = true;
-		s.remove_suffix(3);
+	unsigned rc = 0;
+	if (const auto dash = s.find("-rc"); dash != std::string_view::npos) {
+		if (!detail::parse_rc(s.substr(dash + 3), rc))
+			return false;
+		s = s.substr(0, dash);
 	}
 	const auto dot = s.find('.');
 	if (dot == std::string_view::npos)
@@ -81,7 +96,7 @@ inline bool parse_kernel_choice(std::string_view s, linux_version &v) noexcept
 	return false;
 }
 
-/* The release named in a description ("... kernel 5.10", "Linux 6.15-rc5"), or {} when none is. */
+/* The release named in a description ("... kernel 5.10", "Linux 6.15-rc5", "6.15-rc" is -rc1), or {} when none is. */
 inline linux_version source_kernel(std::string_view text) noexcept
 {
 	for (std::string_view word : {std::string_view("kernel "), std::string_view("Linux ")}) {
@@ -92,7 +107,14 @@ inline linux_version source_kernel(std::string_view text) noexcept
 			std::string_view num = text.substr(i, j - i);
 			if (auto second = num.find('.', num.find('.') + 1); second != std::string_view::npos)
 				num = num.substr(0, second); /* 5.10.0: the release is 5.10 */
-			const bool rc = text.substr(j, 3) == "-rc";
+			unsigned rc = 0;
+			if (text.substr(j, 3) == "-rc") {
+				std::size_t k = j + 3;
+				while (k < text.size() && std::isdigit(static_cast<unsigned char>(text[k])))
+					k++;
+				if (!detail::parse_rc(text.substr(j + 3, k - j - 3), rc))
+					rc = 0; /* "-rc0", "-rc1234": not a candidate the kernel tags */
+			}
 			linux_version v;
 			if (parse_release(num, v)) {
 				v.rc = rc;

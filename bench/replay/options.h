@@ -40,7 +40,9 @@
  *   --allocator NAME[@X.Y]   repeatable: a name of the registry
  *                            (allocators.h); default all. NAME@X.Y runs a
  *                            release-following peer at release X.Y (or
- *                            X.Y-rc) beside the others: execmem@6.13-rc
+ *                            X.Y-rcN; a bare X.Y-rc is X.Y-rc1, and every
+ *                            candidate sorts before its release) beside the
+ *                            others: execmem@6.13-rc
  *   --ops N                  length of the churn generators (bpf-churn,
  *                            secretmem) instead of their defaults; at most
  *                            1000000 (max_ops: a case's ops are held in memory)
@@ -285,7 +287,7 @@ inline workload::parse_result<options> parse_args(const std::vector<std::string>
 				linux_version k;
 				if (!parse_release(v.substr(at + 1), k))
 					return R::failure("--allocator " + v + ": the release " +
-							  workload::detail::quote(v.substr(at + 1)) + " is not X.Y or X.Y-rc");
+							  workload::detail::quote(v.substr(at + 1)) + " is not X.Y, X.Y-rcN or X.Y-rc");
 				if (info->rule != follows::release)
 					return R::failure("--allocator " + v + ": " + info->name +
 							  " follows no kernel release (it is the same at every one)");

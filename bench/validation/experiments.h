@@ -8,7 +8,7 @@
  * machine (workload/sockex1.h), DirectMap read after each step; v5.17 runs
  * each program's text through the naive peer (module_alloc-era
  * bpf_jit_binary_alloc() + set_memory_ro()/set_memory_x(), peers/naive.h at
- * 5.17), v6.1-rc3 through bpf_prog_pack (peers/bpf_prog_pack.h at 6.1-rc);
+ * 5.17), v6.1-rc3 through bpf_prog_pack (peers/bpf_prog_pack.h at 6.1-rc3);
  * fresh, and aged first.
  *
  * The live one (validation/live_figures.h): ua-live's rows replayed in their
@@ -99,7 +99,7 @@ inline published_series simulate_published(std::string_view kernel, bool aged, c
 		return s;
 	}
 	sim_machine &m = *b.m;
-	const peers::linux_version rel = old ? peers::v5_17 : peers::linux_version{6, 1, true};
+	const peers::linux_version rel = old ? peers::v5_17 : peers::linux_version{6, 1, 3}; /* v6.1-rc3 */
 	std::unique_ptr<peers::naive_peer<sim_direct_map>> naive;
 	std::unique_ptr<peers::bpf_prog_pack_peer<sim_direct_map>> pack;
 	std::uintptr_t boot_prog = 0;

@@ -9,12 +9,28 @@
  * the cache and are reused. Skipped with the reason where memfd_secret is
  * unavailable. Machines of 16-64 MiB: what the kernel splits for them stays
  * split until reboot (docs/live.md).
+ *
+ * memfd_secret(2) refused: in a forked child, a seccomp filter makes it fail
+ * with ENOSYS, EPERM or EMFILE (a kernel without it, a sandbox, the fd
+ * table), and RLIMIT_NOFILE at the fds already open gives the kernel's own
+ * EMFILE. The backend and a secret cache on it must say so, and leave no fd,
+ * mapping or frame behind. These run wherever seccomp filters may be set
+ * (no privilege: PR_SET_NO_NEW_PRIVS), memfd_secret available or not.
  */
 #include <doctest/doctest.h>
 
 #include "child.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cstddef>
+#include <cstdio>
 
 #include <algorithm>
 #include <cstring>
@@ -46,7 +62,180 @@ std::unique_ptr<secret_machine> make_machine(std::uint64_t pages = 16384)
 	return m;
 }
 
+/* A seccomp filter failing memfd_secret(2) with errno err for this process (a child: a filter is never undone). */
+bool refuse_memfd_secret(int err)
+{
+	sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, unsigned(__NR_memfd_secret), 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned(err) & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+	return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/*
+ * This process's open fds and mappings, read through a directory stream and
+ * an fd opened once, up front: the count must work when no fd is left to open.
+ */
+class proc_counts {
+public:
+	proc_counts() : dir_(::opendir("/proc/self/fd")), maps_(::open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) {}
+	~proc_counts()
+	{
+		if (dir_)
+			::closedir(dir_);
+		if (maps_ >= 0)
+			::close(maps_);
+	}
+	proc_counts(const proc_counts &) = delete;
+	proc_counts &operator=(const proc_counts &) = delete;
+
+	long fds()
+	{
+		if (!dir_)
+			return -1;
+		::rewinddir(dir_);
+		long n = 0;
+		while (const dirent *e = ::readdir(dir_))
+			n += e->d_name[0] != '.';
+		return n;
+	}
+	long vmas()
+	{
+		static char buf[65536]; /* no allocation: the heap must not grow a mapping while they are counted */
+		if (maps_ < 0 || ::lseek(maps_, 0, SEEK_SET) != 0)
+			return -1;
+		long n = 0;
+		for (ssize_t k; (k = ::read(maps_, buf, sizeof buf)) > 0;)
+			n += std::count(buf, buf + k, '\n');
+		return n;
+	}
+
+private:
+	DIR *dir_;
+	int maps_;
+};
+
+/* In a child: 0, or the line of the first check that failed (as its exit code). */
+#define CHILD_EXPECT(cond)                                                                              \
+	do {                                                                                            \
+		if (!(cond)) {                                                                          \
+			std::fprintf(stderr, "secretmem_cache_test: %s failed at line %d\n", #cond, __LINE__); \
+			return __LINE__ % 250 + 1;                                                      \
+		}                                                                                       \
+	} while (0)
+
+/*
+ * With memfd_secret failing with errno err: the backend reports it (ok()
+ * false, init_error() -err, the reason naming memfd_secret, no frames), a
+ * secret cache on the machine refuses every allocation with a clear error,
+ * nothing is held once they are gone.
+ */
+int refused_round(int err)
+{
+	const std::string why = secretmem_backend::unavailable_reason();
+	CHILD_EXPECT(!why.empty());
+	CHILD_EXPECT(why.find(err == ENOSYS ? "ENOSYS" : std::strerror(err)) != std::string::npos);
+	{
+		secretmem_backend b(2 * pages_per_chunk);
+		CHILD_EXPECT(!b.ok());
+		CHILD_EXPECT(b.init_error() == -err);
+		CHILD_EXPECT(b.init_reason().rfind("memfd_secret: ", 0) == 0);
+		CHILD_EXPECT(b.nr_pages() == 0);
+		CHILD_EXPECT(b.set_direct_map_invalid({0, 1}) == -EINVAL);
+		std::uintptr_t a = 0;
+		CHILD_EXPECT(b.map_alias({0, 1}, prot::rw, &a) == -EINVAL);
+		CHILD_EXPECT(b.stats().unavailable_reason.find(b.init_reason()) != std::string::npos);
+	}
+	{
+		secret_machine m(16384);
+		CHILD_EXPECT(!m.backend.ok());
+		CHILD_EXPECT(m.backend.init_error() == -err);
+		const std::uint64_t free0 = m.pages.nr_free_pages();
+		unmapped_cache<secretmem_backend> c(m, secret_cache_config());
+		for (std::size_t size : {std::size_t{64}, std::size_t{4096}, chunk_size, 3 * chunk_size}) {
+			auto r = c.alloc(size);
+			CHILD_EXPECT(!r.ok());
+			CHILD_EXPECT(r.err == error::no_memory || r.err == error::backend_failure);
+			CHILD_EXPECT(r.value == nullptr);
+		}
+		CHILD_EXPECT(c.stats().source.last_errno != 0); /* the failed step is kept, with its errno */
+		CHILD_EXPECT(std::strlen(c.stats().source.last_step) != 0);
+		c.shrink();
+		CHILD_EXPECT(c.stats().chunks == 0);
+		CHILD_EXPECT(c.stats().source.repairs_pending == 0);
+		CHILD_EXPECT(m.pages.nr_free_pages() == free0);
+		CHILD_EXPECT(m.backend.stats().aliases == 0);
+	}
+	return 0;
+}
+
+/*
+ * refused_round() once (the process's one-time state: heap, the shrinker
+ * registry), then three more times: no fd and no mapping more after them.
+ */
+int check_refused(int err, proc_counts &pc)
+{
+	if (int rc = refused_round(err))
+		return rc;
+	const long fds0 = pc.fds(), vmas0 = pc.vmas();
+	CHILD_EXPECT(fds0 > 0 && vmas0 > 0);
+	for (int i = 0; i < 3; i++)
+		if (int rc = refused_round(err))
+			return rc;
+	CHILD_EXPECT(pc.fds() == fds0);
+	CHILD_EXPECT(pc.vmas() == vmas0);
+	return 0;
+}
+
 }  // namespace
+
+TEST_CASE("secretmem: memfd_secret refused (ENOSYS, EPERM, EMFILE by seccomp): backend and cache say so, nothing leaks")
+{
+	for (int err : {ENOSYS, EPERM, EMFILE}) {
+		CAPTURE(err);
+		int code = -1;
+		int sig = child_signal(
+			[&]() -> int {
+				proc_counts pc;
+				CHILD_EXPECT(refuse_memfd_secret(err));
+				return check_refused(err, pc);
+			},
+			&code);
+		CHECK(sig == 0);
+		CHECK(code == 0);
+	}
+}
+
+TEST_CASE("secretmem: memfd_secret at RLIMIT_NOFILE fails with the kernel's own EMFILE; nothing leaks")
+{
+	if (!secretmem_here())
+		return;
+	int code = -1;
+	int sig = child_signal(
+		[&]() -> int {
+			proc_counts pc;
+			/* The limit just above the highest fd open now, and every free slot below it taken: no fd left. */
+			int top = 0;
+			for (int fd = 0; fd < 4096; fd++)
+				if (::fcntl(fd, F_GETFD) != -1)
+					top = fd;
+			rlimit rl{rlim_t(top + 1), rlim_t(top + 1)};
+			CHILD_EXPECT(::setrlimit(RLIMIT_NOFILE, &rl) == 0);
+			std::vector<int> fillers;
+			fillers.reserve(4096);
+			for (int fd; (fd = ::dup(0)) >= 0;)
+				fillers.push_back(fd);
+			CHILD_EXPECT(errno == EMFILE);
+			CHILD_EXPECT(int(::syscall(__NR_memfd_secret, 0u)) == -1 && errno == EMFILE);
+			return check_refused(EMFILE, pc);
+		},
+		&code);
+	CHECK(sig == 0);
+	CHECK(code == 0);
+}
 
 TEST_CASE("secretmem cache: acquire and release undo each other; the released run is zeroed and kept by the kernel")
 {

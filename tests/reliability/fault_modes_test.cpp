@@ -9,7 +9,10 @@
 //   - a churn of random allocations, writes, frees, deferred frees and
 //     shrinks with every operation failing with probability p (1 %, 10 %,
 //     50 %), seeded;
-//   - shrink() under a release failure that lasts returns (it spun forever).
+//   - shrink() under a release failure that lasts returns (it spun forever);
+//   - a cache destroyed while its releases fail, more of them than the chunk
+//     source can record (32): the destructor retries, leaks what still
+//     fails, counts it in the machine and returns (it aborted).
 // After each run, with the fault over and everything freed, every frame,
 // alias and direct-map page is back as at boot.
 #include <doctest/doctest.h>
@@ -444,4 +447,82 @@ TEST_CASE("fault modes: shrink() returns while every release of a freed large ru
 	CHECK(m->pages.nr_free_pages() == m->pages.nr_pages());
 	CHECK(ua_test::frames_out_of_direct_map(m->backend) == 0);
 	CHECK(m->backend.stats().aliases == 0);
+}
+
+namespace {
+
+/* Allocates n large runs (3 MiB: two chunks each) from c; REQUIREs each. */
+template <class Cache>
+std::vector<void *> alloc_large_runs(Cache &c, int n)
+{
+	std::vector<void *> runs;
+	for (int i = 0; i < n; i++) {
+		auto r = c.alloc(3 << 20);
+		REQUIRE(r.ok());
+		runs.push_back(r.value);
+	}
+	return runs;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("fault modes: a cache destroyed while more than 32 releases fail leaks them, counted, and returns", Env,
+		   ua_test::sim_fault_env, ua_test::fault_env<linux_backend, 49152>)
+{
+	auto m = Env::make();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	constexpr int nr_runs = 40; /* more than the chunk source's 32 records */
+	std::uint64_t chunks = 0;
+	{
+		unmapped_cache<typename Env::backend> c(*m, text_cache_config());
+		const std::vector<void *> runs = alloc_large_runs(c, nr_runs); /* live at teardown: the destructor gives them back */
+		chunks = c.stats().chunks;
+		CHECK(chunks == 2 * nr_runs);
+		/* Every alias unmap fails from now on, at teardown and after it: no run can go back. */
+		m->backend.injector().arm_window(1, std::uint64_t{1} << 40, fault_bit(fault_op::alias_unmap));
+	}
+	/* The destructor returned. Each run was tried (32 recorded, the rest at once) and retried once more, then leaked. */
+	CHECK(m->backend.injector().nr_failed(fault_op::alias_unmap) >= std::uint64_t(nr_runs) + 32);
+	CHECK(m->leaked_runs.load() == std::uint64_t(nr_runs));
+	CHECK(m->leaked_frames.load() == chunks * pages_per_chunk);
+	/* The leaked state is the consistent one the failed step left: frames allocated, out of the direct map, mapped. */
+	CHECK(m->pages.nr_free_pages() == free0 - chunks * pages_per_chunk);
+	CHECK(ua_test::frames_out_of_direct_map(m->backend) == chunks * pages_per_chunk);
+	CHECK(m->backend.stats().aliases >= std::uint64_t(nr_runs));
+	CHECK(ua_test::backend_consistency(m->backend) == "");
+	m->backend.injector().disarm();
+	/* The machine still serves a new cache from what is left, and that cache gives everything back. */
+	{
+		unmapped_cache<typename Env::backend> c(*m, text_cache_config());
+		auto r = c.alloc(4096);
+		REQUIRE(r.ok());
+		CHECK(c.free(r.value) == error::ok);
+	}
+	CHECK(m->pages.nr_free_pages() == free0 - chunks * pages_per_chunk);
+	CHECK(m->leaked_runs.load() == std::uint64_t(nr_runs));
+}
+
+TEST_CASE_TEMPLATE("fault modes: a release fault that ends during teardown: the retries give every run back, nothing leaks",
+		   Env, ua_test::sim_fault_env, ua_test::fault_env<linux_backend, 49152>)
+{
+	auto m = Env::make();
+	const std::uint64_t free0 = m->pages.nr_free_pages();
+	constexpr int nr_runs = 40;
+	{
+		unmapped_cache<typename Env::backend> c(*m, text_cache_config());
+		const std::vector<void *> runs = alloc_large_runs(c, nr_runs);
+		/*
+		 * The first 100 alias unmaps fail: the first runs fill the chunk
+		 * source's record, and every later release retries them before
+		 * its own run; the fault ends within the teardown.
+		 */
+		m->backend.injector().arm_window(1, 100, fault_bit(fault_op::alias_unmap));
+	}
+	CHECK(m->backend.injector().nr_failed(fault_op::alias_unmap) == 100);
+	CHECK(m->leaked_runs.load() == 0);
+	CHECK(m->leaked_frames.load() == 0);
+	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(ua_test::frames_out_of_direct_map(m->backend) == 0);
+	CHECK(m->backend.stats().aliases == 0);
+	CHECK(ua_test::backend_consistency(m->backend) == "");
 }

@@ -447,6 +447,17 @@ TEST_CASE("releases: --kernel and NAME@X.Y; a listing's source kernel")
 	linux_version v;
 	CHECK(parse_release("6.13-rc", v));
 	CHECK(v == peers::v6_13_rc);
+	CHECK(parse_release("6.13-rc1", v)); /* a bare -rc is -rc1 */
+	CHECK(v == peers::v6_13_rc);
+	CHECK(parse_release("6.15-rc5", v));
+	CHECK(v == linux_version{6, 15, 5});
+	CHECK(v < peers::v6_15);
+	CHECK(v.str() == "6.15-rc5");
+	CHECK(!parse_release("6.15-rc0", v));
+	CHECK(!parse_release("6.15-rcx", v));
+	CHECK(!parse_release("6.15-rc1x", v));
+	CHECK(!parse_release("6.15-", v));
+	CHECK(!parse_release("-rc1", v));
 	CHECK(parse_release("5.10", v));
 	CHECK(v.str() == "5.10");
 	CHECK(!parse_release("6", v));
@@ -456,7 +467,8 @@ TEST_CASE("releases: --kernel and NAME@X.Y; a listing's source kernel")
 	CHECK(!parse_kernel_choice("6.13", v));
 	CHECK(source_kernel("Debian 11 KVM guest, kernel 5.10") == linux_version{5, 10});
 	CHECK(source_kernel("NixOS desktop, Linux 6.9, systemd") == linux_version{6, 9});
-	CHECK(source_kernel("Lenovo laptop, kernel 6.15-rc5, systemd") == linux_version{6, 15, true});
+	CHECK(source_kernel("Lenovo laptop, kernel 6.15-rc5, systemd") == linux_version{6, 15, 5});
+	CHECK(source_kernel("a guest, Linux 6.13-rc") == peers::v6_13_rc);
 	CHECK(source_kernel("HP Omen 16 laptop, Slackware, kernel 6.x") == linux_version{});
 
 	auto o = parse_args(std::vector<std::string>{"--kernel", "6.1", "--allocator", "execmem@6.13-rc", "--allocator",
@@ -473,6 +485,23 @@ TEST_CASE("releases: --kernel and NAME@X.Y; a listing's source kernel")
 	run_result now = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack");
 	CHECK(now.ran);
 	CHECK(now.release == peers::newest_release.str());
+
+	/* A release's candidates have what its merge window brought: execmem is in 6.15-rc (925f42645118), as in 6.15. */
+	for (const char *a : {"execmem@6.15-rc", "execmem@6.15-rc1", "execmem@6.15-rc7", "execmem@6.15", "execmem@6.13-rc"}) {
+		CAPTURE(a);
+		CHECK(parse_error({"--allocator", a}).empty());
+		run_result e = run_case<sim_direct_map>(small_sim(1, false), wc, a);
+		CHECK(e.ran);
+		CHECK(e.note == "");
+	}
+	for (const char *a : {"execmem@6.13", "execmem@6.14-rc3", "execmem@6.12"}) {
+		CAPTURE(a);
+		run_result e = run_case<sim_direct_map>(small_sim(1, false), wc, a);
+		CHECK(!e.ran);
+		CHECK(e.note.find("not in Linux") != std::string::npos);
+	}
+	CHECK(run_case<sim_direct_map>(small_sim(1, false), wc, "execmem@6.15-rc2").release == "6.15-rc2");
+	CHECK(parse_error({"--allocator", "execmem@6.15-rcx"}).find("X.Y-rcN") != std::string::npos);
 
 	/* The plan runs release-following peers at the listing's kernel beside the newest. */
 	const std::string dir = "/tmp/ua_replay_test_src";
@@ -494,6 +523,38 @@ TEST_CASE("releases: --kernel and NAME@X.Y; a listing's source kernel")
 	CHECK(labels == std::set<std::string>{"unmapped", "execmem", "execmem@6.1"});
 	CHECK(p.runs.size() == 6);
 	std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("registry: bpf-prog-pack+freetype is bpf_prog_pack's packs over freetype-unmapped pages")
+{
+	/*
+	 * One program on a fresh machine. bpf-prog-pack's 6.18 pack is 512 order-0 vmalloc pages made ROX, whose
+	 * alias step splits the 2 MiB direct-map page(s) they lie in; on freetype-unmapped the 512 pages are one
+	 * pageblock taken out of the direct map whole (in place), and set_memory_rox() finds them not present.
+	 */
+	auto wc = trace_case("alloc 1 320 64\nfree 1\n");
+	run_result plain = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack");
+	run_result ft = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack+freetype");
+	REQUIRE(plain.ran);
+	REQUIRE(ft.ran);
+	CHECK(ft.failed_allocs == 0);
+	CHECK(ft.failed_frees == 0);
+	CHECK(plain.splits_2m >= 1);
+	CHECK(ft.splits_2m == 0);
+	CHECK(ft.peak_chunks == 1);
+	CHECK(ft.release == peers::newest_release.str());
+	/* It follows the pack's release: no pack before 5.18-rc1, a one-page pack at 5.18 (no pageblock to flip whole). */
+	const allocator_info *info = find_allocator("bpf-prog-pack+freetype");
+	REQUIRE(info != nullptr);
+	CHECK(info->rule == follows::release);
+	CHECK(parse_error({"--allocator", "bpf-prog-pack+freetype@5.18"}).empty());
+	run_result old = run_case<sim_direct_map>(small_sim(1, false), wc, "bpf-prog-pack+freetype@5.17");
+	CHECK(!old.ran);
+	CHECK(old.note.find("not in Linux 5.17") != std::string::npos);
+	/* BPF only, as bpf_prog_pack. */
+	CHECK(!applicable("bpf-prog-pack+freetype", memory_kind::secret));
+	CHECK(!applicable("bpf-prog-pack+freetype", memory_kind::module_text));
+	CHECK(applicable("bpf-prog-pack+freetype", memory_kind::bpf_text));
 }
 
 TEST_CASE("plots: SVG with one line per allocator and level")

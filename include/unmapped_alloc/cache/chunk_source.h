@@ -138,12 +138,20 @@ public:
 	}
 	chunk_source(const chunk_source &) = delete;
 	chunk_source &operator=(const chunk_source &) = delete;
-	/* Finishes what it can of the recorded steps; a run whose step still fails stays allocated. */
+	/*
+	 * Finishes what it can of the recorded steps; a run whose step still
+	 * fails is leaked where it stands (leak_locked(): counted in the
+	 * machine's leaked_runs and leaked_frames).
+	 */
 	~chunk_source()
 	{
 		if (nr_repairs_ != 0) { /* the owner's last call: nothing runs concurrently */
 			typename machine<Backend>::guard g(m_.lock);
 			repair_locked();
+			for (std::size_t i = 0; i < nr_repairs_; i++)
+				leak_locked(repairs_[i]);
+			nr_repairs_ = 0;
+			stats_.repairs_pending = 0;
 		}
 		m_.users.fetch_sub(1, std::memory_order_relaxed);
 	}
@@ -199,16 +207,28 @@ public:
 		typename machine<Backend>::guard g(m_.lock);
 		if (!repair_locked())
 			return error::backend_failure;
-		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
-		run.written.destroy(); /* the frames are trap-filled or zeroed whole from here on */
-		repair_rec rr{run, step_unmap | step_direct_map | step_flush | step_free, run.piece_count(), 0, 0, true};
-		if (cfg_.kind == cache_kind::secret)
-			rr.steps |= step_zero;
-		finish_or_record_locked(rr);
-		run.write_alias = 0; /* unmapped, or the record's to unmap */
-		run.pieces = nullptr; /* a scattered run's pieces array is the record's now, freed with its frames */
-		run.nr_pieces = 0;
+		finish_or_record_locked(release_rec(run));
 		return error::ok;
+	}
+
+	/*
+	 * release() for the owner's teardown (the cache's destructor), which has
+	 * no caller to report to and must not stop the process because a backend
+	 * failed: it never fails. The recorded runs are retried first; when the
+	 * record is still full (a fault that lasts keeps max_repairs runs in it),
+	 * this run's steps are tried once more at once, and if one fails again
+	 * the run is leaked where that step left it (leak_locked()). Either way
+	 * the run is no longer the caller's.
+	 */
+	void release_at_teardown(chunk_run &run) noexcept
+	{
+		typename machine<Backend>::guard g(m_.lock);
+		const bool room = repair_locked();
+		repair_rec rr = release_rec(run);
+		if (room)
+			finish_or_record_locked(rr);
+		else if (!finish_locked(rr))
+			leak_locked(rr);
 	}
 
 	/*
@@ -597,6 +617,40 @@ private:
 	}
 
 	static std::uint64_t run_frames(const chunk_run &run) noexcept { return std::uint64_t(run.nr_chunks) * pages_per_chunk; }
+
+	/* The steps that give run back; the run is the record's from here on (its fields the caller kept are cleared). */
+	repair_rec release_rec(chunk_run &run) noexcept
+	{
+		/* Secrets never reach the direct map with their contents (zeroed as a free is: fill()). */
+		run.written.destroy(); /* the frames are trap-filled or zeroed whole from here on */
+		repair_rec rr{run, step_unmap | step_direct_map | step_flush | step_free, run.piece_count(), 0, 0, true};
+		if (cfg_.kind == cache_kind::secret)
+			rr.steps |= step_zero;
+		run.write_alias = 0; /* unmapped, or the record's to unmap */
+		run.pieces = nullptr; /* a scattered run's pieces array is the record's now, freed with its frames */
+		run.nr_pieces = 0;
+		return rr;
+	}
+
+	/*
+	 * A run whose steps cannot be finished and cannot wait any longer (its
+	 * source is going away): left as the failed step left it - frames
+	 * allocated in the page allocator, the direct map, the alias and (for a
+	 * secret whose zeroing failed) the contents as they were - owned by
+	 * nothing, and counted in the machine (machine::leaked_runs,
+	 * leaked_frames) so the owner of the machine can see it. A scattered
+	 * run's pieces array is freed: no step will use it.
+	 */
+	void leak_locked(repair_rec &rr) noexcept
+	{
+		m_.leaked_runs.fetch_add(1, std::memory_order_relaxed);
+		m_.leaked_frames.fetch_add(run_frames(rr.run), std::memory_order_relaxed);
+		if (rr.run.scattered())
+			delete[] rr.run.pieces;
+		rr.run.pieces = nullptr;
+		rr.run.nr_pieces = 0;
+		rr.steps = 0;
+	}
 
 	/* Finishes rr now, or records what is left of it (the caller made sure there is room). */
 	void finish_or_record_locked(repair_rec rr) noexcept UA_REQUIRES(m_.lock)

@@ -116,6 +116,13 @@ public:
 	pfn_t unmapped_hint = no_hint;
 	ua::mutex lock; /* a capability: functions called under it say UA_REQUIRES(lock) */
 	std::atomic<unsigned> users{0}; /* chunk sources (one per cache) on this machine */
+	/*
+	 * Runs, and their frames, that a cache could not give back when it was
+	 * destroyed because a backend step kept failing (cache/chunk_source.h,
+	 * docs/reliability.md): allocated in `pages`, owned by nothing, as the
+	 * failed step left them. 0 unless a backend failed at a cache's teardown.
+	 */
+	std::atomic<std::uint64_t> leaked_runs{0}, leaked_frames{0};
 };
 
 }  // namespace ua
