@@ -26,17 +26,7 @@ namespace {
  * stride-th one, a different subset each run of CI is not needed: the plain
  * build covers them all.
  */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr std::uint64_t sanitizer_stride = 7;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr std::uint64_t sanitizer_stride = 7;
-#else
-constexpr std::uint64_t sanitizer_stride = 1;
-#endif
-#else
-constexpr std::uint64_t sanitizer_stride = 1;
-#endif
+constexpr std::uint64_t sanitizer_stride = ua_test::sanitized ? 7 : 1;
 
 template <class Env>
 class scenario : public ua_test::fault_caches<Env, scenario<Env>> {

@@ -26,6 +26,8 @@ namespace ua_test {
  * sanitizer_common interceptor returns 0 without locking, since shadow
  * memory cannot be locked), and ASan's quarantine keeps freed heap resident,
  * so tests of RLIMIT_MEMLOCK and of a flat RSS hold only without them.
+ * Both make a test several times slower, so the exhaustive fault tests
+ * take a stride of their cases under them.
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 inline constexpr bool sanitized = true;
