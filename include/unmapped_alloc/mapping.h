@@ -9,6 +9,7 @@
 #pragma once
 
 #include "mapping/types.h"
+#include "mapping/text_lines.h"
 #include "mapping/memory_map.h"
 #include "mapping/backend.h"
 #include "mapping/smaps.h"
