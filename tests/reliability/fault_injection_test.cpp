@@ -186,16 +186,7 @@ private:
 template <class Env>
 void fail_every_operation()
 {
-	std::uint64_t total = 0;
-	{
-		auto m = Env::make();
-		m->backend.injector().arm(0);
-		scenario<Env> s(*m);
-		s.run();
-		total = m->backend.injector().count();
-		CHECK(s.failures == 0);
-		s.finish();
-	}
+	const std::uint64_t total = ua_test::count_operations<Env, scenario<Env>>([](scenario<Env> &s) { s.run(); });
 	MESSAGE(std::string(Env::backend::name) << ": the scenario makes " << total << " machine operations; each is failed once");
 	REQUIRE(total > 50);
 	unsigned by_kind[unsigned(fault_op::nr_ops)] = {};

@@ -221,16 +221,7 @@ private:
 template <class Env>
 void windows(std::uint64_t m, std::uint64_t stride)
 {
-	std::uint64_t total = 0;
-	{
-		auto mach = Env::make();
-		mach->backend.injector().arm(0);
-		churn<Env> s(*mach);
-		s.scenario();
-		total = mach->backend.injector().count();
-		CHECK(s.failures == 0);
-		s.finish();
-	}
+	const std::uint64_t total = ua_test::count_operations<Env, churn<Env>>([](churn<Env> &s) { s.scenario(); });
 	REQUIRE(total > 50);
 	std::uint64_t failed = 0, recovered = 0;
 	for (std::uint64_t n = 1; n <= total; n += stride) {

@@ -205,4 +205,22 @@ private:
 	Derived &self() { return static_cast<Derived &>(*this); }
 };
 
+/*
+ * The machine operations a scenario makes: run(s) once on a fresh machine
+ * with the injector counting and failing nothing, which must fail no call
+ * and give everything back (s.finish()).
+ */
+template <class Env, class Scenario, class Run>
+std::uint64_t count_operations(Run run)
+{
+	auto m = Env::make();
+	m->backend.injector().arm(0);
+	Scenario s(*m);
+	run(s);
+	const std::uint64_t total = m->backend.injector().count();
+	CHECK(s.failures == 0);
+	s.finish();
+	return total;
+}
+
 }  // namespace ua_test
