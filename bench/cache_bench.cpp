@@ -43,6 +43,7 @@
 
 #include <unmapped_alloc/unmapped_alloc.h>
 
+#include "args.h"
 #include "heaps.h"
 #include "machine_chunks.h"
 #include "peers/jemalloc_arena.h"
@@ -218,34 +219,27 @@ figures measure(const options &o, std::uint64_t pages)
 int main(int argc, char **argv)
 {
 	options o;
-	for (int i = 1; i < argc; i++) {
-		std::string a = argv[i];
-		auto next = [&]() -> const char * {
-			if (i + 1 >= argc) {
-				std::fprintf(stderr, "cache_bench: %s needs a value\n", a.c_str());
-				std::exit(2);
-			}
-			return argv[++i];
-		};
+	ua::bench::arg_reader args(argc, argv, [](const std::string &a) {
+		std::fprintf(stderr, "cache_bench: %s needs a value\n", a.c_str());
+		std::exit(2);
+	});
+	while (args.next()) {
+		const std::string &a = args.option();
+		if (ua::bench::rounds_option(args, o.steps, o.rounds, o.seed))
+			continue;
 		if (a == "--json")
-			o.json = next();
-		else if (a == "--steps")
-			o.steps = std::strtoull(next(), nullptr, 10);
-		else if (a == "--rounds")
-			o.rounds = std::strtoull(next(), nullptr, 10);
+			o.json = args.value();
 		else if (a == "--live")
-			o.live = std::strtoull(next(), nullptr, 10);
-		else if (a == "--seed")
-			o.seed = std::strtoull(next(), nullptr, 10);
+			o.live = args.count();
 		else if (a == "--backend") {
-			std::string b = next();
+			std::string b = args.value();
 			if (b != "sim" && b != "real") {
 				std::fprintf(stderr, "cache_bench: --backend must be sim or real, not %s\n", b.c_str());
 				return 2;
 			}
 			o.real = b == "real";
 		} else if (a == "--cache") {
-			std::string k = next();
+			std::string k = args.value();
 			if (k != "text" && k != "secret") {
 				std::fprintf(stderr, "cache_bench: --cache must be text or secret, not %s\n", k.c_str());
 				return 2;

@@ -69,6 +69,7 @@
 
 #include <unmapped_alloc/unmapped_alloc.h>
 
+#include "args.h"
 #include "rounds.h"
 #include "userspace_heaps.h"
 
@@ -547,34 +548,26 @@ void write_json(const char *path, const options &o, const std::vector<group_resu
 int main(int argc, char **argv)
 {
 	options o;
-	for (int i = 1; i < argc; i++) {
-		std::string a = argv[i];
-		auto next = [&]() -> const char * {
-			if (i + 1 >= argc)
-				usage(argv[0]);
-			return argv[++i];
-		};
+	ua::bench::arg_reader args(argc, argv, [&](const std::string &) { usage(argv[0]); });
+	while (args.next()) {
+		const std::string &a = args.option();
+		if (ua::bench::rounds_option(args, o.steps, o.rounds, o.seed))
+			continue;
 		if (a == "--live") {
 			o.live.clear();
-			std::stringstream ss(next());
+			std::stringstream ss(args.value());
 			for (std::string x; std::getline(ss, x, ',');)
 				o.live.push_back(std::strtoull(x.c_str(), nullptr, 10));
-		} else if (a == "--steps")
-			o.steps = std::strtoull(next(), nullptr, 10);
-		else if (a == "--rounds")
-			o.rounds = std::strtoull(next(), nullptr, 10);
-		else if (a == "--seed")
-			o.seed = std::strtoull(next(), nullptr, 10);
-		else if (a == "--group")
-			o.group = next();
+		} else if (a == "--group")
+			o.group = args.value();
 		else if (a == "--asmjit-max-live")
-			o.asmjit_max_live = std::strtoull(next(), nullptr, 10);
+			o.asmjit_max_live = args.count();
 		else if (a == "--mem-gib")
-			o.mem_gib = std::strtod(next(), nullptr);
+			o.mem_gib = std::strtod(args.value(), nullptr);
 		else if (a == "--json")
-			o.json = next();
+			o.json = args.value();
 		else if (a == "--only")
-			o.only.push_back(next());
+			o.only.push_back(args.value());
 		else
 			usage(argv[0]);
 	}

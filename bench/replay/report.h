@@ -25,39 +25,13 @@
 
 #include "allocators.h"
 #include "goals.h"
+#include "json.h"
 #include "run_result.h"
 #include "stats.h"
 
 namespace ua::replay {
 
-/* ---- JSON -------------------------------------------------------------- */
-
-inline std::string json_string(const std::string &s)
-{
-	std::string o = "\"";
-	for (char c : s) {
-		if (c == '"' || c == '\\') {
-			o += '\\';
-			o += c;
-		} else if (static_cast<unsigned char>(c) < 0x20) {
-			char b[8];
-			std::snprintf(b, sizeof b, "\\u%04x", c);
-			o += b;
-		} else {
-			o += c;
-		}
-	}
-	return o + "\"";
-}
-
-inline std::string json_number(double v)
-{
-	if (!std::isfinite(v))
-		return "null";
-	char b[48];
-	std::snprintf(b, sizeof b, "%.6g", v);
-	return b;
-}
+/* ---- JSON (json_string(), json_number(): json.h) ----------------------- */
 
 inline std::string run_json(const run_result &r)
 {

@@ -30,6 +30,8 @@
 #include <string_view>
 #include <vector>
 
+#include <unmapped_alloc/mapping/text_lines.h>
+
 #include "validation/json_read.h"
 
 namespace ua::validation {
@@ -129,9 +131,7 @@ inline live_rows read_live_csv(std::string_view text)
 	live_rows out;
 	std::size_t no = 0;
 	while (!text.empty()) {
-		const std::size_t nl = text.find('\n');
-		std::string_view line = text.substr(0, nl);
-		text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+		std::string_view line = next_line(text);
 		no++;
 		if (!line.empty() && line.back() == '\r')
 			line.remove_suffix(1);
@@ -182,9 +182,7 @@ inline bool read_meminfo_directmap(std::string_view text, std::int64_t &dm_4k, s
 	std::int64_t *out[3] = {&dm_4k, &dm_2m, &dm_1g};
 	constexpr std::string_view keys[3] = {"DirectMap4k:", "DirectMap2M:", "DirectMap1G:"};
 	while (!text.empty()) {
-		const std::size_t nl = text.find('\n');
-		std::string_view line = text.substr(0, nl);
-		text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+		std::string_view line = next_line(text);
 		for (int k = 0; k < 3; k++) {
 			if (line.substr(0, keys[k].size()) != keys[k])
 				continue;

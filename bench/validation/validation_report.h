@@ -10,29 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "replay/json.h"
 #include "validation/experiments.h"
 #include "validation/verdict.h"
 
 namespace ua::validation {
 
-/* A JSON string of s (the names here are ASCII; control characters are escaped). */
-inline std::string json_quote(const std::string &s)
-{
-	std::string o = "\"";
-	for (char c : s) {
-		if (c == '"' || c == '\\') {
-			o += '\\';
-			o += c;
-		} else if (static_cast<unsigned char>(c) < 0x20) {
-			char b[8];
-			std::snprintf(b, sizeof b, "\\u%04x", unsigned(c));
-			o += b;
-		} else {
-			o += c;
-		}
-	}
-	return o + "\"";
-}
+using replay::json_string;
 
 struct goal_tally {
 	unsigned pass = 0, fail = 0, not_judged = 0;
@@ -146,7 +130,7 @@ inline std::string validation_json(const std::vector<published_series> &ss, cons
 	for (const published_series &s : ss)
 		for (const published_point &p : s.points) {
 			const published_growth g = growth_of(*p.cell);
-			j += std::string(first ? "" : ", ") + "{\"kernel\": " + json_quote(std::string(s.kernel)) +
+			j += std::string(first ? "" : ", ") + "{\"kernel\": " + json_string(std::string(s.kernel)) +
 			     ", \"aged\": " + (s.aged ? "true" : "false") + ", \"instances\": " +
 			     std::to_string(p.cell->instances) + ", \"published_dm4k_growth_kb\": " +
 			     std::to_string(g.dm_4k_kb) + ", \"published_splits_1g\": " + std::to_string(g.splits_1g) +
@@ -160,7 +144,7 @@ inline std::string validation_json(const std::vector<published_series> &ss, cons
 	for (const live_point &p : ps) {
 		if (!p.error.empty())
 			continue;
-		j += std::string(first ? "" : ", ") + "{\"workload\": " + json_quote(p.row->workload) +
+		j += std::string(first ? "" : ", ") + "{\"workload\": " + json_string(p.row->workload) +
 		     ", \"aged\": " + (p.row->aged ? "true" : "false") + ", \"ops_replayed\": " +
 		     std::to_string(p.run.ops_done) + ", \"live_level2_splits\": " + std::to_string(p.row->level2_splits) +
 		     ", \"live_level3_splits\": " + std::to_string(p.row->level3_splits) + ", \"sim\": " +

@@ -9,9 +9,11 @@
 #pragma once
 
 #include "mapping/types.h"
+#include "mapping/text_lines.h"
 #include "mapping/memory_map.h"
 #include "mapping/backend.h"
 #include "mapping/smaps.h"
+#include "mapping/alias_table.h"
 #include "mapping/linux_contents.h"
 #include "mapping/linux_backend.h"
 #include "mapping/kernel_direct_map.h"

@@ -26,41 +26,21 @@ namespace {
  * stride-th one, a different subset each run of CI is not needed: the plain
  * build covers them all.
  */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr std::uint64_t sanitizer_stride = 7;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr std::uint64_t sanitizer_stride = 7;
-#else
-constexpr std::uint64_t sanitizer_stride = 1;
-#endif
-#else
-constexpr std::uint64_t sanitizer_stride = 1;
-#endif
+constexpr std::uint64_t sanitizer_stride = ua_test::sanitized ? 7 : 1;
 
 template <class Env>
-class scenario {
-	using backend = typename Env::backend;
-	using cache_t = unmapped_cache<backend>;
-
-	struct live_alloc {
-		unsigned cache;
-		std::size_t size;
-		unsigned char byte; /* first byte written, 0 before any write */
-	};
+class scenario : public ua_test::fault_caches<Env, scenario<Env>> {
+	using base = ua_test::fault_caches<Env, scenario<Env>>;
+	friend base;
+	using typename base::backend;
+	using typename base::live_alloc;
+	using base::alloc, base::write, base::free, base::get_err, base::live_state;
+	using base::m_, base::caches_, base::live_;
 
 public:
-	explicit scenario(typename Env::machine_type &m) : m_(m), boot_free_(m.pages.nr_free_pages()), boot_aliases_(m.backend.stats().aliases)
-	{
-		const cache_config cfgs[3] = {text_cache_config(), secret_cache_config(), ro_cache_config()};
-		for (unsigned i = 0; i < 3; i++) {
-			cache_config c = cfgs[i];
-			c.nr_shards = 1;
-			caches_[i] = std::make_unique<cache_t>(m, c);
-		}
-	}
+	explicit scenario(typename Env::machine_type &m) : base(m) {}
 
-	unsigned failures = 0;
+	using base::failures;
 
 	void run()
 	{
@@ -103,26 +83,10 @@ public:
 			CHECK(c->stats().chunks == 0);
 			c.reset();
 		}
-		CHECK(m_.pages.nr_free_pages() == boot_free_);
-		CHECK(m_.backend.stats().aliases == boot_aliases_);
-		CHECK(ua_test::frames_out_of_direct_map(m_.backend) == 0);
-		CHECK(m_.pages.check_consistency() == "");
-		CHECK(ua_test::backend_consistency(m_.backend) == "");
+		this->check_as_at_boot();
 	}
 
 private:
-	/* Live allocations as the caches see them: every one found at its address and size. */
-	std::string live_state() const
-	{
-		std::string s;
-		for (auto &[a, l] : live_) {
-			auto f = caches_[l.cache]->find_allocation(reinterpret_cast<void *>(a));
-			if (!f.ok() || f.value.addr != a || f.value.size < l.size)
-				s += "lost " + std::to_string(a) + ";";
-		}
-		return s;
-	}
-
 	/*
 	 * The caches' live counts, or "" while a deferred free is queued in any
 	 * of them: those complete in the RCU callback thread whenever a grace
@@ -144,20 +108,9 @@ private:
 	/* Whole-machine checks after a failure: metadata, direct map and frames agree with what the caches hold. */
 	void check_machine()
 	{
-		/* Runs whose undo or release waits for a later call (chunk_source.h, Faults that last) are in neither. */
-		std::uint64_t held = 0, pending_frames = 0, pending_runs = 0;
-		for (auto &c : caches_) {
+		for (auto &c : caches_)
 			CHECK(c->check_consistency() == "");
-			cache_stats st = c->stats();
-			held += st.chunks;
-			pending_frames += st.source.repair_frames;
-			pending_runs += st.source.repairs_pending;
-		}
-		std::uint64_t out = ua_test::frames_out_of_direct_map(m_.backend);
-		CHECK(out >= held * pages_per_chunk);
-		CHECK(out <= held * pages_per_chunk + pending_frames);
-		CHECK(m_.pages.nr_pages() - m_.pages.nr_free_pages() >= held * pages_per_chunk + pending_frames);
-		CHECK(m_.backend.stats().aliases - boot_aliases_ <= held + pending_runs);
+		this->check_held_frames();
 		CHECK(m_.with_lock([](auto &pages, auto &) { return pages.check_consistency(); }) == "");
 		CHECK(m_.with_lock([](auto &, auto &b) { return ua_test::backend_consistency(b); }) == "");
 	}
@@ -199,42 +152,6 @@ private:
 		}
 		return r;
 	}
-	static error get_err(error e) { return e; }
-	template <class T>
-	static error get_err(const result<T> &r) { return r.err; }
-
-	void alloc(unsigned c, std::size_t size, std::size_t align, ua_flags flags)
-	{
-		auto r = step("alloc", [&] { return caches_[c]->alloc(size, align, flags); });
-		auto a = reinterpret_cast<std::uintptr_t>(r.value);
-		REQUIRE(!live_.count(a));
-		live_[a] = {c, size, 0};
-		if constexpr (backend::dereferenceable) {
-			if (flags & ua_zero)
-				CHECK(static_cast<unsigned char *>(r.value)[size - 1] == 0);
-		}
-	}
-
-	void write(std::uintptr_t a, unsigned char b)
-	{
-		live_alloc &l = live_[a];
-		std::vector<unsigned char> buf(std::min<std::size_t>(l.size, 256), b);
-		step("write", [&] { return caches_[l.cache]->write(reinterpret_cast<void *>(a), buf.data(), buf.size()); });
-		l.byte = b;
-	}
-
-	void free(std::uintptr_t a, bool deferred)
-	{
-		cache_t &c = *caches_[live_[a].cache];
-		step(deferred ? "free_deferred" : "free", [&] {
-			return deferred ? c.free_deferred(reinterpret_cast<void *>(a)) : c.free(reinterpret_cast<void *>(a));
-		});
-		live_.erase(a);
-		/* A second free of the same pointer is refused, whatever happened inside. */
-		if (!deferred)
-			CHECK(c.free(reinterpret_cast<void *>(a)) != error::ok);
-	}
-
 	/* Deferred frees complete after a grace period, retried by the cache if a backend step failed. */
 	void settle_deferred()
 	{
@@ -263,28 +180,13 @@ private:
 			CHECK(c->stats().chunks == 0);
 		}
 	}
-
-	typename Env::machine_type &m_;
-	std::uint64_t boot_free_;
-	std::uint64_t boot_aliases_;
-	std::unique_ptr<cache_t> caches_[3];
-	std::map<std::uintptr_t, live_alloc> live_;
 };
 
 /* Counts the scenario's operations, then fails each one in turn. */
 template <class Env>
 void fail_every_operation()
 {
-	std::uint64_t total = 0;
-	{
-		auto m = Env::make();
-		m->backend.injector().arm(0);
-		scenario<Env> s(*m);
-		s.run();
-		total = m->backend.injector().count();
-		CHECK(s.failures == 0);
-		s.finish();
-	}
+	const std::uint64_t total = ua_test::count_operations<Env, scenario<Env>>([](scenario<Env> &s) { s.run(); });
 	MESSAGE(std::string(Env::backend::name) << ": the scenario makes " << total << " machine operations; each is failed once");
 	REQUIRE(total > 50);
 	unsigned by_kind[unsigned(fault_op::nr_ops)] = {};

@@ -32,29 +32,18 @@ using namespace ua;
 namespace {
 
 template <class Env>
-class churn {
-	using backend = typename Env::backend;
-	using cache_t = unmapped_cache<backend>;
-
-	struct live_alloc {
-		unsigned cache;
-		std::size_t size;
-		unsigned char byte; /* written over the first min(size, 256) bytes; 0: not written */
-	};
+class churn : public ua_test::fault_caches<Env, churn<Env>> {
+	using base = ua_test::fault_caches<Env, churn<Env>>;
+	friend base;
+	using typename base::backend;
+	using typename base::live_alloc;
+	using base::alloc, base::write, base::free, base::get_err, base::live_state;
+	using base::m_, base::caches_, base::live_;
 
 public:
-	explicit churn(typename Env::machine_type &m) : m_(m), boot_free_(m.pages.nr_free_pages()), boot_aliases_(m.backend.stats().aliases)
-	{
-		const cache_config cfgs[3] = {text_cache_config(), secret_cache_config(), ro_cache_config()};
-		for (unsigned i = 0; i < 3; i++) {
-			cache_config c = cfgs[i];
-			c.nr_shards = 1;
-			c.spare_chunks = 1;
-			caches_[i] = std::make_unique<cache_t>(m, c);
-		}
-	}
+	explicit churn(typename Env::machine_type &m) : base(m) {}
 
-	unsigned failures = 0;  /* calls that failed */
+	using base::failures;   /* calls that failed */
 	unsigned recovered = 0; /* calls that succeeded only once the fault ended */
 	unsigned max_retries = 3;
 	double p = 0;            /* random mode: armed again with this p after a fault ended */
@@ -130,25 +119,10 @@ public:
 		}
 		for (auto &c : caches_)
 			c.reset();
-		CHECK(m_.pages.nr_free_pages() == boot_free_);
-		CHECK(m_.backend.stats().aliases == boot_aliases_);
-		CHECK(ua_test::frames_out_of_direct_map(m_.backend) == 0);
-		CHECK(m_.pages.check_consistency() == "");
-		CHECK(ua_test::backend_consistency(m_.backend) == "");
+		this->check_as_at_boot();
 	}
 
 private:
-	std::string live_state() const
-	{
-		std::string s;
-		for (auto &[a, l] : live_) {
-			auto f = caches_[l.cache]->find_allocation(reinterpret_cast<void *>(a));
-			if (!f.ok() || f.value.addr != a || f.value.size < l.size)
-				s += "lost " + std::to_string(a) + ";";
-		}
-		return s;
-	}
-
 	/*
 	 * Metadata, direct map, frames and aliases agree with what the caches
 	 * hold and have yet to give back. The counts are compared only while no
@@ -165,19 +139,7 @@ private:
 		for (auto &c : caches_)
 			if (c->stats().deferred_pending)
 				return;
-		std::uint64_t held = 0, pending_frames = 0, pending_runs = 0;
-		for (auto &c : caches_) {
-			cache_stats st = c->stats();
-			held += st.chunks;
-			pending_frames += st.source.repair_frames;
-			pending_runs += st.source.repairs_pending;
-		}
-		std::uint64_t out = ua_test::frames_out_of_direct_map(m_.backend);
-		INFO("chunks held " << held << ", frames recorded for later " << pending_frames << ", out of the direct map " << out);
-		CHECK(out >= held * pages_per_chunk);
-		CHECK(out <= held * pages_per_chunk + pending_frames);
-		CHECK(m_.pages.nr_pages() - m_.pages.nr_free_pages() >= held * pages_per_chunk + pending_frames);
-		CHECK(m_.backend.stats().aliases - boot_aliases_ <= held + pending_runs);
+		this->check_held_frames();
 	}
 
 	/* What was written is still there (the real backend's aliases are readable, text and ro too). */
@@ -230,41 +192,6 @@ private:
 		}
 		return r;
 	}
-	static error get_err(error e) { return e; }
-	template <class T>
-	static error get_err(const result<T> &r) { return r.err; }
-
-	void alloc(unsigned c, std::size_t size, std::size_t align, ua_flags flags)
-	{
-		auto r = step("alloc", [&] { return caches_[c]->alloc(size, align, flags); });
-		auto a = reinterpret_cast<std::uintptr_t>(r.value);
-		REQUIRE(!live_.count(a));
-		live_[a] = {c, size, 0};
-		if constexpr (backend::dereferenceable) {
-			if (flags & ua_zero)
-				CHECK(static_cast<unsigned char *>(r.value)[size - 1] == 0);
-		}
-	}
-
-	void write(std::uintptr_t a, unsigned char b)
-	{
-		live_alloc &l = live_[a];
-		std::vector<unsigned char> buf(std::min<std::size_t>(l.size, 256), b);
-		step("write", [&] { return caches_[l.cache]->write(reinterpret_cast<void *>(a), buf.data(), buf.size()); });
-		l.byte = b;
-	}
-
-	void free(std::uintptr_t a, bool deferred)
-	{
-		cache_t &c = *caches_[live_[a].cache];
-		step(deferred ? "free_deferred" : "free", [&] {
-			return deferred ? c.free_deferred(reinterpret_cast<void *>(a)) : c.free(reinterpret_cast<void *>(a));
-		});
-		live_.erase(a);
-		if (!deferred)
-			CHECK(c.free(reinterpret_cast<void *>(a)) != error::ok);
-	}
-
 	/* Never fails to its caller; must return even while every release fails. */
 	void shrink(unsigned c)
 	{
@@ -291,28 +218,13 @@ private:
 		REQUIRE(!pending());
 		CHECK(live_state().find("lost") == std::string::npos);
 	}
-
-	typename Env::machine_type &m_;
-	std::uint64_t boot_free_;
-	std::uint64_t boot_aliases_;
-	std::unique_ptr<cache_t> caches_[3];
-	std::map<std::uintptr_t, live_alloc> live_;
 };
 
 /* Counts the scenario's operations, then runs it with a window of m failures from every stride-th n. */
 template <class Env>
 void windows(std::uint64_t m, std::uint64_t stride)
 {
-	std::uint64_t total = 0;
-	{
-		auto mach = Env::make();
-		mach->backend.injector().arm(0);
-		churn<Env> s(*mach);
-		s.scenario();
-		total = mach->backend.injector().count();
-		CHECK(s.failures == 0);
-		s.finish();
-	}
+	const std::uint64_t total = ua_test::count_operations<Env, churn<Env>>([](churn<Env> &s) { s.scenario(); });
 	REQUIRE(total > 50);
 	std::uint64_t failed = 0, recovered = 0;
 	for (std::uint64_t n = 1; n <= total; n += stride) {

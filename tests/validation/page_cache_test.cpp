@@ -4,21 +4,11 @@
 
 #include "validation/page_cache.h"
 
+#include "validation_fixture.h"
+
 using namespace ua;
 using namespace ua::validation;
-
-namespace {
-
-sim_machine_build small_machine()
-{
-	auto mm = memory_map::x86_vm(2 * (pud_size / page_size));
-	REQUIRE(mm.ok());
-	sim_machine_build b = build_sim_machine({std::move(mm.value), sim_config{}, false, {}, kernel_page_alloc(2)});
-	REQUIRE(b.error.empty());
-	return b;
-}
-
-}  // namespace
+using ua_test::small_machine;
 
 TEST_CASE("a fill takes memory down to its target and a drop gives it back")
 {

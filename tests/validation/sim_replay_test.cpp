@@ -6,21 +6,11 @@
 #include "peers/naive.h"
 #include "validation/sim_replay.h"
 
+#include "validation_fixture.h"
+
 using namespace ua;
 using namespace ua::validation;
-
-namespace {
-
-sim_machine_build small_machine()
-{
-	auto mm = memory_map::x86_vm(2 * (pud_size / page_size));
-	REQUIRE(mm.ok());
-	sim_machine_build b = build_sim_machine({std::move(mm.value), sim_config{}, false, {}, kernel_page_alloc(2)});
-	REQUIRE(b.error.empty());
-	return b;
-}
-
-}  // namespace
+using ua_test::small_machine;
 
 TEST_CASE("a run's delta is the counters after minus before, and a level-2 split is 2 MiB more 4 KiB-mapped")
 {

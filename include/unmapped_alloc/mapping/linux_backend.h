@@ -89,6 +89,7 @@
 #include "../check.h"
 #include "../error.h"
 #include "../ds.h"
+#include "alias_table.h"
 #include "backend.h"
 #include "linux_contents.h"
 #include "smaps.h"
@@ -190,34 +191,13 @@ public:
 	/* Secret hardening of a whole alias: mlock, MADV_DONTDUMP, MADV_DONTFORK. */
 	int secure_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
 	/* True when the alias containing addr was secured. */
-	bool alias_secured(std::uintptr_t addr) const noexcept
-	{
-		const alias *a = find_alias(addr);
-		return a && a->secured;
-	}
+	bool alias_secured(std::uintptr_t addr) const noexcept { return aliases_.secured(addr); }
 	/* Protection of the alias containing addr, if addr is inside one. */
-	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept
-	{
-		auto it = aliases_.upper_bound(addr);
-		if (it == aliases_.begin() || addr - std::prev(it)->first >= std::prev(it)->second.bytes)
-			return std::nullopt;
-		const alias &a = std::prev(it)->second;
-		return a.page_prot ? a.page_prot[(addr - std::prev(it)->first) >> page_shift] : a.p;
-	}
+	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept { return aliases_.prot_at(addr); }
 	/* The run of frames behind addr of an alias (all its frames for a one-run alias), if addr is inside one. */
-	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept
-	{
-		std::uint64_t page = 0;
-		const frame_range *r = alias_run_at(addr, &page);
-		return r ? std::optional<frame_range>(*r) : std::nullopt;
-	}
+	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept { return aliases_.frames_at(addr); }
 	/* The frame behind addr, if addr is inside an alias. */
-	std::optional<pfn_t> alias_pfn(std::uintptr_t addr) const noexcept
-	{
-		std::uint64_t page = 0;
-		const frame_range *r = alias_run_at(addr, &page);
-		return r ? std::optional<pfn_t>(r->pfn + page) : std::nullopt;
-	}
+	std::optional<pfn_t> alias_pfn(std::uintptr_t addr) const noexcept { return aliases_.pfn_at(addr); }
 
 	/* ---- memory: the contents path, no lock (linux_contents) ---- */
 	int write_frames(pfn_t pfn, std::size_t off, const void *src, std::size_t n) noexcept
@@ -235,44 +215,8 @@ public:
 private:
 	friend struct linux_backend_test_access;
 
-	struct alias {
-		std::size_t bytes;
-		frame_range frames;                  /* the first run (the only one of map_alias()) */
-		prot p;
-		bool secured = false;
-		std::unique_ptr<frame_range[]> more; /* runs 1 .. nr_runs - 1 of map_alias_runs(), or null */
-		std::size_t nr_runs = 1;
-		std::unique_ptr<prot[]> page_prot;   /* per page once set_memory() changed part of the alias */
-	};
+	using alias = alias_record;
 
-	const alias *find_alias(std::uintptr_t addr) const noexcept
-	{
-		auto it = aliases_.upper_bound(addr);
-		if (it == aliases_.begin())
-			return nullptr;
-		--it;
-		return addr - it->first < it->second.bytes ? &it->second : nullptr;
-	}
-	/* The run behind addr and addr's page inside it, or nullptr. */
-	const frame_range *alias_run_at(std::uintptr_t addr, std::uint64_t *page) const noexcept
-	{
-		auto it = aliases_.upper_bound(addr);
-		if (it == aliases_.begin())
-			return nullptr;
-		--it;
-		if (addr - it->first >= it->second.bytes)
-			return nullptr;
-		std::uint64_t off = (addr - it->first) >> page_shift;
-		for (std::size_t i = 0; i < it->second.nr_runs; i++) {
-			const frame_range &r = i == 0 ? it->second.frames : it->second.more[i - 1];
-			if (off < r.nr_pages) {
-				*page = off;
-				return &r;
-			}
-			off -= r.nr_pages;
-		}
-		return nullptr;
-	}
 	static constexpr bool valid_prot(prot p) noexcept
 	{
 		return unsigned(p) <= unsigned(prot::read | prot::write | prot::exec) && !is_wx(p);
@@ -339,7 +283,7 @@ private:
 	std::uint64_t nr_pages_ = 0;
 	std::vector<std::uint8_t> state_;      /* dm_state per frame; metadata outside the memfd */
 	std::vector<std::uint8_t> maybe_split_; /* per 2 MiB page: 1 when it may no longer be one PMD mapping */
-	std::map<std::uintptr_t, alias> aliases_;
+	alias_table aliases_;
 	int init_error_ = 0;
 	const char *init_step_ = "";
 
@@ -424,9 +368,7 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 
 inline void linux_backend::destroy() noexcept
 {
-	for (auto &[addr, a] : aliases_)
-		::munmap(reinterpret_cast<void *>(addr), a.bytes);
-	aliases_.clear();
+	aliases_.unmap_all();
 	if (view_)
 		::munmap(view_, std::size_t(state_.size() << page_shift));
 	contents_.close();
@@ -443,10 +385,9 @@ inline void linux_backend::steal(linux_backend &o) noexcept
 	nr_pages_ = std::exchange(o.nr_pages_, 0);
 	state_ = std::move(o.state_);
 	maybe_split_ = std::move(o.maybe_split_);
-	aliases_ = std::move(o.aliases_);
+	aliases_ = std::exchange(o.aliases_, alias_table{});
 	o.state_.clear();
 	o.maybe_split_.clear();
-	o.aliases_.clear();
 	init_error_ = std::exchange(o.init_error_, -EINVAL);
 	init_step_ = std::exchange(o.init_step_, "moved from");
 	initial_pmd_kb_ = o.initial_pmd_kb_;
@@ -589,9 +530,7 @@ inline int linux_backend::map_one_alias(frame_range r, prot p, std::uintptr_t *a
 	std::byte *a = map_aligned(r.bytes(), mmap_prot(p), contents_.fd(), r.pfn << page_shift, &err);
 	if (!a)
 		return err;
-	UA_TRY {
-		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p, false, nullptr, 1, nullptr});
-	} UA_CATCH_ALL {
+	if (aliases_.insert(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p, false, nullptr, 1, nullptr}) != 0) {
 		::munmap(a, r.bytes());
 		return -ENOMEM;
 	}
@@ -644,10 +583,7 @@ inline int linux_backend::map_runs_alias(const frame_range *runs, std::size_t n,
 		off += runs[i].bytes();
 	}
 	::madvise(a, bytes, MADV_HUGEPAGE); /* advisory, as for map_alias() */
-	UA_TRY {
-		alias al{bytes, runs[0], p, false, std::move(more), n, nullptr};
-		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), std::move(al));
-	} UA_CATCH_ALL {
+	if (aliases_.insert(reinterpret_cast<std::uintptr_t>(a), alias{bytes, runs[0], p, false, std::move(more), n, nullptr}) != 0) {
 		::munmap(a, bytes);
 		return -ENOMEM;
 	}
@@ -657,33 +593,25 @@ inline int linux_backend::map_runs_alias(const frame_range *runs, std::size_t n,
 
 inline int linux_backend::protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept
 {
-	auto it = aliases_.find(addr);
-	if (it == aliases_.end() || it->second.bytes != bytes || !valid_prot(p))
+	alias *a = aliases_.find_whole(addr, bytes);
+	if (!a || !valid_prot(p))
 		return -EINVAL;
-	if (!it->second.page_prot && it->second.p == p)
+	if (!a->page_prot && a->p == p)
 		return 0; /* nothing to change, not counted (as the simulation) */
 	if (::mprotect(reinterpret_cast<void *>(addr), bytes, mmap_prot(p)) != 0) {
 		int err = -errno;
 		/* Re-applying the recorded protections undoes any partial change. */
-		restore_alias(addr, it->second, 0, bytes >> page_shift);
+		restore_alias(addr, *a, 0, bytes >> page_shift);
 		return err;
 	}
-	it->second.p = p;
-	it->second.page_prot.reset();
+	a->set_prot(p);
 	prot_changes_++;
 	return 0;
 }
 
 inline int linux_backend::unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept
 {
-	auto it = aliases_.find(addr);
-	if (it == aliases_.end() || it->second.bytes != bytes)
-		return -EINVAL;
-	/* munmap() splits the VMAs it needs before it unmaps anything: a failure changed nothing. */
-	if (::munmap(reinterpret_cast<void *>(addr), bytes) != 0)
-		return -errno;
-	aliases_.erase(it);
-	return 0;
+	return aliases_.unmap(addr, bytes); /* all or nothing (alias_table.h) */
 }
 
 /*
@@ -695,10 +623,10 @@ inline int linux_backend::unmap_alias(std::uintptr_t addr, std::size_t bytes) no
  */
 inline int linux_backend::secure_alias(std::uintptr_t addr, std::size_t bytes) noexcept
 {
-	auto it = aliases_.find(addr);
-	if (it == aliases_.end() || it->second.bytes != bytes)
+	alias *a = aliases_.find_whole(addr, bytes);
+	if (!a)
 		return -EINVAL;
-	if (it->second.secured)
+	if (a->secured)
 		return 0;
 	void *p = reinterpret_cast<void *>(addr);
 	if (::madvise(p, bytes, MADV_DONTDUMP) != 0)
@@ -714,7 +642,7 @@ inline int linux_backend::secure_alias(std::uintptr_t addr, std::size_t bytes) n
 		::madvise(p, bytes, MADV_DODUMP);
 		return err;
 	}
-	it->second.secured = true;
+	a->secured = true;
 	return 0;
 }
 
@@ -737,7 +665,7 @@ inline void linux_backend::for_each_alias_frame(const alias &a, std::uint64_t p0
 {
 	std::uint64_t page = 0;
 	for (std::size_t i = 0; i < a.nr_runs && page < p1; i++) {
-		const frame_range &r = i == 0 ? a.frames : a.more[i - 1];
+		const frame_range &r = a.run(i);
 		for (std::uint64_t k = 0; k < r.nr_pages && page < p1; k++, page++)
 			if (page >= p0)
 				f(page, r.pfn + k);
@@ -747,9 +675,9 @@ inline void linux_backend::for_each_alias_frame(const alias &a, std::uint64_t p0
 inline void linux_backend::restore_alias(std::uintptr_t start, const alias &a, std::uint64_t p0, std::uint64_t p1) noexcept
 {
 	for (std::uint64_t i = p0; i < p1;) {
-		const prot p = a.page_prot ? a.page_prot[i] : a.p;
+		const prot p = a.prot_at(i);
 		std::uint64_t j = i + 1;
-		while (j < p1 && (a.page_prot ? a.page_prot[j] : a.p) == p)
+		while (j < p1 && a.prot_at(j) == p)
 			j++;
 		int rc = ::mprotect(reinterpret_cast<void *>(start + (i << page_shift)), std::size_t((j - i) << page_shift),
 				    mmap_prot(p));
@@ -762,16 +690,13 @@ inline int linux_backend::set_memory(std::uintptr_t addr, std::size_t bytes, cpa
 {
 	if (unsigned(op) > unsigned(cpa_op::rox) || bytes == 0 || addr % page_size || bytes % page_size)
 		return -EINVAL;
-	auto it = aliases_.upper_bound(addr);
-	if (it == aliases_.begin())
+	std::uintptr_t start = 0;
+	alias *found = aliases_.find(addr, &start);
+	if (!found || bytes > found->bytes - (addr - start))
 		return -EINVAL;
-	--it;
-	alias &a = it->second;
-	const std::uintptr_t start = it->first;
-	if (addr - start >= a.bytes || bytes > a.bytes - (addr - start))
-		return -EINVAL;
-	const std::uint64_t pages = a.bytes >> page_shift, p0 = (addr - start) >> page_shift, p1 = p0 + (bytes >> page_shift);
-	auto prot_at = [&](std::uint64_t i) { return a.page_prot ? a.page_prot[i] : a.p; };
+	alias &a = *found;
+	const std::uint64_t pages = a.nr_pages(), p0 = (addr - start) >> page_shift, p1 = p0 + (bytes >> page_shift);
+	auto prot_at = [&](std::uint64_t i) { return a.prot_at(i); };
 	bool alias_changes = false;
 	for (std::uint64_t i = p0; i < p1; i++) {
 		if (is_wx(apply(op, prot_at(i))))
@@ -844,14 +769,7 @@ inline int linux_backend::set_memory(std::uintptr_t addr, std::size_t bytes, cpa
 			state_[pfn] = dm_to(state_[pfn]);
 		note_partial_change(done[i]);
 	}
-	bool uniform = true;
-	for (std::uint64_t i = 1; i < pages && uniform; i++)
-		uniform = next[i] == next[0];
-	a.p = next[0];
-	if (uniform)
-		a.page_prot.reset();
-	else
-		a.page_prot = std::move(next);
+	a.set_page_prots(std::move(next));
 	if (alias_changes || nd) {
 		prot_changes_++;
 		tlb_flushes_++; /* cpa_flush(); mprotect() flushed already: kept for the figures only */

@@ -40,6 +40,7 @@
 
 #include "../config.h"
 #include "../error.h"
+#include "text_lines.h"
 #include "types.h"
 
 namespace ua {
@@ -126,9 +127,7 @@ public:
 		memory_map m;
 		std::size_t no = 0;
 		while (!text.empty()) {
-			const std::size_t nl = text.find('\n');
-			std::string_view line = text.substr(0, nl);
-			text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+			std::string_view line = next_line(text);
 			no++;
 			if (line.empty() || line.front() == ' ')
 				continue;

@@ -70,10 +70,10 @@
  * nr_pages() == 0, so every operation returns -EINVAL. The view is never
  * inherited by fork (MADV_DONTFORK).
  *
- * Length: about 570 lines, over the usual 400, because the aliases (one or
- * several runs, per-page protections from set_memory(), rollback) are this
- * backend's own: linux_backend's are tied to its memfd, its view's
- * per-frame states and alias processing, none of which exists here.
+ * Length: about 500 lines, over the usual 400: the construction and its
+ * reasons, the kernel's figures and the aliases' mapping, protection and
+ * rollback are this backend's own. The record of the aliases and its lookups
+ * are shared with linux_backend (mapping/alias_table.h).
  */
 #pragma once
 
@@ -87,12 +87,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "../ds.h"
+#include "alias_table.h"
 #include "backend.h"
 #include "kernel_direct_map.h"
 #include "smaps.h"
@@ -159,31 +161,10 @@ public:
 	int set_memory(std::uintptr_t addr, std::size_t bytes, cpa_op op) noexcept;
 	int unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
 	int secure_alias(std::uintptr_t addr, std::size_t bytes) noexcept;
-	bool alias_secured(std::uintptr_t addr) const noexcept
-	{
-		const alias *a = find(addr, nullptr);
-		return a && a->secured;
-	}
-	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept
-	{
-		std::uintptr_t start = 0;
-		const alias *a = find(addr, &start);
-		if (!a)
-			return std::nullopt;
-		return a->page_prot.empty() ? a->p : a->page_prot[(addr - start) >> page_shift];
-	}
-	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept
-	{
-		std::uint64_t page = 0;
-		const frame_range *r = run_at(addr, &page);
-		return r ? std::optional<frame_range>(*r) : std::nullopt;
-	}
-	std::optional<pfn_t> alias_pfn(std::uintptr_t addr) const noexcept
-	{
-		std::uint64_t page = 0;
-		const frame_range *r = run_at(addr, &page);
-		return r ? std::optional<pfn_t>(r->pfn + page) : std::nullopt;
-	}
+	bool alias_secured(std::uintptr_t addr) const noexcept { return aliases_.secured(addr); }
+	std::optional<prot> alias_prot(std::uintptr_t addr) const noexcept { return aliases_.prot_at(addr); }
+	std::optional<frame_range> alias_frames(std::uintptr_t addr) const noexcept { return aliases_.frames_at(addr); }
+	std::optional<pfn_t> alias_pfn(std::uintptr_t addr) const noexcept { return aliases_.pfn_at(addr); }
 
 	/* ---- contents, through the view, no lock ---- */
 	int write_frames(pfn_t pfn, std::size_t off, const void *src, std::size_t n) noexcept
@@ -214,13 +195,7 @@ public:
 	backend_stats stats() const;
 
 private:
-	struct alias {
-		std::size_t bytes = 0;
-		std::vector<frame_range> runs;
-		prot p = prot::none;
-		bool secured = false;
-		std::vector<prot> page_prot; /* per page once set_memory() changed part of it; empty otherwise */
-	};
+	using alias = alias_record;
 
 	bool valid(frame_range r) const noexcept
 	{
@@ -236,34 +211,6 @@ private:
 	static int mmap_prot(prot p) noexcept
 	{
 		return (has(p, prot::read) ? PROT_READ : 0) | (has(p, prot::write) ? PROT_WRITE : 0);
-	}
-	const alias *find(std::uintptr_t addr, std::uintptr_t *start) const noexcept
-	{
-		auto it = aliases_.upper_bound(addr);
-		if (it == aliases_.begin())
-			return nullptr;
-		--it;
-		if (addr - it->first >= it->second.bytes)
-			return nullptr;
-		if (start)
-			*start = it->first;
-		return &it->second;
-	}
-	const frame_range *run_at(std::uintptr_t addr, std::uint64_t *page) const noexcept
-	{
-		std::uintptr_t start = 0;
-		const alias *a = find(addr, &start);
-		if (!a)
-			return nullptr;
-		std::uint64_t off = (addr - start) >> page_shift;
-		for (const frame_range &r : a->runs) {
-			if (off < r.nr_pages) {
-				*page = off;
-				return &r;
-			}
-			off -= r.nr_pages;
-		}
-		return nullptr;
 	}
 	int record(frame_range r, dm_state s) noexcept
 	{
@@ -282,7 +229,7 @@ private:
 	std::byte *view_ = nullptr;
 	std::uint64_t nr_pages_ = 0;
 	std::vector<std::uint8_t> state_; /* dm_state per frame, the owner's record; metadata outside the file */
-	std::map<std::uintptr_t, alias> aliases_;
+	alias_table aliases_;
 	int init_error_ = 0;
 	std::string init_reason_;
 	std::uint64_t tlb_flushes_ = 0;
@@ -360,9 +307,7 @@ inline void secretmem_backend::init(std::uint64_t nr_pages) noexcept
 
 inline void secretmem_backend::destroy() noexcept
 {
-	for (auto &[addr, a] : aliases_)
-		::munmap(reinterpret_cast<void *>(addr), a.bytes);
-	aliases_.clear();
+	aliases_.unmap_all();
 	if (view_)
 		::munmap(view_, std::size_t(nr_pages_ << page_shift));
 	view_ = nullptr;
@@ -409,14 +354,13 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 		pages += runs[i].nr_pages;
 		whole_chunks = whole_chunks && runs[i].nr_pages % pages_per_chunk == 0;
 	}
-	alias al;
-	UA_TRY {
-		al.runs.assign(runs, runs + n);
-	} UA_CATCH_ALL {
-		return -ENOMEM;
+	alias al{std::size_t(pages << page_shift), runs[0], p, false, nullptr, n, nullptr};
+	if (n > 1) {
+		al.more.reset(new (std::nothrow) frame_range[n - 1]);
+		if (!al.more)
+			return -ENOMEM;
+		std::copy(runs + 1, runs + n, al.more.get());
 	}
-	al.bytes = std::size_t(pages << page_shift);
-	al.p = p;
 	/* One PROT_NONE reservation (2 MiB aligned for whole chunks), each run placed into it with MAP_FIXED. */
 	const std::size_t slack = whole_chunks ? pmd_size : 0;
 	void *res = ::mmap(nullptr, al.bytes + slack, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -429,7 +373,8 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 	if (std::size_t tail = std::size_t(base + al.bytes + slack - (a + al.bytes)))
 		::munmap(a + al.bytes, tail);
 	std::size_t off = 0;
-	for (const frame_range &r : al.runs) {
+	for (std::size_t i = 0; i < n; i++) {
+		const frame_range &r = runs[i];
 		if (::mmap(a + off, r.bytes(), mmap_prot(p), MAP_SHARED | MAP_FIXED, fd_, off_t(r.pfn << page_shift)) ==
 		    MAP_FAILED) {
 			int err = -errno;
@@ -438,9 +383,7 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 		}
 		off += r.bytes();
 	}
-	UA_TRY {
-		aliases_.emplace(reinterpret_cast<std::uintptr_t>(a), std::move(al));
-	} UA_CATCH_ALL {
+	if (aliases_.insert(reinterpret_cast<std::uintptr_t>(a), std::move(al)) != 0) {
 		::munmap(a, std::size_t(pages << page_shift));
 		return -ENOMEM;
 	}
@@ -450,22 +393,19 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 
 inline int secretmem_backend::protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept
 {
-	auto it = aliases_.find(addr);
-	if (it == aliases_.end() || it->second.bytes != bytes || !valid_prot(p))
+	alias *a = aliases_.find_whole(addr, bytes);
+	if (!a || !valid_prot(p))
 		return -EINVAL;
-	alias &a = it->second;
-	if (a.page_prot.empty() && a.p == p)
+	if (!a->page_prot && a->p == p)
 		return 0;
 	if (::mprotect(reinterpret_cast<void *>(addr), bytes, mmap_prot(p)) != 0) {
 		int err = -errno;
 		/* mprotect() may have changed a prefix: re-apply what was recorded. */
 		for (std::size_t i = 0; i < bytes >> page_shift; i++)
-			::mprotect(reinterpret_cast<void *>(addr + (i << page_shift)), page_size,
-				   mmap_prot(a.page_prot.empty() ? a.p : a.page_prot[i]));
+			::mprotect(reinterpret_cast<void *>(addr + (i << page_shift)), page_size, mmap_prot(a->prot_at(i)));
 		return err;
 	}
-	a.p = p;
-	a.page_prot.clear();
+	a->set_prot(p);
 	prot_changes_++;
 	return 0;
 }
@@ -477,20 +417,17 @@ inline int secretmem_backend::set_memory(std::uintptr_t addr, std::size_t bytes,
 	if (bytes == 0 || addr % page_size || bytes % page_size)
 		return -EINVAL;
 	std::uintptr_t start = 0;
-	const alias *ca = find(addr, &start);
-	if (!ca || bytes > ca->bytes - (addr - start))
+	alias *found = aliases_.find(addr, &start);
+	if (!found || bytes > found->bytes - (addr - start))
 		return -EINVAL;
-	alias &a = aliases_.find(start)->second;
-	const std::size_t pages = a.bytes >> page_shift, p0 = (addr - start) >> page_shift, p1 = p0 + (bytes >> page_shift);
-	std::vector<prot> next;
-	UA_TRY {
-		next.resize(pages);
-	} UA_CATCH_ALL {
+	alias &a = *found;
+	const std::size_t pages = a.nr_pages(), p0 = (addr - start) >> page_shift, p1 = p0 + (bytes >> page_shift);
+	std::unique_ptr<prot[]> next(new (std::nothrow) prot[pages]);
+	if (!next)
 		return -ENOMEM;
-	}
 	bool changes = false;
 	for (std::size_t i = 0; i < pages; i++) {
-		const prot cur = a.page_prot.empty() ? a.p : a.page_prot[i];
+		const prot cur = a.prot_at(i);
 		next[i] = i >= p0 && i < p1 ? apply(op, cur) : cur;
 		changes = changes || next[i] != cur;
 	}
@@ -501,19 +438,11 @@ inline int secretmem_backend::set_memory(std::uintptr_t addr, std::size_t bytes,
 		if (::mprotect(reinterpret_cast<void *>(start + (i << page_shift)), page_size, mmap_prot(next[i])) != 0) {
 			int err = -errno;
 			for (std::size_t j = p0; j <= i; j++)
-				::mprotect(reinterpret_cast<void *>(start + (j << page_shift)), page_size,
-					   mmap_prot(a.page_prot.empty() ? a.p : a.page_prot[j]));
+				::mprotect(reinterpret_cast<void *>(start + (j << page_shift)), page_size, mmap_prot(a.prot_at(j)));
 			return err;
 		}
 	}
-	bool uniform = true;
-	for (std::size_t i = 1; i < pages && uniform; i++)
-		uniform = next[i] == next[0];
-	a.p = next[0];
-	if (uniform)
-		a.page_prot.clear();
-	else
-		a.page_prot = std::move(next);
+	a.set_page_prots(std::move(next));
 	prot_changes_++;
 	tlb_flushes_++;
 	return 0;
@@ -521,26 +450,20 @@ inline int secretmem_backend::set_memory(std::uintptr_t addr, std::size_t bytes,
 
 inline int secretmem_backend::unmap_alias(std::uintptr_t addr, std::size_t bytes) noexcept
 {
-	auto it = aliases_.find(addr);
-	if (it == aliases_.end() || it->second.bytes != bytes)
-		return -EINVAL;
-	if (::munmap(reinterpret_cast<void *>(addr), bytes) != 0)
-		return -errno;
-	aliases_.erase(it);
-	return 0;
+	return aliases_.unmap(addr, bytes);
 }
 
 inline int secretmem_backend::secure_alias(std::uintptr_t addr, std::size_t bytes) noexcept
 {
-	auto it = aliases_.find(addr);
-	if (it == aliases_.end() || it->second.bytes != bytes)
+	alias *a = aliases_.find_whole(addr, bytes);
+	if (!a)
 		return -EINVAL;
-	if (it->second.secured)
+	if (a->secured)
 		return 0;
 	/* VM_LOCKED and VM_DONTDUMP come with every secretmem mapping; fork is the one left. */
 	if (::madvise(reinterpret_cast<void *>(addr), bytes, MADV_DONTFORK) != 0)
 		return -errno;
-	it->second.secured = true;
+	a->secured = true;
 	return 0;
 }
 

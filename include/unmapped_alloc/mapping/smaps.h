@@ -39,6 +39,7 @@
 #include <string_view>
 
 #include "../error.h"
+#include "text_lines.h"
 
 namespace ua::smaps {
 
@@ -89,14 +90,6 @@ inline int read_proc_file(const char *path, std::string *out) noexcept
 }
 
 namespace detail {
-
-inline std::string_view next_line(std::string_view &text) noexcept
-{
-	std::size_t nl = text.find('\n');
-	std::string_view line = text.substr(0, nl);
-	text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-	return line;
-}
 
 inline std::uint64_t parse_uint(std::string_view s, int base) noexcept
 {
@@ -162,7 +155,7 @@ template <class Fn>
 void for_each_vma(std::string_view text, Fn &&fn) noexcept(noexcept(fn(vma{})))
 {
 	while (!text.empty()) {
-		std::string_view line = detail::next_line(text);
+		std::string_view line = next_line(text);
 		std::string_view key;
 		std::uint64_t value;
 		vma v;
@@ -203,7 +196,7 @@ inline int read_smaps_range(std::uintptr_t start, std::uintptr_t end, range_tota
 	bool inside = false;
 	std::string_view rest = text;
 	while (!rest.empty()) {
-		std::string_view line = detail::next_line(rest);
+		std::string_view line = next_line(rest);
 		std::string_view key;
 		std::uint64_t value;
 		if (detail::parse_key_line(line, &key, &value)) {
@@ -239,7 +232,7 @@ inline int read_vm_pte_kb(std::uint64_t *kb) noexcept
 	while (!rest.empty()) {
 		std::string_view key;
 		std::uint64_t value;
-		if (detail::parse_key_line(detail::next_line(rest), &key, &value) && key == "VmPTE") {
+		if (detail::parse_key_line(next_line(rest), &key, &value) && key == "VmPTE") {
 			*kb = value;
 			return 0;
 		}
@@ -262,7 +255,7 @@ inline std::string find_wx_mapping() noexcept
 		std::string found;
 		std::string_view rest = text;
 		while (!rest.empty() && found.empty()) {
-			std::string_view line = detail::next_line(rest);
+			std::string_view line = next_line(rest);
 			vma v;
 			if (detail::parse_vma_line(line, &v) && v.writable() && v.executable())
 				found = std::string(line);

@@ -322,6 +322,8 @@ private:
 				     pfn_t hint) noexcept;
 	pfn_t take_hinted(zone_t &z, unsigned order, unsigned mt, pfn_t hint) noexcept;
 	void prep_new_page(pfn_t pfn, unsigned order, unsigned mt) noexcept;
+	/* The checks of a free after its order's: pfn starts an allocated block of that order, or the error. */
+	error check_allocated_block(pfn_t pfn, unsigned order) const;
 	bool reclaim_lru(std::uint64_t nr_pages);
 	pfn_t alloc_fast(unsigned order, gfp_t gfp) noexcept;
 	bool kswapd_balance();

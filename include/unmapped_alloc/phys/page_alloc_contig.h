@@ -60,15 +60,8 @@ inline error page_allocator::free_contig_range(pfn_t pfn, unsigned order)
 {
 	if (order <= page_max_order || order > max_contig_order)
 		return order <= page_max_order ? error::bad_flags : error::too_large;
-	if (pfn >= end_pfn_)
-		return error::foreign_pointer;
-	if (pfn & ((pfn_t{1} << order) - 1))
-		return error::bad_alignment;
-	const auto cur = allocated_order(pfn);
-	if (!cur)
-		return cur.err;
-	if (cur.value != order)
-		return error::bad_chunk;
+	if (error e = check_allocated_block(pfn, order); e != error::ok)
+		return e; /* free_pages()'s checks */
 	/* split_page(): each frame becomes an order-0 page, then __free_page() of each. */
 	const std::uint8_t one = detail::pa::make_state(detail::pa::fk_alloc, 0);
 	for (pfn_t i = 0; i < (pfn_t{1} << order); i++)

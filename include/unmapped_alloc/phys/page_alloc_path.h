@@ -206,10 +206,8 @@ inline result<unsigned> page_allocator::allocated_order(pfn_t pfn) const
  * with the pageblock's type; others through __free_pages_ok() ->
  * split_large_buddy() -> __free_one_page().
  */
-inline error page_allocator::free_pages(pfn_t pfn, unsigned order)
+inline error page_allocator::check_allocated_block(pfn_t pfn, unsigned order) const
 {
-	if (order > page_max_order)
-		return error::too_large;
 	if (pfn >= end_pfn_)
 		return error::foreign_pointer;
 	if (pfn & ((pfn_t{1} << order) - 1))
@@ -219,6 +217,15 @@ inline error page_allocator::free_pages(pfn_t pfn, unsigned order)
 		return cur.err;
 	if (cur.value != order)
 		return error::bad_chunk;
+	return error::ok;
+}
+
+inline error page_allocator::free_pages(pfn_t pfn, unsigned order)
+{
+	if (order > page_max_order)
+		return error::too_large;
+	if (error e = check_allocated_block(pfn, order); e != error::ok)
+		return e;
 	const std::uint8_t free_tail = detail::pa::make_state(detail::pa::fk_free_tail, 0);
 	for (pfn_t i = 0; i < (pfn_t{1} << order); i++)
 		state_[pfn + i] = free_tail;

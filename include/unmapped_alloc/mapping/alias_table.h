@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mapping/alias_table.h - the aliases a real backend has mapped, by start
+ * address: the runs of frames behind each (one for map_alias(), several back
+ * to back for map_alias_runs(), as vmap() of scattered pages), its
+ * protection (one for the whole alias, or one per page once set_memory()
+ * changed part of it), and whether secure_alias() hardened it.
+ *
+ * linux_backend and secretmem_backend keep theirs in one, under their
+ * owner's lock (the machine lock), and differ in how they map, protect and
+ * secure; the lookups by an address inside an alias, the calls that name a
+ * whole alias, and unmapping are the same for both, and are here.
+ *
+ * The table owns the mappings it records: unmap() and unmap_all() munmap()
+ * them. Nothing here allocates except insert(), which reports failure as
+ * -ENOMEM (the caller unmaps what it mapped); records are built with
+ * new (std::nothrow), so no exception leaves an allocation path.
+ */
+#pragma once
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "../error.h"
+#include "types.h"
+
+namespace ua {
+
+/* One alias: bytes long, the runs run(0) .. run(nr_runs - 1) mapped back to back. */
+struct alias_record {
+	std::size_t bytes = 0;
+	frame_range frames{};                /* the first run (the only one of map_alias()) */
+	prot p = prot::none;                 /* the protection of every page while page_prot is null */
+	bool secured = false;
+	std::unique_ptr<frame_range[]> more; /* runs 1 .. nr_runs - 1 of map_alias_runs(), or null */
+	std::size_t nr_runs = 1;
+	std::unique_ptr<prot[]> page_prot;   /* per page once set_memory() changed part of the alias */
+
+	std::uint64_t nr_pages() const noexcept { return bytes >> page_shift; }
+	const frame_range &run(std::size_t i) const noexcept { return i == 0 ? frames : more[i - 1]; }
+	/* The protection of the alias's page i. */
+	prot prot_at(std::uint64_t i) const noexcept { return page_prot ? page_prot[i] : p; }
+	/* One protection for the whole alias (protect_alias()). */
+	void set_prot(prot to) noexcept
+	{
+		p = to;
+		page_prot.reset();
+	}
+	/* next[i]: the protection of page i, every page; kept per page only while they differ. */
+	void set_page_prots(std::unique_ptr<prot[]> next) noexcept
+	{
+		bool uniform = true;
+		for (std::uint64_t i = 1; i < nr_pages() && uniform; i++)
+			uniform = next[i] == next[0];
+		p = next[0];
+		if (uniform)
+			page_prot.reset();
+		else
+			page_prot = std::move(next);
+	}
+};
+
+class alias_table {
+public:
+	/* The alias containing addr (its start in *start, if asked), or nullptr. */
+	const alias_record *find(std::uintptr_t addr, std::uintptr_t *start = nullptr) const noexcept
+	{
+		auto it = aliases_.upper_bound(addr);
+		if (it == aliases_.begin())
+			return nullptr;
+		--it;
+		if (addr - it->first >= it->second.bytes)
+			return nullptr;
+		if (start)
+			*start = it->first;
+		return &it->second;
+	}
+	alias_record *find(std::uintptr_t addr, std::uintptr_t *start = nullptr) noexcept
+	{
+		return const_cast<alias_record *>(std::as_const(*this).find(addr, start));
+	}
+	/* The alias that starts at addr and is bytes long (the calls that name a whole alias), or nullptr. */
+	alias_record *find_whole(std::uintptr_t addr, std::size_t bytes) noexcept
+	{
+		auto it = aliases_.find(addr);
+		return it == aliases_.end() || it->second.bytes != bytes ? nullptr : &it->second;
+	}
+	/* The run behind addr and addr's page inside that run, or nullptr if addr is in no alias. */
+	const frame_range *run_at(std::uintptr_t addr, std::uint64_t *page) const noexcept
+	{
+		std::uintptr_t start = 0;
+		const alias_record *a = find(addr, &start);
+		if (!a)
+			return nullptr;
+		std::uint64_t off = (addr - start) >> page_shift;
+		for (std::size_t i = 0; i < a->nr_runs; i++) {
+			const frame_range &r = a->run(i);
+			if (off < r.nr_pages) {
+				*page = off;
+				return &r;
+			}
+			off -= r.nr_pages;
+		}
+		return nullptr;
+	}
+
+	/* ---- the backends' alias_* inspectors ---- */
+	/* True when the alias containing addr was secured. */
+	bool secured(std::uintptr_t addr) const noexcept
+	{
+		const alias_record *a = find(addr);
+		return a && a->secured;
+	}
+	/* Protection of the alias containing addr, if addr is inside one. */
+	std::optional<prot> prot_at(std::uintptr_t addr) const noexcept
+	{
+		std::uintptr_t start = 0;
+		const alias_record *a = find(addr, &start);
+		return a ? std::optional<prot>(a->prot_at((addr - start) >> page_shift)) : std::nullopt;
+	}
+	/* The run of frames behind addr (all the frames of a one-run alias), if addr is inside an alias. */
+	std::optional<frame_range> frames_at(std::uintptr_t addr) const noexcept
+	{
+		std::uint64_t page = 0;
+		const frame_range *r = run_at(addr, &page);
+		return r ? std::optional<frame_range>(*r) : std::nullopt;
+	}
+	/* The frame behind addr, if addr is inside an alias. */
+	std::optional<pfn_t> pfn_at(std::uintptr_t addr) const noexcept
+	{
+		std::uint64_t page = 0;
+		const frame_range *r = run_at(addr, &page);
+		return r ? std::optional<pfn_t>(r->pfn + page) : std::nullopt;
+	}
+
+	/* ---- changes ---- */
+	/* Records the alias just mapped at addr: 0, or -ENOMEM (recorded nothing; the caller unmaps it). */
+	int insert(std::uintptr_t addr, alias_record &&a) noexcept
+	{
+		UA_TRY {
+			aliases_.emplace(addr, std::move(a));
+		} UA_CATCH_ALL {
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	/*
+	 * munmap() of the whole alias at addr, bytes long (-EINVAL if there is
+	 * none). munmap() splits the VMAs it needs before it unmaps anything: a
+	 * failure changed nothing, and the alias stays recorded.
+	 */
+	int unmap(std::uintptr_t addr, std::size_t bytes) noexcept
+	{
+		auto it = aliases_.find(addr);
+		if (it == aliases_.end() || it->second.bytes != bytes)
+			return -EINVAL;
+		if (::munmap(reinterpret_cast<void *>(addr), bytes) != 0)
+			return -errno;
+		aliases_.erase(it);
+		return 0;
+	}
+	/* Every alias unmapped and forgotten (the backend's destruction). */
+	void unmap_all() noexcept
+	{
+		for (auto &[addr, a] : aliases_)
+			::munmap(reinterpret_cast<void *>(addr), a.bytes);
+		aliases_.clear();
+	}
+
+	std::size_t size() const noexcept { return aliases_.size(); }
+
+private:
+	std::map<std::uintptr_t, alias_record> aliases_;
+};
+
+}  // namespace ua
