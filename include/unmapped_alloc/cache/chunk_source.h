@@ -11,7 +11,8 @@
  *      where that is (mapping/backend.h, reports_direct_map_pages) and
  *      cache_config::split_regions_first is set: the 1 GiB regions are
  *      scanned from the one of the last chunk on, a region whose PUD is a
- *      1 GiB leaf skipped whole (removing 2 MiB there splits it), and in
+ *      1 GiB leaf skipped whole (removing 2 MiB there splits it), as is one
+ *      with no free 2 MiB block (page_allocator::region_free_blocks()), and in
  *      the others each 2 MiB range that is wholly free and mapped by a 2 MiB
  *      page or smaller is taken with alloc_contig_range() (the kernel API
  *      CMA and virtio-mem use; page_alloc_range.h), after one
@@ -407,8 +408,8 @@ private:
 			bool drained = false;
 			for (std::uint64_t k = 0; k < nr_regions; k++) {
 				const std::uint64_t r = (first + k) % nr_regions;
-				if (m_.pages.region_free_pages(r) < nr)
-					continue;
+				if (m_.pages.region_free_blocks(r) == 0)
+					continue; /* no free 2 MiB range on its buddy lists */
 				const pfn_t lo = r * pages_per_region, hi = std::min<pfn_t>(lo + pages_per_region, end);
 				for (pfn_t p = lo; p + nr <= hi; p += nr) {
 					const std::uint64_t sz = m_.backend.direct_map_page_size(p);

@@ -187,8 +187,8 @@ public:
 	result<pfn_t> alloc_contig_range(pfn_t pfn, unsigned order, gfp_t gfp) noexcept;
 	/* Whether alloc_contig_range(pfn, order, ...) would find the range free. */
 	bool range_free(pfn_t pfn, unsigned order) const noexcept;
-	/* Frames on the buddy lists in 1 GiB region `region` (the simulation's index; page_alloc_range.h). */
-	std::uint64_t region_free_pages(std::uint64_t region) const noexcept;
+	/* Free buddy blocks of pageblock order or more in 1 GiB region `region` (the simulation's index; page_alloc_range.h). */
+	std::uint64_t region_free_blocks(std::uint64_t region) const noexcept;
 
 	/* The order of the allocated block starting at pfn, or the error free_pages() would give. */
 	result<unsigned> allocated_order(pfn_t pfn) const;
@@ -269,7 +269,7 @@ private:
 	std::vector<std::uint32_t> next_, prev_; /* page->lru links */
 	std::vector<std::uint8_t> state_;        /* pageblock.h frame state */
 	std::vector<std::uint8_t> pb_mt_;        /* pageblock migratetype */
-	std::vector<std::uint32_t> region_free_; /* buddy frames per 1 GiB region (page_alloc_range.h) */
+	std::vector<std::uint32_t> region_free_; /* buddy blocks of order >= 9 per 1 GiB region (page_alloc_range.h) */
 	fault_hook fault_hook_ = nullptr;
 	void *fault_ctx_ = nullptr;
 	/* Page-cache LRU of ageing, oldest first (page_age.h). */

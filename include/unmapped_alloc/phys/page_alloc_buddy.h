@@ -36,7 +36,8 @@ inline void page_allocator::add_to_free_list(zone_t &z, pfn_t pfn, unsigned orde
 	z.nr_free[order]++;
 	z.nr_free_mt[order][mt]++;
 	z.free_pages += std::uint64_t{1} << order;
-	region_free_[pfn / pages_per_region] += std::uint32_t{1} << order;
+	if (order >= pageblock_order)
+		region_free_[pfn / pages_per_region]++;
 }
 
 /* del_page_from_free_list(): the frame stops being PageBuddy. */
@@ -47,7 +48,8 @@ inline void page_allocator::del_page_from_free_list(zone_t &z, pfn_t pfn, unsign
 	z.nr_free[order]--;
 	z.nr_free_mt[order][mt]--;
 	z.free_pages -= std::uint64_t{1} << order;
-	region_free_[pfn / pages_per_region] -= std::uint32_t{1} << order;
+	if (order >= pageblock_order)
+		region_free_[pfn / pages_per_region]--;
 }
 
 /* move_to_free_list(): list_move_tail() onto the new type's list. */

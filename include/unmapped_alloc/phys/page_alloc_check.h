@@ -52,7 +52,8 @@ inline std::string page_allocator::check_consistency() const
 						return at("free buddies of equal order not merged", p);
 					if (auto e = check_block(z, p, o); !e.empty())
 						return e;
-					region_free[p / pages_per_region] += std::uint64_t{1} << o;
+					if (o >= pageblock_order)
+						region_free[p / pages_per_region]++;
 					n++;
 				}
 				if (z.free_list[o][mt].last != prev)
@@ -90,7 +91,7 @@ inline std::string page_allocator::check_consistency() const
 	}
 	for (std::size_t r = 0; r < region_free.size(); r++)
 		if (region_free[r] != region_free_[r])
-			return "buddy frames of 1 GiB region " + std::to_string(r) + " miscounted";
+			return "free 2 MiB+ blocks of 1 GiB region " + std::to_string(r) + " miscounted";
 	for (pfn_t p = 0; p < end_pfn_;) {
 		const std::uint8_t s = state_[p];
 		switch (state_kind(s)) {

@@ -14,10 +14,14 @@
  * A range in a zone below the one gfp prefers must leave that zone above
  * its high watermark and lowmem_reserve (see alloc_contig_range()).
  *
- * region_free_pages() is the simulation's own index, not a kernel counter:
- * frames on the buddy lists per 1 GiB region, so that a caller scanning for
- * a free range can skip a region that cannot hold one without testing its
- * 512 ranges (the same ranges a full scan would find; faster only).
+ * region_free_blocks() is the simulation's own index, not a kernel counter:
+ * the free buddy blocks of pageblock order (2 MiB) or more per 1 GiB region.
+ * Free buddies of equal order are always merged, so a wholly free aligned
+ * 2 MiB range on the buddy lists lies in such a block: a region whose count
+ * is 0 holds none, and a caller scanning for one skips it without testing
+ * its 512 ranges (the same ranges a full scan would find; faster only).
+ * Blocks on the per-CPU lists are not counted, as range_free() does not see
+ * them either.
  *
  * Included at the end of page_alloc.h.
  */
@@ -121,7 +125,7 @@ inline result<pfn_t> page_allocator::alloc_contig_range(pfn_t pfn, unsigned orde
 	return result<pfn_t>{pfn, error::ok};
 }
 
-inline std::uint64_t page_allocator::region_free_pages(std::uint64_t region) const noexcept
+inline std::uint64_t page_allocator::region_free_blocks(std::uint64_t region) const noexcept
 {
 	return region < region_free_.size() ? region_free_[region] : 0;
 }
