@@ -165,6 +165,7 @@ public:
 		UA_CHECK(x, "reserved node missing");
 		link_extent(*x);
 		chunks_.push_back(*c.release());
+		empty_chunks_++;
 		reserved_bound_ = 0;
 		return error::ok;
 	}
@@ -182,6 +183,7 @@ public:
 		table_.erase(base);
 		free_ids_[nr_free_ids_++] = c->id;
 		chunks_.erase(chunks_.iterator_to(*c));
+		empty_chunks_--;
 		/* A lockless reader may hold c: it is freed by reclaim_retired() after a grace period. */
 		retired_.push_back(*c);
 		return error::ok;
@@ -300,7 +302,8 @@ public:
 		c->used().clear_range(u, e - u);
 		c->starts().clear(u);
 		c->write_end();
-		c->live_count--;
+		if (--c->live_count == 0)
+			empty_chunks_++;
 		fill_[c->id] -= std::uint32_t(e - u);
 		live_bytes_ -= bytes;
 		live_count_--;
@@ -393,12 +396,11 @@ public:
 		s.fragmentation = s.free_bytes ? 1.0 - double(s.largest_free) / double(s.free_bytes) : 0.0;
 		s.metadata_bytes = sizeof(*this) + pool_.memory_bytes() + tree_.memory_bytes() + table_.memory_bytes() +
 				   2 * ids_cap_ * sizeof(std::uint32_t);
-		for (const arena_chunk &c : chunks_) {
-			s.metadata_bytes += c.memory_bytes();
-			s.empty_chunks += c.live_count == 0;
-		}
-		for (const arena_chunk &c : retired_)
-			s.metadata_bytes += c.memory_bytes();
+		/* O(1): every chunk record has the same size (units_ bits per bitmap), and the empty ones are counted. */
+		const std::size_t nr_records = chunks_.size() + retired_.size();
+		if (nr_records)
+			s.metadata_bytes += nr_records * (chunks_.empty() ? retired_.front() : chunks_.front()).memory_bytes();
+		s.empty_chunks = empty_chunks_;
 		return s;
 	}
 
@@ -571,6 +573,7 @@ private:
 	chunk_list chunks_;
 	chunk_list retired_; /* removed, awaiting reclaim_retired() */
 	std::size_t live_bytes_ = 0, live_count_ = 0;
+	std::size_t empty_chunks_ = 0; /* chunks with live_count 0 (stats() in O(1)) */
 	std::unique_ptr<std::uint32_t[]> fill_;     /* live units per chunk number */
 	std::unique_ptr<std::uint32_t[]> free_ids_; /* numbers not in use: a stack */
 	std::size_t ids_cap_ = 0, nr_free_ids_ = 0;

@@ -20,7 +20,7 @@ inline std::string arena::check_consistency() const
 		std::snprintf(buf, sizeof buf, "%#lx", static_cast<unsigned long>(where));
 		return what + " at " + buf;
 	};
-	std::size_t runs = 0, live = 0, count = 0, chained = 0;
+	std::size_t runs = 0, live = 0, count = 0, chained = 0, empty = 0;
 	for (const arena_chunk &c : chunks_) {
 		if (table_.lookup(c.base) != &c)
 			return fail("chunk missing from the lookup table", c.base);
@@ -66,7 +66,10 @@ inline std::string arena::check_consistency() const
 			}
 		live += chunk_live(c);
 		count += c.live_count;
+		empty += c.live_count == 0;
 	}
+	if (empty != empty_chunks_)
+		return "arena's count of empty chunks disagrees with its chunks";
 	if (runs != tree_.size())
 		return "tree holds " + std::to_string(tree_.size()) + " extents but chunks have " + std::to_string(runs) + " free runs";
 	if (!tree_.fronts_consistent())

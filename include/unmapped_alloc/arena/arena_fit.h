@@ -91,7 +91,8 @@ inline void arena::carve(free_extent &x, std::uintptr_t start, std::size_t need)
 	c->used().set_range(u, n);
 	c->starts().set(u);
 	c->write_end();
-	c->live_count++;
+	if (c->live_count++ == 0)
+		empty_chunks_--;
 	fill_[c->id] += std::uint32_t(n);
 	live_bytes_ += need;
 	live_count_++;

@@ -65,6 +65,7 @@ struct chunk_rec {
 	std::atomic<chunk_state> state{chunk_state::free_rec};
 	std::atomic<std::uintptr_t> base{0};             /* run.alias, for lockless readers */
 	std::atomic<std::size_t> bytes{0};               /* run.bytes(), for lockless readers */
+	std::size_t idx = 0;                             /* chunk lock: its place in the registry's recs_ */
 
 	chunk_state get() const noexcept { return state.load(std::memory_order_acquire); }
 	void set(chunk_state s) noexcept { state.store(s, std::memory_order_release); }
@@ -163,7 +164,8 @@ public:
 		free_recs_.pop_back();
 		rec->base.store(rec->run.alias, std::memory_order_relaxed);
 		rec->bytes.store(rec->run.bytes(), std::memory_order_relaxed);
-		rec->set(st);
+		set_locked(rec, st);
+		rec->idx = recs_.size();
 		recs_.push_back(rec);
 		held_chunks_ += nr_chunks;
 		if (held_chunks_ > peak_chunks_)
@@ -179,7 +181,7 @@ public:
 			return nullptr;
 		chunk_rec *rec = spares_.back();
 		spares_.pop_back();
-		rec->set(chunk_state::in_shard);
+		set_locked(rec, chunk_state::in_shard);
 		return rec;
 	}
 
@@ -217,14 +219,13 @@ public:
 			rec->base.store(rec->run.alias, std::memory_order_relaxed);
 			return error::backend_failure;
 		}
-		for (auto &x : recs_)
-			if (x == rec) {
-				x = recs_.back();
-				recs_.pop_back();
-				break;
-			}
+		/* O(1): the last record takes its place. */
+		chunk_rec *last = recs_.back();
+		recs_[rec->idx] = last;
+		last->idx = rec->idx;
+		recs_.pop_back();
 		held_chunks_ -= rec->run.nr_chunks;
-		rec->set(chunk_state::free_rec);
+		set_locked(rec, chunk_state::free_rec);
 		free_recs_.push_back(rec); /* capacity reserved in new_run() */
 		return error::ok;
 	}
@@ -239,7 +240,7 @@ public:
 	{
 		if (release_locked(rec) == error::ok)
 			return;
-		rec->set(chunk_state::unreleased);
+		set_locked(rec, chunk_state::unreleased);
 		unreleased_.push_back(rec); /* room reserved in new_run() */
 	}
 
@@ -263,13 +264,9 @@ public:
 	{
 		mutex_guard g(lock);
 		registry_stats st;
-		for (chunk_rec *rec : recs_) {
-			if (is_large(rec->get())) {
-				st.large_bytes += rec->run.bytes();
-				st.large_chunks += rec->run.nr_chunks;
-				st.large_runs++;
-			}
-		}
+		st.large_bytes = large_bytes_;
+		st.large_chunks = large_chunks_;
+		st.large_runs = large_runs_;
 		st.spare_chunks = spares_.size();
 		for (chunk_rec *rec : unreleased_)
 			st.spare_chunks += rec->run.nr_chunks;
@@ -299,11 +296,21 @@ public:
 		for (chunk_rec *rec : free_recs_)
 			if (rec->get() != chunk_state::free_rec)
 				return "a free chunk record is still in use";
-		std::size_t nr_spare = 0, nr_unreleased = 0;
-		for (chunk_rec *rec : recs_) {
+		std::size_t nr_spare = 0, nr_unreleased = 0, nr_large = 0, large_chunks = 0, large_bytes = 0;
+		for (std::size_t i = 0; i < recs_.size(); i++) {
+			const chunk_rec *rec = recs_[i];
+			if (rec->idx != i)
+				return "a chunk record's place in the registry is wrong";
 			nr_spare += rec->get() == chunk_state::spare;
 			nr_unreleased += rec->get() == chunk_state::unreleased;
+			if (is_large(rec->get())) {
+				nr_large++;
+				large_chunks += rec->run.nr_chunks;
+				large_bytes += rec->run.bytes();
+			}
 		}
+		if (nr_large != large_runs_ || large_chunks != large_chunks_ || large_bytes != large_bytes_)
+			return "the large-run totals disagree with the records";
 		if (nr_spare != spares_.size() || nr_unreleased != unreleased_.size())
 			return "records' states disagree with the spare and unreleased lists";
 		return {};
@@ -329,9 +336,27 @@ private:
 		return freed;
 	}
 
+	/* Every state change of a published record: keeps the large-run totals stats() reports in O(1). */
+	void set_locked(chunk_rec *rec, chunk_state st) noexcept UA_REQUIRES(lock)
+	{
+		const bool was = is_large(rec->get()), now = is_large(st);
+		if (was != now) {
+			if (now) {
+				large_runs_++;
+				large_chunks_ += rec->run.nr_chunks;
+				large_bytes_ += rec->run.bytes();
+			} else {
+				large_runs_--;
+				large_chunks_ -= rec->run.nr_chunks;
+				large_bytes_ -= rec->run.bytes();
+			}
+		}
+		rec->set(st);
+	}
+
 	void spare_locked(chunk_rec *rec) noexcept UA_REQUIRES(lock)
 	{
-		rec->set(chunk_state::spare);
+		set_locked(rec, chunk_state::spare);
 		spares_.push_back(rec); /* room reserved in new_run() */
 	}
 
@@ -349,6 +374,8 @@ private:
 	std::vector<chunk_rec *> spares_ UA_GUARDED_BY(lock);
 	std::vector<chunk_rec *> unreleased_ UA_GUARDED_BY(lock);
 	std::size_t held_chunks_ UA_GUARDED_BY(lock) = 0;
+	std::size_t large_runs_ UA_GUARDED_BY(lock) = 0, large_chunks_ UA_GUARDED_BY(lock) = 0;
+	std::size_t large_bytes_ UA_GUARDED_BY(lock) = 0; /* live or deferred large runs (set_locked()) */
 	std::size_t peak_chunks_ UA_GUARDED_BY(lock) = 0;
 	bool abandoned_ = false; /* abandon_after_fork() */
 };
