@@ -61,7 +61,7 @@
  * Inspectors of private state that only tests need (the memfd, which pages
  * were punched or may be split) are linux_backend_test_access's, at the end.
  *
- * Length: about 900 lines, over the usual 400, because the aliases and the
+ * Length: about 840 lines, over the usual 400, because the aliases and the
  * direct-map view share the recorded per-frame states and set_memory()'s
  * alias processing changes both in one all-or-nothing step.
  */
