@@ -46,7 +46,7 @@ TEST_CASE_TEMPLATE("chunk_source: acquire and release undo each other exactly", 
 	CHECK(src.acquire(0).err == error::zero_size);
 }
 
-TEST_CASE("chunk_source: chunks cluster in one 1 GiB region and never come from ZONE_MOVABLE")
+TEST_CASE("chunk_source: chunks cluster in few 1 GiB regions, fill a split one first, and never come from ZONE_MOVABLE")
 {
 	/* 16 GiB simulated, the top half movable, aged like a long-running machine. */
 	machine<sim_direct_map> m(std::uint64_t{16} << 18, page_alloc_config{.movable_fraction = 0.5});
@@ -55,10 +55,13 @@ TEST_CASE("chunk_source: chunks cluster in one 1 GiB region and never come from 
 	cache_config cfg = secret_cache_config();
 	chunk_source<sim_direct_map> src(m, cfg);
 	std::vector<chunk_run> runs;
-	std::set<std::uint64_t> regions;
+	std::set<std::uint64_t> regions, new_split_regions;
 	for (int i = 0; i < 40; i++) {
+		const auto before = m.backend.stats().direct_map_level3_splits;
 		auto r = src.acquire(1);
 		REQUIRE(r.ok());
+		if (m.backend.stats().direct_map_level3_splits != before)
+			new_split_regions.insert(r.value.pfn / pages_per_region);
 		/* Normal, or DMA32 memory boot already mapped by 2 MiB pages (split_regions_first) */
 		CHECK((m.pages.zone_of(r.value.pfn) == zone_type::normal || m.pages.zone_of(r.value.pfn) == zone_type::dma32));
 		CHECK(m.pages.zone_of(r.value.pfn) != zone_type::movable);
@@ -70,6 +73,9 @@ TEST_CASE("chunk_source: chunks cluster in one 1 GiB region and never come from 
 	/* 40 chunks fit in few regions: at most one new 1 GiB split per region used. */
 	CHECK(s.direct_map_level3_splits - boot.direct_map_level3_splits <= regions.size());
 	CHECK(regions.size() <= 3);
+	/* Each new 1 GiB split is a region of its own: once split, a region is filled before another one is split. */
+	CHECK(s.direct_map_level3_splits - boot.direct_map_level3_splits == new_split_regions.size());
+	CHECK(new_split_regions.size() <= 2);
 	for (auto &r : runs)
 		REQUIRE(src.release(r) == error::ok);
 	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
@@ -294,36 +300,4 @@ TEST_CASE("chunk_source: chunks go first where the direct map is already split, 
 	CHECK(m.backend.stats().direct_map_level3_splits == boot.direct_map_level3_splits);
 	CHECK(m.backend.stats().directmap_1g_kb == boot.directmap_1g_kb);
 	CHECK(m.pages.check_consistency() == "");
-}
-
-TEST_CASE("chunk_source: once a chunk has split a 1 GiB page, the next chunks fill that region first")
-{
-	/* Low memory taken: DMA32 has no free 2 MiB range, so the first chunk splits a Normal 1 GiB page. */
-	machine<sim_direct_map> m(std::uint64_t{16} << 18, page_alloc_config{.movable_fraction = 0.5});
-	REQUIRE(m.pages.age(age_config{.used_fraction = 0.6, .free_chunk_fraction = 0.05, .seed = 7}).ok());
-	auto boot = m.backend.stats();
-	cache_config cfg = secret_cache_config();
-	chunk_source<sim_direct_map> src(m, cfg);
-	std::vector<chunk_run> runs;
-	std::set<std::uint64_t> new_regions;
-	for (int i = 0; i < 40; i++) {
-		const auto before = m.backend.stats().direct_map_level3_splits;
-		auto r = src.acquire(1);
-		REQUIRE(r.ok());
-		if (m.backend.stats().direct_map_level3_splits != before)
-			new_regions.insert(r.value.pfn / pages_per_region);
-		runs.push_back(r.value);
-	}
-	/* A new 1 GiB split only when no split region had a free 2 MiB range left. */
-	std::uint64_t free_ranges_left = 0;
-	for (pfn_t p = 0; p + pages_per_chunk <= m.pages.end_pfn(); p += pages_per_chunk)
-		free_ranges_left += m.backend.direct_map_page_size(p) == pmd_size && m.pages.range_free(p, chunk_order) &&
-				    m.pages.zone_of(p) == zone_type::normal;
-	CHECK(m.backend.stats().direct_map_level3_splits - boot.direct_map_level3_splits == new_regions.size());
-	CHECK(new_regions.size() <= 2);
-	for (auto &r : runs)
-		REQUIRE(src.release(r) == error::ok);
-	CHECK(m.pages.check_consistency() == "");
-	MESSAGE("new 1 GiB splits " << new_regions.size() << ", free 2 MiB ranges left in split Normal regions "
-				    << free_ranges_left);
 }
