@@ -17,29 +17,12 @@
 
 #include <doctest/doctest.h>
 #include <support/fault_backend.h>
+#include <support/sanitizers.h>
 #include <unmapped_alloc/unmapped_alloc.h>
 
 namespace ua_test {
 
-/*
- * Built with ASan or TSan. Their runtimes make mlock() a no-op (the
- * sanitizer_common interceptor returns 0 without locking, since shadow
- * memory cannot be locked), and ASan's quarantine keeps freed heap resident,
- * so tests of RLIMIT_MEMLOCK and of a flat RSS hold only without them.
- * Both make a test several times slower, so the exhaustive fault tests
- * take a stride of their cases under them.
- */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool sanitized = true;
-#else
-inline constexpr bool sanitized = false;
-#endif
-#else
-inline constexpr bool sanitized = false;
-#endif
+/* ua_test::sanitized, ua_test::thread_sanitized: tests/support/sanitizers.h. */
 
 /* A machine over fault_backend<Inner> whose page allocator fails through the same injector. */
 template <class Inner, std::uint64_t Pages>

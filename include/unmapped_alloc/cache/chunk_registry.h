@@ -157,6 +157,8 @@ public:
 			if (table_.insert(rec->run.alias + i * chunk_size, rec) != error::ok) {
 				while (i--)
 					table_.erase(rec->run.alias + i * chunk_size);
+				/* Cannot fail: acquire() succeeded only with room for one more repair record,
+				 * and this release, under the same chunk lock, records into it if a step fails. */
 				UA_CHECK(src_.release(rec->run) == error::ok, "unmapped_cache: cannot undo a chunk acquisition");
 				return result<chunk_rec *>::failure(error::no_memory);
 			}
