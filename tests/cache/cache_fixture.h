@@ -9,43 +9,12 @@
 #include <string>
 #include <vector>
 
+#include <support/sanitizers.h>
 #include <unmapped_alloc/unmapped_alloc.h>
 
 namespace ua_test {
 
-/* Which sanitizer runtime, if any, this test was built with. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UA_TEST_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define UA_TEST_TSAN 1
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UA_TEST_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define UA_TEST_TSAN 1
-#endif
-#endif
-
-/*
- * True in sanitizer builds. Their runtimes intercept some calls whose effect a
- * test would check (mlock() is a no-op under ASan and TSan), and map memory of
- * their own.
- */
-#if defined(UA_TEST_ASAN) || defined(UA_TEST_TSAN)
-inline constexpr bool sanitized = true;
-#else
-inline constexpr bool sanitized = false;
-#endif
-
-/* ThreadSanitizer builds: fork() there does not honour MADV_DONTFORK (measured with clang 14). */
-#if defined(UA_TEST_TSAN)
-inline constexpr bool tsan = true;
-#else
-inline constexpr bool tsan = false;
-#endif
+/* ua_test::sanitized, ua_test::tsan, UA_TEST_ASAN/UA_TEST_TSAN: tests/support/sanitizers.h. */
 
 /* A simulated 4 GiB machine. */
 struct sim_machine {

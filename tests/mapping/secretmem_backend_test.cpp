@@ -14,6 +14,8 @@
 
 #include "child.h"
 
+#include <support/sanitizers.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -223,13 +225,6 @@ TEST_CASE("secretmem: mappings are locked and out of core dumps by the kernel; s
 	CHECK(b.alias_secured(a));
 	CHECK(has_flag(vm_flags(a), "dc")); /* VM_DONTCOPY */
 	CHECK(has_flag(vm_flags(reinterpret_cast<std::uintptr_t>(b.view_address(0))), "dc"));
-#if defined(__SANITIZE_THREAD__)
-#define UA_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UA_TEST_TSAN 1
-#endif
-#endif
 #ifndef UA_TEST_TSAN
 	/* (VM_DONTCOPY is checked above; TSan's fork handling keeps the child from faulting here) */
 	CHECK(child_signal([&] { (void)*reinterpret_cast<volatile char *>(a); }) == SIGSEGV);

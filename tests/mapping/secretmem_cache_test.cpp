@@ -188,7 +188,7 @@ int check_refused(int err, proc_counts &pc)
 		if (int rc = refused_round(err))
 			return rc;
 	CHILD_EXPECT(pc.fds() == fds0);
-	if (!ua_test::thread_sanitized) /* TSan's runtime maps shadow memory as the rounds allocate */
+	if (!ua_test::tsan) /* TSan's runtime maps shadow memory as the rounds allocate */
 		CHILD_EXPECT(pc.vmas() == vmas0);
 	return 0;
 }

@@ -22,7 +22,7 @@
 
 namespace ua_test {
 
-/* ua_test::sanitized, ua_test::thread_sanitized: tests/support/sanitizers.h. */
+/* ua_test::sanitized, ua_test::tsan: tests/support/sanitizers.h. */
 
 /* A machine over fault_backend<Inner> whose page allocator fails through the same injector. */
 template <class Inner, std::uint64_t Pages>
