@@ -415,19 +415,16 @@ private:
 					const std::uint64_t sz = m_.backend.direct_map_page_size(p);
 					if (sz == pud_size)
 						break; /* the region is one 1 GiB page: taking from it splits it */
-					if (sz == 0 || sz > pmd_size || !m_.pages.range_free(p, order))
+					/* In a split region every page is 2 MiB or smaller; holes are never free. */
+					if (!m_.pages.range_free(p, order))
 						continue;
-					if (order > chunk_order && m_.backend.direct_map_page_size(p + pages_per_chunk) > pmd_size)
-						continue;
-					if (!drained) {
+					if (!drained) { /* draining only adds free frames: p stays free */
 						UA_TRY {
 							m_.pages.drain_all_pages();
 						} UA_CATCH_ALL {
 							return result<pfn_t>::failure(error::no_memory);
 						}
 						drained = true;
-						if (!m_.pages.range_free(p, order))
-							continue;
 					}
 					auto pa = m_.pages.alloc_contig_range(p, order, gfp_normal_only);
 					if (pa.ok() || pa.err != error::no_memory)

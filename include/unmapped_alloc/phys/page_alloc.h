@@ -85,6 +85,22 @@ inline constexpr gfp_t gfp_normal_only = gfp_kernel;
 inline constexpr gfp_t gfp_any_zone = gfp_highuser_movable;
 inline constexpr gfp_t gfp_movable_first = gfp_highuser_movable;
 
+/* Known bits only, one zone modifier, one mobility. */
+constexpr bool gfp_valid(gfp_t gfp) noexcept
+{
+	return !(gfp & ~gfp_all_bits) && !((gfp & gfp_dma) && (gfp & gfp_dma32)) &&
+	       !((gfp & gfp_movable) && (gfp & gfp_reclaimable));
+}
+
+/* gfp_zone(): the highest zone a request may use. */
+constexpr zone_type gfp_zone(gfp_t gfp) noexcept
+{
+	return (gfp & gfp_dma) ? zone_type::dma
+	       : (gfp & gfp_dma32) ? zone_type::dma32
+	       : ((gfp & gfp_highmem) && (gfp & gfp_movable)) ? zone_type::movable
+							      : zone_type::normal;
+}
+
 /* Watermarks: 0 = off (no watermark, no lowmem_reserve), or this many KiB, or the kernel's formula. */
 inline constexpr std::int64_t min_free_kbytes_auto = -1;
 
@@ -291,6 +307,9 @@ private:
 	/* buddy.h */
 	void add_to_free_list(zone_t &z, pfn_t pfn, unsigned order, unsigned mt, bool tail) noexcept;
 	void del_page_from_free_list(zone_t &z, pfn_t pfn, unsigned order, unsigned mt) noexcept;
+	/* page_alloc_range.h: the free buddy block holding pfn (its head), or no page; taking a wholly free range. */
+	pfn_t free_block_of(pfn_t pfn) const noexcept;
+	void take_free_range(zone_t &z, pfn_t pfn, pfn_t nr) noexcept;
 	void move_to_free_list(zone_t &z, pfn_t pfn, unsigned order, unsigned old_mt, unsigned new_mt) noexcept;
 	bool page_is_buddy(const zone_t &z, pfn_t buddy, unsigned order) const noexcept;
 	bool buddy_merge_likely(const zone_t &z, pfn_t pfn, pfn_t buddy_pfn, unsigned order) const noexcept;

@@ -23,14 +23,11 @@ inline result<pfn_t> page_allocator::alloc_contig_pages(unsigned order, gfp_t gf
 	using namespace detail::pa;
 	if (order <= page_max_order || order > max_contig_order)
 		return result<pfn_t>::failure(order <= page_max_order ? error::bad_flags : error::too_large);
-	if ((gfp & ~gfp_all_bits) || ((gfp & gfp_dma) && (gfp & gfp_dma32)) || ((gfp & gfp_movable) && (gfp & gfp_reclaimable)))
+	if (!gfp_valid(gfp))
 		return result<pfn_t>::failure(error::bad_flags);
 	if (fault_hook_ && fault_hook_(fault_ctx_, order))
 		return result<pfn_t>::failure(error::no_memory);
-	const unsigned highest = (gfp & gfp_dma) ? unsigned(zone_type::dma)
-				 : (gfp & gfp_dma32) ? unsigned(zone_type::dma32)
-				 : ((gfp & gfp_highmem) && (gfp & gfp_movable)) ? unsigned(zone_type::movable)
-										  : unsigned(zone_type::normal);
+	const unsigned highest = unsigned(gfp_zone(gfp));
 	const pfn_t nr = pfn_t{1} << order;
 	drain_all_pages();
 	for (int zi = int(highest); zi >= 0; zi--) {
@@ -39,16 +36,9 @@ inline result<pfn_t> page_allocator::alloc_contig_pages(unsigned order, gfp_t gf
 			continue;
 		for (pfn_t start = (z.start + nr - 1) & ~(nr - 1); start + nr <= z.end; start += nr) {
 			/* pfn_range_valid_contig(), restricted to free frames: every block in the range is PageBuddy. */
-			pfn_t p = start;
-			while (p < start + nr && state_kind(state_[p]) == fk_buddy)
-				p += pfn_t{1} << state_order(state_[p]);
-			if (p != start + nr)
+			if (!range_free(start, order))
 				continue;
-			for (p = start; p < start + nr;) {
-				const unsigned o = state_order(state_[p]);
-				del_page_from_free_list(z, p, o, pb_mt_[p >> pageblock_order]);
-				p += pfn_t{1} << o;
-			}
+			take_free_range(z, start, nr);
 			prep_new_page(start, order, migrate_unmovable);
 			return result<pfn_t>{start, error::ok};
 		}

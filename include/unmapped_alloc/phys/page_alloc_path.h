@@ -139,22 +139,14 @@ inline result<pfn_t> page_allocator::alloc_pages(unsigned order, gfp_t gfp, pfn_
 {
 	if (order > page_max_order)
 		return result<pfn_t>::failure(error::too_large);
-	if ((gfp & ~gfp_all_bits) || ((gfp & gfp_dma) && (gfp & gfp_dma32)) ||
-	    ((gfp & gfp_movable) && (gfp & gfp_reclaimable)))
+	if (!gfp_valid(gfp))
 		return result<pfn_t>::failure(error::bad_flags);
 	if (hint != no_hint && hint >= end_pfn_)
 		return result<pfn_t>::failure(error::foreign_pointer);
 	if (fault_hook_ && fault_hook_(fault_ctx_, order))
 		return result<pfn_t>::failure(error::no_memory);
 
-	/* gfp_zone() */
-	unsigned highest = unsigned(zone_type::normal);
-	if (gfp & gfp_dma)
-		highest = unsigned(zone_type::dma);
-	else if (gfp & gfp_dma32)
-		highest = unsigned(zone_type::dma32);
-	else if ((gfp & gfp_highmem) && (gfp & gfp_movable))
-		highest = unsigned(zone_type::movable);
+	const unsigned highest = unsigned(gfp_zone(gfp));
 	/* gfp_migratetype() */
 	unsigned mt = (gfp & gfp_movable) ? migrate_movable : (gfp & gfp_reclaimable) ? migrate_reclaimable
 										: migrate_unmovable;

@@ -31,26 +31,58 @@
 
 namespace ua {
 
+/* A free block that holds pfn starts at pfn rounded down to its order: the smallest such head. */
+inline pfn_t page_allocator::free_block_of(pfn_t pfn) const noexcept
+{
+	using namespace detail::pa;
+	for (unsigned o = 0; o <= page_max_order; o++) {
+		const pfn_t head = pfn & ~((pfn_t{1} << o) - 1);
+		if (state_kind(state_[head]) == fk_buddy && state_order(state_[head]) >= o)
+			return head;
+		if (state_kind(state_[head]) != fk_free_tail)
+			break; /* a frame that is neither a buddy head nor a free tail: pfn is not in a free block */
+	}
+	return no_page;
+}
+
 inline bool page_allocator::range_free(pfn_t pfn, unsigned order) const noexcept
 {
 	using namespace detail::pa;
 	const pfn_t nr = pfn_t{1} << order;
-	if (order > page_max_order || pfn >= end_pfn_ || pfn + nr > end_pfn_ || (pfn & (nr - 1)))
+	if (order > max_contig_order || pfn >= end_pfn_ || pfn + nr > end_pfn_ || (pfn & (nr - 1)) ||
+	    zone_idx(pfn) != zone_idx(pfn + nr - 1))
 		return false;
-	/* A free block that holds pfn starts at pfn rounded down to its order: find its head. */
-	pfn_t p = pfn;
-	if (state_kind(state_[p]) == fk_free_tail) {
-		pfn_t head = p;
-		for (unsigned o = order + 1; o <= page_max_order; o++) {
-			head = pfn & ~((pfn_t{1} << o) - 1);
-			if (state_kind(state_[head]) == fk_buddy && state_order(state_[head]) >= o)
-				return zone_idx(head) == zone_idx(pfn + nr - 1);
-		}
-		return false;
+	/* Block after block from pfn, each free: inside the range, or one block holding all of it. */
+	for (pfn_t p = pfn; p < pfn + nr;) {
+		const pfn_t head = free_block_of(p);
+		if (head == no_page)
+			return false;
+		p = head + (pfn_t{1} << state_order(state_[head]));
 	}
-	while (p < pfn + nr && state_kind(state_[p]) == fk_buddy)
-		p += pfn_t{1} << state_order(state_[p]);
-	return p >= pfn + nr && zone_idx(pfn) == zone_idx(pfn + nr - 1);
+	return true;
+}
+
+/*
+ * isolate_freepages_range() of a wholly free aligned range: its free blocks
+ * come off the lists; one larger block holding all of it is taken and its
+ * halves outside the range go back (split_free_page()).
+ */
+inline void page_allocator::take_free_range(zone_t &z, pfn_t pfn, pfn_t nr) noexcept
+{
+	using namespace detail::pa;
+	for (pfn_t p = pfn; p < pfn + nr;) {
+		pfn_t head = free_block_of(p);
+		unsigned o = state_order(state_[head]);
+		del_page_from_free_list(z, head, o, pb_mt_[head >> pageblock_order]);
+		for (; (pfn_t{1} << o) > nr; o--) {
+			const pfn_t half = pfn_t{1} << (o - 1);
+			const bool lower = pfn < head + half;
+			const pfn_t other = lower ? head + half : head;
+			add_to_free_list(z, other, o - 1, pb_mt_[other >> pageblock_order], false);
+			head = lower ? head : head + half;
+		}
+		p = head + (pfn_t{1} << o);
+	}
 }
 
 inline result<pfn_t> page_allocator::alloc_contig_range(pfn_t pfn, unsigned order, gfp_t gfp) noexcept
@@ -58,69 +90,33 @@ inline result<pfn_t> page_allocator::alloc_contig_range(pfn_t pfn, unsigned orde
 	using namespace detail::pa;
 	if (order > page_max_order)
 		return result<pfn_t>::failure(error::too_large);
-	if ((gfp & ~gfp_all_bits) || ((gfp & gfp_dma) && (gfp & gfp_dma32)))
+	if (!gfp_valid(gfp))
 		return result<pfn_t>::failure(error::bad_flags);
 	const pfn_t nr = pfn_t{1} << order;
 	if (pfn >= end_pfn_ || pfn + nr > end_pfn_)
 		return result<pfn_t>::failure(error::foreign_pointer);
 	if (pfn & (nr - 1))
 		return result<pfn_t>::failure(error::bad_alignment);
-	/* The zones the gfp allows (gfp_zone()): never ZONE_MOVABLE without __GFP_MOVABLE, never ZONE_DMA unless asked. */
-	const zone_type zt = zone_of(pfn);
-	const bool movable_ok = (gfp & gfp_highmem) && (gfp & gfp_movable);
-	if ((zt == zone_type::movable && !movable_ok) || (zt == zone_type::dma && !(gfp & gfp_dma)))
-		return result<pfn_t>::failure(error::no_memory);
-	if (!range_free(pfn, order))
-		return result<pfn_t>::failure(error::no_memory);
 	/*
-	 * A range below the zone gfp prefers (DMA32 for a GFP_KERNEL request)
-	 * is taken only while that zone stays above its high watermark plus the
+	 * The zones gfp allows (gfp_zone() and below, never ZONE_DMA unless
+	 * asked); a zone below the one gfp prefers (DMA32 for a GFP_KERNEL
+	 * request) only while it stays above its high watermark plus the
 	 * lowmem_reserve a request from the preferred zone must leave it: the
 	 * check get_page_from_freelist() makes before falling back to a lower
 	 * zone, at the high mark, so that low memory kept for its own users is
 	 * never what a caller's choice of address eats.
 	 */
-	const unsigned preferred = (gfp & gfp_dma) ? unsigned(zone_type::dma)
-				   : (gfp & gfp_dma32) ? unsigned(zone_type::dma32)
-				   : movable_ok ? unsigned(zone_type::movable)
-						: unsigned(zone_type::normal);
-	if (unsigned(zt) < preferred &&
-	    !zone_watermark_fast(zones_[unsigned(zt)], order, zones_[unsigned(zt)].watermark[wmark_high], preferred))
+	const unsigned preferred = unsigned(gfp_zone(gfp)), zi = zone_idx(pfn);
+	if (zi > preferred || (zi == unsigned(zone_type::dma) && !(gfp & gfp_dma)))
+		return result<pfn_t>::failure(error::no_memory);
+	if (!range_free(pfn, order))
+		return result<pfn_t>::failure(error::no_memory);
+	zone_t &z = zones_[zi];
+	if (zi < preferred && !zone_watermark_fast(z, order, z.watermark[wmark_high], preferred))
 		return result<pfn_t>::failure(error::no_memory);
 	if (fault_hook_ && fault_hook_(fault_ctx_, order))
 		return result<pfn_t>::failure(error::no_memory);
-	zone_t &z = zone_of_pfn(pfn);
-	/* isolate_freepages_range(): the free blocks covering the range come off the lists; a larger one is split. */
-	pfn_t head = pfn;
-	unsigned ho = state_order(state_[pfn]);
-	if (state_kind(state_[pfn]) != fk_buddy) {
-		for (unsigned o = order + 1; o <= page_max_order; o++) {
-			head = pfn & ~((pfn_t{1} << o) - 1);
-			if (state_kind(state_[head]) == fk_buddy && state_order(state_[head]) >= o) {
-				ho = state_order(state_[head]);
-				break;
-			}
-		}
-	}
-	if (head != pfn || ho > order) {
-		/* One block holds the range: take it and give back the parts outside (split_free_page()). */
-		const unsigned mt = pb_mt_[head >> pageblock_order];
-		del_page_from_free_list(z, head, ho, mt);
-		for (unsigned o = ho; o > order; o--) {
-			const pfn_t half = pfn_t{1} << (o - 1);
-			const pfn_t lo = head, hi = head + half;
-			const bool in_lo = pfn < hi;
-			const pfn_t other = in_lo ? hi : lo;
-			add_to_free_list(z, other, o - 1, pb_mt_[other >> pageblock_order], false);
-			head = in_lo ? lo : hi;
-		}
-	} else {
-		for (pfn_t p = pfn; p < pfn + nr;) {
-			const unsigned o = state_order(state_[p]);
-			del_page_from_free_list(z, p, o, pb_mt_[p >> pageblock_order]);
-			p += pfn_t{1} << o;
-		}
-	}
+	take_free_range(z, pfn, nr);
 	prep_new_page(pfn, order, migrate_unmovable);
 	return result<pfn_t>{pfn, error::ok};
 }
