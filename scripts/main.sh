@@ -16,7 +16,11 @@
 # The arena benchmark stays its own binary: build/release/bench/arena_bench.
 # Then the live runs on the running kernel (ua-live --default, bounded:
 # docs/live.md) write report/live.json and report/live.md; UA_LIVE=0 leaves
-# them out. They leave the machine's direct map split until reboot.
+# them out, and ua-secret-churn (secrets under churn: the secret cache over
+# memfd_secret, one memfd_secret per secret, OpenSSL's secure heap) writes
+# report/secret-churn.md. They leave the machine's direct map split until
+# reboot. Last, userspace_bench writes report/userspace.{json,txt}, and
+# summary.md ends with links to these sections.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -64,7 +68,35 @@ if [ "${UA_LIVE:-1}" != 0 ]; then
 	[ -d "$listings" ] && live_args+=(--listings "$(cd "$listings" && pwd)")
 	ua_log "live runs: ua-live ${live_args[*]} (UA_LIVE=0 leaves them out)"
 	"$build/bench/live/ua-live" "${live_args[@]}"
+	# Secrets under churn (docs/live.md): the secret cache over memfd_secret,
+	# one memfd_secret per secret, OpenSSL's secure heap. Rows the kernel
+	# cannot serve say "skipped: why"; a run whose counters cannot be read
+	# leaves the rest of the report as it is.
+	ninja -C "$build" bench/live/ua-secret-churn
+	churn_args=(--mib 4,16,64 --steps 20000)
+	ua_log "live runs: ua-secret-churn ${churn_args[*]} > report/secret-churn.md"
+	{
+		echo "# Secrets under churn on the running kernel"
+		echo
+		echo "\`ua-secret-churn ${churn_args[*]}\` (docs/live.md, \"Secrets under churn\"), $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r)."
+		echo
+	} >"$ua_repo/report/secret-churn.md"
+	crc=0
+	"$build/bench/live/ua-secret-churn" "${churn_args[@]}" >>"$ua_repo/report/secret-churn.md" || crc=$?
+	[ "$crc" = 0 ] || ua_log "ua-secret-churn stopped with exit status $crc: report/secret-churn.md holds the rows it finished"
 else
 	ua_log "UA_LIVE=0: live runs left out"
 fi
 "$ua_repo/scripts/install-deps.sh" bench && CXX=g++ ua_meson_setup "$build" --buildtype=release && ninja -C "$build" bench/userspace_bench && "$build/bench/userspace_bench" --json "$ua_repo/report/userspace.json" | tee "$ua_repo/report/userspace.txt"
+
+# summary.md is ua-replay's; the sections the other tools wrote are listed
+# at its end so the report reads from one page.
+{
+	echo
+	echo "## Other sections of this report"
+	echo
+	[ -f "$ua_repo/report/live.md" ] && echo "- [live.md](live.md): the kernel's own designs on the running kernel (\`ua-live --default\`, docs/live.md)"
+	[ -f "$ua_repo/report/secret-churn.md" ] && echo "- [secret-churn.md](secret-churn.md): secrets under churn on the running kernel (\`ua-secret-churn\`, docs/live.md)"
+	[ -f "$ua_repo/report/userspace.txt" ] && echo "- [userspace.txt](userspace.txt): the caches on real memory against asmjit, OpenSSL, libsodium, jemalloc, mimalloc (\`userspace_bench\`, docs/benchmarks.md)"
+	true
+} >>"$ua_repo/report/summary.md"
