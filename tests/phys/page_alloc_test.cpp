@@ -6,6 +6,7 @@
  */
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <vector>
@@ -555,6 +556,134 @@ TEST_CASE("alloc_contig_range(): a block at the caller's address, only when whol
 	CHECK(pa.region_free_blocks(0) == r0);
 	CHECK(pa.check_consistency() == "");
 	CHECK(pa.buddyinfo() == boot);
+}
+
+/* The first pageblock of ZONE_NORMAL that holds page-cache pages and nothing else allocated, or no_page. */
+static pfn_t migratable_block(const page_allocator &pa)
+{
+	const zone_info z = pa.zone(zone_type::normal);
+	for (pfn_t b = z.span.pfn; b + 512 <= z.span.end(); b += 512)
+		if (pa.range_migratable(b, 9) && !pa.range_free(b, 9))
+			return b;
+	return ~pfn_t{0};
+}
+
+TEST_CASE("alloc_contig_range(): page-cache pages in the range are migrated out; any other page pins it")
+{
+	page_allocator pa(6 * gib_pages); /* ZONE_NORMAL from 4 GiB */
+	REQUIRE(pa.page_cache_read(300000) == 300000);
+	const pfn_t b = migratable_block(pa);
+	REQUIRE(b != ~pfn_t{0});
+	const std::uint64_t cached = pa.page_cache_pages(), free0 = pa.nr_free_pages();
+	const auto a = pa.alloc_contig_range(b, 9, gfp_kernel);
+	REQUIRE(a.ok());
+	CHECK(a.value == b);
+	CHECK(pa.allocated_order(b).value == 9);
+	CHECK(pa.page_cache_pages() == cached);       /* moved, not dropped */
+	CHECK(pa.nr_free_pages() == free0 - 512);     /* the block, and nothing else */
+	CHECK(pa.check_consistency() == "");
+	/* Eviction skips the entries the migrated pages left behind: every page goes once, the block stays. */
+	CHECK(pa.page_cache_evict(~std::uint64_t{0} >> 1) == cached);
+	CHECK(pa.page_cache_pages() == 0);
+	CHECK(pa.allocated_order(b).value == 9);
+	CHECK(pa.check_consistency() == "");
+	/* A range with one page that is not page cache cannot be had, and nothing changes. */
+	REQUIRE(pa.page_cache_read(1000) == 1000);
+	pfn_t pin = must_alloc(pa, 0, gfp_kernel);
+	const pfn_t pb = pin & ~pfn_t{511};
+	CHECK(!pa.range_migratable(pb, 9));
+	const std::string before = pa.buddyinfo();
+	const std::uint64_t cached2 = pa.page_cache_pages();
+	CHECK(pa.alloc_contig_range(pb, 9, gfp_kernel).err == error::no_memory);
+	CHECK(pa.buddyinfo() == before);
+	CHECK(pa.page_cache_pages() == cached2);
+	REQUIRE(pa.free_pages(pin, 0) == error::ok);
+	REQUIRE(pa.free_pages(b, 9) == error::ok);
+	CHECK(pa.check_consistency() == "");
+}
+
+TEST_CASE("alloc_contig_range(): a range whose frames sit on the per-CPU lists is drained and taken whole")
+{
+	page_allocator pa(6 * gib_pages);
+	const pfn_t b = 4 * gib_pages + 4096;
+	for (pfn_t p = b; p < b + 512; p++)
+		REQUIRE(pa.alloc_contig_range(p, 0, gfp_kernel).ok());
+	const std::uint64_t free0 = pa.nr_free_pages(); /* what taking the range leaves */
+	for (pfn_t p = b; p < b + 512; p++) /* onto this CPU's order-0 pcp list, as much as it holds */
+		REQUIRE(pa.free_pages(p, 0) == error::ok);
+	REQUIRE(!pa.range_free(b, 9)); /* the buddy lists do not see the frames on the pcp list */
+	CHECK(pa.range_migratable(b, 9));
+	const auto a = pa.alloc_contig_range(b, 9, gfp_kernel);
+	REQUIRE(a.ok());
+	CHECK(a.value == b);
+	CHECK(pa.nr_free_pages() == free0);
+	CHECK(pa.check_consistency() == "");
+	REQUIRE(pa.free_pages(b, 9) == error::ok);
+	pa.drain_all_pages();
+	CHECK(pa.nr_free_pages() == pa.nr_pages());
+	CHECK(pa.check_consistency() == "");
+}
+
+TEST_CASE("alloc_contig_range(): with no frame to migrate to, the range stays as it was")
+{
+	page_allocator pa(5 * gib_pages);
+	std::vector<pfn_t> held;
+	for (;;) { /* everything, in order-9 blocks */
+		auto r = pa.alloc_pages(9, gfp_kernel);
+		if (!r.ok())
+			break;
+		held.push_back(r.value);
+	}
+	/* Two non-adjacent Normal blocks back, w first: the free lists are LIFO, so x serves the reads. */
+	std::vector<pfn_t> normal;
+	for (pfn_t p : held)
+		if (pa.zone_of(p) == zone_type::normal)
+			normal.push_back(p);
+	std::sort(normal.begin(), normal.end());
+	REQUIRE(normal.size() >= 3);
+	const pfn_t w = normal[0], x = normal[2];
+	held.erase(std::remove_if(held.begin(), held.end(), [&](pfn_t p) { return p == w || p == x; }), held.end());
+	REQUIRE(pa.free_pages(w, 9) == error::ok);
+	REQUIRE(pa.free_pages(x, 9) == error::ok);
+	pa.drain_all_pages();
+	REQUIRE(pa.page_cache_read(200) == 200);
+	pa.drain_all_pages();
+	/* Every free frame outside x pinned: x holds page cache and free frames, and there is nowhere to migrate to. */
+	std::vector<pfn_t> pins;
+	for (pfn_t p = 0; p < pa.end_pfn(); p++)
+		if ((p < x || p >= x + 512) && pa.range_free(p, 0)) {
+			REQUIRE(pa.alloc_contig_range(p, 0, pa.zone_of(p) == zone_type::dma ? gfp_dma : gfp_kernel).ok());
+			pins.push_back(p);
+		}
+	REQUIRE(pa.page_cache_pages() == 200);
+	REQUIRE(migratable_block(pa) == x);
+	const std::string before = pa.buddyinfo();
+	CHECK(pa.alloc_contig_range(x, 9, gfp_kernel).err == error::no_memory);
+	CHECK(pa.buddyinfo() == before);
+	CHECK(pa.page_cache_pages() == 200);
+	CHECK(migratable_block(pa) == x);
+	CHECK(pa.check_consistency() == "");
+	/* The pins of w gone, the migration has its targets: the same request succeeds. */
+	for (auto it = pins.begin(); it != pins.end();)
+		if (*it >= w && *it < w + 512) {
+			REQUIRE(pa.free_pages(*it, 0) == error::ok);
+			it = pins.erase(it);
+		} else {
+			++it;
+		}
+	const auto a = pa.alloc_contig_range(x, 9, gfp_kernel);
+	REQUIRE(a.ok());
+	held.push_back(x);
+	CHECK(pa.page_cache_pages() == 200);
+	CHECK(pa.check_consistency() == "");
+	for (pfn_t p : held)
+		REQUIRE(pa.free_pages(p, 9) == error::ok);
+	for (pfn_t p : pins)
+		REQUIRE(pa.free_pages(p, 0) == error::ok);
+	CHECK(pa.page_cache_evict(1000) == 200);
+	pa.drain_all_pages();
+	CHECK(pa.nr_free_pages() == pa.nr_pages());
+	CHECK(pa.check_consistency() == "");
 }
 
 TEST_CASE("alloc_contig_range(): ZONE_MOVABLE only for movable requests")

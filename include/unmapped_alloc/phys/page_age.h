@@ -80,9 +80,11 @@ inline bool page_allocator::reclaim_lru(std::uint64_t nr_pages)
 	nr_pages = std::max(nr_pages, detail::pa::swap_cluster_max);
 	for (std::uint64_t n = 0; n < nr_pages && lru_head_ < lru_.size(); n++) {
 		const pfn_t p = lru_[lru_head_++];
-		/* Only a page still held as the page cache's order-0 movable page. */
-		if (state_[p] == detail::pa::make_state(detail::pa::fk_alloc, 0, true))
+		/* Only a page still in the page cache (not migrated away since it was added). */
+		if (in_page_cache(p)) {
+			set_page_cache(p, false);
 			(void)free_pages(p, 0);
+		}
 	}
 	drain_all_pages();
 	return true;
@@ -113,7 +115,10 @@ inline std::uint64_t page_allocator::page_cache_evict(std::uint64_t nr)
 	std::uint64_t n = 0;
 	while (n < nr && lru_head_ < lru_.size()) {
 		const pfn_t p = lru_[lru_head_++];
-		if (state_[p] == detail::pa::make_state(detail::pa::fk_alloc, 0, true) && free_pages(p, 0) == error::ok)
+		if (!in_page_cache(p))
+			continue; /* migrated away: its new frame has an entry of its own */
+		set_page_cache(p, false);
+		if (free_pages(p, 0) == error::ok)
 			n++;
 	}
 	/* Compact the LRU once its evicted head outweighs what is left. */
@@ -153,7 +158,7 @@ inline std::uint64_t page_allocator::page_cache_read(std::uint64_t nr)
 				break;
 			p = r.value;
 		}
-		lru_.push_back(std::uint32_t(p));
+		lru_add(p);
 	}
 	return n;
 }
@@ -232,6 +237,8 @@ inline result<age_report> page_allocator::age(const age_config &cfg)
 	/* The LRU: older survivors first, then what was there before. */
 	std::vector<std::uint32_t> lru(lru_.begin() + std::ptrdiff_t(lru_head_), lru_.end());
 	lru.insert(lru.end(), kept.begin(), kept.end());
+	for (std::uint32_t p : kept)
+		set_page_cache(p, true);
 	lru_ = std::move(lru);
 	lru_head_ = 0;
 	cpu_ = saved_cpu;

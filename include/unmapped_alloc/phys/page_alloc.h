@@ -18,7 +18,12 @@
  *     reclaim, drain_all_pages() and a last try. Reclaim evicts only the
  *     page cache ageing and page_cache_read() filled (page_age.h); there is
  *     no compaction, so a request the kernel would satisfy by compaction
- *     fails here with no_memory.
+ *     fails here with no_memory. For the unmovable order-9 requests of the
+ *     designs here that is close: a costly order without
+ *     __GFP_RETRY_MAYFAIL gets only async direct compaction, which for a
+ *     non-movable request scans only pageblocks of its own migratetype
+ *     (suitable_migration_source(), mm/compaction.c). alloc_contig_range()
+ *     does migrate page-cache pages (page_alloc_range.h).
  *   - rmqueue(): orders up to PAGE_ALLOC_COSTLY_ORDER and order 9 (THP)
  *     come from this CPU's per-CPU list, refilled by rmqueue_bulk() with
  *     nr_pcp_alloc() pages; other orders from the buddy lists.
@@ -195,14 +200,18 @@ public:
 	/*
 	 * The block of 2^order frames at pfn (order <= MAX_PAGE_ORDER, pfn
 	 * aligned to it), as alloc_contig_range() takes a range the caller chose
-	 * (page_alloc_range.h): only when the whole range is on the buddy lists
-	 * and in a zone gfp allows. Errors: too_large, bad_flags,
-	 * foreign_pointer, bad_alignment, no_memory (not wholly free, or a zone
-	 * gfp does not allow; nothing changed). free_pages() gives it back.
+	 * (page_alloc_range.h): when every frame of it is free or a page-cache
+	 * page, which is migrated out, and it is in a zone gfp allows. Errors:
+	 * too_large, bad_flags, foreign_pointer, bad_alignment, no_memory (a
+	 * frame that cannot move, a zone gfp does not allow, or no migration
+	 * target; nothing changed but where migrated page-cache pages sit).
+	 * free_pages() gives it back.
 	 */
 	result<pfn_t> alloc_contig_range(pfn_t pfn, unsigned order, gfp_t gfp) noexcept;
 	/* Whether alloc_contig_range(pfn, order, ...) would find the range free. */
 	bool range_free(pfn_t pfn, unsigned order) const noexcept;
+	/* Whether every frame of the range is free or a page-cache page alloc_contig_range() can migrate. */
+	bool range_migratable(pfn_t pfn, unsigned order) const noexcept;
 	/* Free buddy blocks of pageblock order or more in 1 GiB region `region` (the simulation's index; page_alloc_range.h). */
 	std::uint64_t region_free_blocks(std::uint64_t region) const noexcept;
 
@@ -240,7 +249,7 @@ public:
 	 */
 	std::uint64_t page_cache_read(std::uint64_t nr);
 	std::uint64_t page_cache_evict(std::uint64_t nr);
-	std::uint64_t page_cache_pages() const noexcept { return lru_.size() - lru_head_; }
+	std::uint64_t page_cache_pages() const noexcept { return page_cache_nr_; }
 
 	/* Age the machine (page_age.h). Errors: bad_flags for bad parameters. */
 	result<age_report> age(const age_config &cfg = {});
@@ -288,9 +297,33 @@ private:
 	std::vector<std::uint32_t> region_free_; /* buddy blocks of order >= 9 per 1 GiB region (page_alloc_range.h) */
 	fault_hook fault_hook_ = nullptr;
 	void *fault_ctx_ = nullptr;
-	/* Page-cache LRU of ageing, oldest first (page_age.h). */
+	/*
+	 * Page-cache LRU of ageing, oldest first (page_age.h), and which frames
+	 * hold a page-cache page (PageLRU of a file folio): an LRU entry counts
+	 * only while its frame's bit is set, so the entry a migrated page leaves
+	 * behind (page_alloc_range.h) is skipped.
+	 */
 	std::vector<std::uint32_t> lru_;
 	std::uint64_t lru_head_ = 0;
+	std::vector<std::uint64_t> page_cache_bits_;
+	bool in_page_cache(pfn_t p) const noexcept { return (page_cache_bits_[p >> 6] >> (p & 63)) & 1; }
+	std::uint64_t page_cache_nr_ = 0;
+	void set_page_cache(pfn_t p, bool on) noexcept
+	{
+		const std::uint64_t bit = std::uint64_t{1} << (p & 63);
+		if (bool(page_cache_bits_[p >> 6] & bit) == on)
+			return;
+		page_cache_bits_[p >> 6] ^= bit;
+		page_cache_nr_ = on ? page_cache_nr_ + 1 : page_cache_nr_ - 1;
+	}
+	/* Push p onto the LRU's young end as a page-cache page. */
+	void lru_add(pfn_t p)
+	{
+		lru_.push_back(std::uint32_t(p));
+		set_page_cache(p, true);
+	}
+	/* page_alloc_range.h: migrate_page_cache() moves one page-cache page out of an isolated range. */
+	bool migrate_page_cache(pfn_t src) noexcept;
 
 	void boot(const memory_map &mm);
 	unsigned zone_idx(pfn_t pfn) const noexcept
@@ -310,6 +343,7 @@ private:
 	/* page_alloc_range.h: the free buddy block holding pfn (its head), or no page; taking a wholly free range. */
 	pfn_t free_block_of(pfn_t pfn) const noexcept;
 	void take_free_range(zone_t &z, pfn_t pfn, pfn_t nr) noexcept;
+	bool migrate_range(zone_t &z, pfn_t pfn, pfn_t nr) noexcept;
 	void move_to_free_list(zone_t &z, pfn_t pfn, unsigned order, unsigned old_mt, unsigned new_mt) noexcept;
 	bool page_is_buddy(const zone_t &z, pfn_t buddy, unsigned order) const noexcept;
 	bool buddy_merge_likely(const zone_t &z, pfn_t pfn, pfn_t buddy_pfn, unsigned order) const noexcept;

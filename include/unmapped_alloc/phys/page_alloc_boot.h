@@ -36,6 +36,7 @@ inline void page_allocator::boot(const memory_map &mm)
 	state_.assign(end_pfn_, make_state(fk_hole, 0));
 	pb_mt_.assign((end_pfn_ + pageblock_nr_pages - 1) >> pageblock_order, std::uint8_t(migrate_movable));
 	region_free_.assign((end_pfn_ + pages_per_region - 1) / pages_per_region, 0);
+	page_cache_bits_.assign((end_pfn_ + 63) / 64, 0);
 	const std::vector<frame_range> ram = mm.ram();
 	std::uint64_t ram_pages = 0;
 	for (const frame_range &r : ram)

@@ -120,6 +120,16 @@ inline std::string page_allocator::check_consistency() const
 		default: p++;
 		}
 	}
+	std::uint64_t nr_page_cache = 0;
+	for (pfn_t p = 0; p < end_pfn_; p++) {
+		if (!in_page_cache(p))
+			continue;
+		nr_page_cache++;
+		if (state_kind(state_[p]) != fk_alloc || state_order(state_[p]) != 0)
+			return at("page-cache frame not an allocated order-0 page", p);
+	}
+	if (nr_page_cache != page_cache_nr_)
+		return "page-cache pages miscounted";
 	if (covered != managed_)
 		return "frames in blocks (" + std::to_string(covered) + ") differ from managed frames (" +
 		       std::to_string(managed_) + ")";

@@ -5,11 +5,25 @@
  * what CMA, virtio-mem and hugetlb's gigantic pages use): the caller names
  * the range, the kernel isolates its pageblocks, drains the per-CPU lists,
  * migrates movable pages out, and takes the range's free blocks off the
- * buddy lists. As in page_alloc_contig.h, migration is not modelled: a range
- * qualifies only when all of it is on the buddy lists (so this model fails
- * where the kernel could succeed, never the other way round). The caller
- * must have drained the per-CPU lists (drain_all_pages(), as the kernel's
- * isolation does) to find frames that sit there.
+ * buddy lists. Modelled: a range qualifies when every frame in it is free
+ * or holds a page-cache page (range_migratable(); the only pages the
+ * simulation can move: slab, page tables and the pages processes and
+ * allocators hold pin their frames, where the kernel could also migrate
+ * anonymous and other movable pages, so this model fails where the kernel
+ * could succeed, never the other way round). Then, as
+ * alloc_contig_range_noprof(): drain_all_pages(); the range's free blocks
+ * come off the buddy lists (start_isolate_page_range(): nothing else can
+ * take them); each page-cache page is migrated (__alloc_contig_migrate_range():
+ * a new order-0 GFP_HIGHUSER_MOVABLE page from the normal allocation path,
+ * alloc_migration_target(), at the min watermark and without reclaim here,
+ * the contents copied, the new page added to the LRU's young end as
+ * folio_putback_lru() does, the old frame held by the isolation); then the
+ * range is one allocated block. When a migration target cannot be had the
+ * operation fails with no_memory: the isolated free blocks go back; pages
+ * already migrated stay where they moved, as in the kernel, so the free
+ * memory is as before and only page-cache placement changed. A wholly free
+ * range needs none of this: the caller must have drained the per-CPU lists
+ * (as the kernel's isolation does) to find frames that sit there.
  *
  * A range in a zone below the one gfp prefers must leave that zone above
  * its high watermark and lowmem_reserve (see alloc_contig_range()).
@@ -26,6 +40,8 @@
  * Included at the end of page_alloc.h.
  */
 #pragma once
+
+#include <bit>
 
 #include "page_alloc.h"
 
@@ -85,6 +101,49 @@ inline void page_allocator::take_free_range(zone_t &z, pfn_t pfn, pfn_t nr) noex
 	}
 }
 
+inline bool page_allocator::range_migratable(pfn_t pfn, unsigned order) const noexcept
+{
+	using namespace detail::pa;
+	const pfn_t nr = pfn_t{1} << order;
+	if (order > page_max_order || pfn >= end_pfn_ || pfn + nr > end_pfn_ || (pfn & (nr - 1)) ||
+	    zone_idx(pfn) != zone_idx(pfn + nr - 1))
+		return false;
+	for (pfn_t p = pfn; p < pfn + nr; p++) {
+		const frame_kind k = state_kind(state_[p]);
+		if (k == fk_hole || ((k == fk_alloc || k == fk_alloc_tail) && !in_page_cache(p)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * migrate_pages() of one page-cache page whose frame the caller isolated:
+ * a target from the normal path (min watermark, no reclaim), the page's
+ * LRU entry moved to the target (the source's entry is skipped from now
+ * on), the source frame left allocated for the caller. False, changing
+ * nothing, when no target passes the watermark.
+ */
+inline bool page_allocator::migrate_page_cache(pfn_t src) noexcept
+{
+	using namespace detail::pa;
+	const unsigned highest = mobility_disabled_ ? unsigned(zone_type::normal) : unsigned(gfp_zone(gfp_highuser_movable));
+	const unsigned mt = mobility_disabled_ ? migrate_unmovable : migrate_movable;
+	const pfn_t dst = get_page_from_freelist(0, mt, alloc_wmark_min, highest, no_hint);
+	if (dst == no_page)
+		return false;
+	set_page_cache(src, false);
+	UA_TRY {
+		lru_add(dst);
+	} UA_CATCH_ALL {
+		/* The LRU could not grow: the page stays where it is. */
+		set_page_cache(src, true);
+		state_[dst] = make_state(fk_alloc, 0, mt == migrate_movable);
+		UA_CHECK(free_pages(dst, 0) == error::ok, "migrate_page_cache: returning the target");
+		return false;
+	}
+	return true;
+}
+
 inline result<pfn_t> page_allocator::alloc_contig_range(pfn_t pfn, unsigned order, gfp_t gfp) noexcept
 {
 	using namespace detail::pa;
@@ -109,16 +168,75 @@ inline result<pfn_t> page_allocator::alloc_contig_range(pfn_t pfn, unsigned orde
 	const unsigned preferred = unsigned(gfp_zone(gfp)), zi = zone_idx(pfn);
 	if (zi > preferred || (zi == unsigned(zone_type::dma) && !(gfp & gfp_dma)))
 		return result<pfn_t>::failure(error::no_memory);
-	if (!range_free(pfn, order))
+	const bool whole = range_free(pfn, order);
+	if (!whole && !range_migratable(pfn, order))
 		return result<pfn_t>::failure(error::no_memory);
 	zone_t &z = zones_[zi];
 	if (zi < preferred && !zone_watermark_fast(z, order, z.watermark[wmark_high], preferred))
 		return result<pfn_t>::failure(error::no_memory);
 	if (fault_hook_ && fault_hook_(fault_ctx_, order))
 		return result<pfn_t>::failure(error::no_memory);
-	take_free_range(z, pfn, nr);
+	if (whole) {
+		take_free_range(z, pfn, nr);
+		prep_new_page(pfn, order, migrate_unmovable);
+		return result<pfn_t>{pfn, error::ok};
+	}
+	if (!migrate_range(z, pfn, nr))
+		return result<pfn_t>::failure(error::no_memory);
 	prep_new_page(pfn, order, migrate_unmovable);
 	return result<pfn_t>{pfn, error::ok};
+}
+
+/*
+ * The isolation and migration of alloc_contig_range() for a range that
+ * range_migratable() accepted: true with every frame of it held (allocated,
+ * on no list), or false with the range as it was but for migrated pages.
+ */
+inline bool page_allocator::migrate_range(zone_t &z, pfn_t pfn, pfn_t nr) noexcept
+{
+	using namespace detail::pa;
+	UA_TRY {
+		drain_all_pages(); /* start_isolate_page_range() -> drain_all_pages(zone) */
+	} UA_CATCH_ALL {
+		return false;
+	}
+	/* The drain may have made the range wholly free (frames of it sat on the pcp lists): take it as such. */
+	if (range_free(pfn, unsigned(std::countr_zero(nr)))) {
+		take_free_range(z, pfn, nr);
+		return true;
+	}
+	const std::uint8_t held = make_state(fk_alloc, 0);
+	/* Isolate: the free blocks inside the range come off the lists (none holds it all: not range_free()). */
+	for (pfn_t p = pfn; p < pfn + nr;) {
+		const std::uint8_t s = state_[p];
+		if (state_kind(s) == fk_buddy) {
+			const unsigned o = state_order(s);
+			del_page_from_free_list(z, p, o, pb_mt_[p >> pageblock_order]);
+			for (pfn_t i = 0; i < (pfn_t{1} << o); i++)
+				state_[p + i] = held;
+			p += pfn_t{1} << o;
+		} else {
+			p++;
+		}
+	}
+	/* Migrate every page-cache page; its frame stays held. */
+	for (pfn_t p = pfn; p < pfn + nr; p++) {
+		if (!in_page_cache(p))
+			continue;
+		if (!migrate_page_cache(p)) {
+			/* undo_isolate_page_range(): frames that were free go back; migrated ones too (free now). */
+			for (pfn_t q = pfn; q < pfn + nr; q++)
+				if (state_[q] == held && !in_page_cache(q))
+					UA_CHECK(free_pages(q, 0) == error::ok, "alloc_contig_range: undoing the isolation");
+			UA_TRY {
+				drain_all_pages();
+			} UA_CATCH_ALL {
+			}
+			return false;
+		}
+		state_[p] = held;
+	}
+	return true;
 }
 
 inline std::uint64_t page_allocator::region_free_blocks(std::uint64_t region) const noexcept
