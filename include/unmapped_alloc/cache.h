@@ -9,6 +9,7 @@
 #include "cache/rcu.h"
 #include "cache/shrinker.h"
 #include "cache/chunk_run.h"
+#include "cache/chunk_migrate.h"
 #include "cache/chunk_source.h"
 #include "cache/chunk_registry.h"
 #include "cache/large_runs.h"

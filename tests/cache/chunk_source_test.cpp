@@ -81,6 +81,59 @@ TEST_CASE("chunk_source: chunks cluster in few 1 GiB regions, fill a split one f
 	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
 }
 
+/*
+ * Chunks until acquire() fails, on a 6 GiB machine whose memory 64 CPUs
+ * filled with page cache one page each in turn: the LRU's oldest pages lie
+ * in 64 places at once, so what reclaim evicts for a request never frees a
+ * whole 2 MiB block (the situation of a busy machine's LRU).
+ */
+static std::size_t chunks_until_full(bool migrate, std::uint64_t &migrated)
+{
+	constexpr unsigned cpus = 64;
+	machine<sim_direct_map> m(std::uint64_t{6} << 18,
+				  page_alloc_config{.min_free_kbytes = min_free_kbytes_auto, .nr_cpus = cpus});
+	for (std::uint64_t i = 0, n = m.pages.nr_free_pages(); i < n; i++) {
+		m.pages.set_cpu(unsigned(i % cpus));
+		REQUIRE(m.pages.page_cache_read(1) == 1);
+	}
+	m.pages.set_cpu(0);
+	const auto boot = m.backend.stats();
+	cache_config cfg = secret_cache_config();
+	cfg.migrate_for_chunks = migrate;
+	chunk_source<sim_direct_map> src(m, cfg);
+	std::vector<chunk_run> runs;
+	for (;;) {
+		auto r = src.acquire(1);
+		if (!r.ok()) {
+			CHECK(r.err == error::no_memory);
+			break;
+		}
+		CHECK(m.backend.direct_map_state(r.value.pfn) == dm_state::invalid);
+		runs.push_back(r.value);
+	}
+	migrated = src.stats().chunks_migrated;
+	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
+	CHECK(m.pages.check_consistency() == "");
+	for (auto &r : runs)
+		REQUIRE(src.release(r) == error::ok);
+	CHECK(m.pages.check_consistency() == "");
+	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
+	return runs.size();
+}
+
+TEST_CASE("chunk_source: with no free 2 MiB block, a chunk comes from migrating page cache out (migrate_for_chunks)")
+{
+	std::uint64_t mig_off = 0, mig_on = 0;
+	const std::size_t off = chunks_until_full(false, mig_off);
+	const std::size_t on = chunks_until_full(true, mig_on);
+	MESSAGE("chunks without migration ", off, ", with ", on, " (", mig_on, " migrated)");
+	CHECK(mig_off == 0);
+	CHECK(on >= off + 256);    /* at least half of a 1 GiB zone more */
+	/* The same machine and choices until the buddy lists ran dry; then chunks by migration, and by reclaim again. */
+	CHECK(mig_on > 0);
+	CHECK(mig_on <= on - off);
+}
+
 TEST_CASE("chunk_source: with only movable memory free, acquiring fails cleanly")
 {
 	machine<sim_direct_map> m(std::uint64_t{2} << 18, page_alloc_config{.movable_fraction = 0.5});

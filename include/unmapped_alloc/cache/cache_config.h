@@ -84,6 +84,13 @@ struct cache_config {
 	 * their direct map's page sizes ignore it.
 	 */
 	bool split_regions_first = true;
+	/*
+	 * When the buddy lists hold no free 2 MiB block, take a chunk where the
+	 * frames are free or page cache, migrating the page cache out with
+	 * alloc_contig_range(), as hugetlb's alloc_contig_pages() does
+	 * (cache/chunk_migrate.h). Off: such a chunk request fails.
+	 */
+	bool migrate_for_chunks = true;
 
 	/* The protection users see through the alias. */
 	constexpr prot user_prot() const noexcept

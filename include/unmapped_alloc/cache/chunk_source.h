@@ -23,7 +23,10 @@
  *      alloc_pages(order, gfp_normal_only, hint): never ZONE_MOVABLE, since
  *      memory hotplug needs it movable; the hint is machine::unmapped_hint,
  *      honoured only under the proposed page_alloc_config::placement_hint
- *      (the kernel's page allocator takes no hint);
+ *      (the kernel's page allocator takes no hint); when that fails for a
+ *      single chunk, with cache_config::migrate_for_chunks, a 2 MiB range of
+ *      free and page-cache frames, the page cache migrated out by
+ *      alloc_contig_range() (chunk_migrate.h);
  *   2. remove the run from the direct map (or make it read-only) with one
  *      call per piece (below; one piece unless the run is scattered)
  *      covering whole 2 MiB pages, which CPA changes in place;
@@ -103,6 +106,7 @@
 #include "../error.h"
 #include "../phys.h"
 #include "cache_config.h"
+#include "chunk_migrate.h"
 #include "chunk_run.h"
 
 namespace ua {
@@ -125,6 +129,8 @@ struct chunk_source_stats {
 	 */
 	int last_errno = 0;
 	const char *last_step = "";
+	/* Chunks taken by migrating page cache out of a 2 MiB range (chunk_migrate.h). */
+	std::uint64_t chunks_migrated = 0;
 };
 
 template <mapping_backend Backend>
@@ -325,7 +331,7 @@ private:
 		if (std::has_single_bit(nr_chunks) && order <= page_max_order) {
 			if (auto ps = take_split_region_locked(order); ps.ok())
 				return {chunk_run{ps.value, order, nr_chunks, 0, nullptr, 0, 0, {}}, error::ok};
-			auto pa = alloc_block_locked(order, m_.unmapped_hint);
+			auto pa = alloc_chunk_locked(order, m_.unmapped_hint);
 			if (pa.ok())
 				return {chunk_run{pa.value, order, nr_chunks, 0, nullptr, 0, 0, {}}, error::ok};
 			if (nr_chunks == 1 || pa.err != error::no_memory)
@@ -338,7 +344,7 @@ private:
 		for (std::size_t i = 0; i < nr_chunks; i++) {
 			auto pa = take_split_region_locked(chunk_order);
 			if (!pa.ok())
-				pa = alloc_block_locked(chunk_order, hint);
+				pa = alloc_chunk_locked(chunk_order, hint);
 			if (!pa.ok()) {
 				while (i--)
 					UA_CHECK(free_block_locked(blocks[i], chunk_order) == error::ok, "chunk_source: cannot return frames");
@@ -444,6 +450,22 @@ private:
 		} UA_CATCH_ALL {
 			return result<pfn_t>::failure(error::no_memory);
 		}
+	}
+
+	/*
+	 * alloc_block_locked(), then for a single chunk that the buddy lists
+	 * cannot give, a range the page cache is migrated out of
+	 * (cache_config::migrate_for_chunks; chunk_migrate.h). Machine lock held.
+	 */
+	result<pfn_t> alloc_chunk_locked(unsigned order, pfn_t hint) noexcept UA_REQUIRES(m_.lock)
+	{
+		auto pa = alloc_block_locked(order, hint);
+		if (pa.ok() || pa.err != error::no_memory || order != chunk_order || !cfg_.migrate_for_chunks)
+			return pa;
+		auto mg = migrate_.take(m_.pages, m_.backend, m_.unmapped_hint, cfg_.split_regions_first);
+		if (mg.ok())
+			stats_.chunks_migrated++;
+		return mg.ok() ? mg : pa;
 	}
 
 	/* free_pages(), no exception: error::no_memory when the allocator could not grow its records. Machine lock held. */
@@ -683,6 +705,7 @@ private:
 	chunk_source_stats stats_;
 	repair_rec repairs_[max_repairs]; /* machine lock: runs whose undo or release is not finished */
 	std::size_t nr_repairs_ = 0;      /* machine lock */
+	chunk_migrate migrate_ UA_GUARDED_BY(m_.lock); /* step 1b of the top */
 };
 
 }  // namespace ua
