@@ -36,6 +36,8 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <map>
 
 #include <unmapped_alloc/check.h>
@@ -107,8 +109,11 @@ int apply_dm(B &b, frame_range r, dm_action a) noexcept
  */
 inline void must(int rc, const char *what) noexcept
 {
-	if (rc != 0)
-		detail::check_failed("rc == 0", what, __FILE__, __LINE__);
+	if (rc != 0) {
+		char msg[192];
+		std::snprintf(msg, sizeof msg, "%s: %d, %s", what, rc, std::strerror(rc < 0 ? -rc : rc));
+		detail::check_failed("rc == 0", msg, __FILE__, __LINE__);
+	}
 }
 
 /*
