@@ -52,6 +52,8 @@
  * Usage: userspace_bench [--live N,N,...] [--steps N] [--rounds R] [--seed S]
  *                        [--group text|secret|all] [--asmjit-max-live N] [--mem-gib G] [--json FILE]
  *                        [--only ROW]...   (just the rows named, e.g. for a profiler)
+ *                        [--secret-granule B] (the secret cache's granule, for an A/B; default
+ *                                              secret_cache_config()'s)
  */
 #include <algorithm>
 #include <cerrno>
@@ -87,6 +89,7 @@ struct options {
 	double mem_gib = 0;
 	const char *json = nullptr;
 	std::vector<std::string> only; /* --only: run just these rows (for profilers) */
+	std::size_t secret_granule = 0; /* --secret-granule: the secret cache's granule (0: secret_cache_config()'s) */
 };
 
 /* ---- the process's footprint ---------------------------------------- */
@@ -330,6 +333,8 @@ std::vector<candidate> make_members(const std::string &group, const step_sequenc
 			[=] { return std::make_unique<ua::bench::ua_heap<sim, false>>(sim_pages, cfg, 64); }, false), 0.05 + gib * 0.05, {}, 3);
 	} else {
 		auto cfg = ua::secret_cache_config("secret");
+		if (o.secret_granule)
+			cfg.granule = o.secret_granule;
 		std::uint64_t pages = machine_pages(bytes);
 		add(new member_of<ua::bench::ua_heap<real, false>>("ua secret, real", s,
 			[=] { return std::make_unique<ua::bench::ua_heap<real, false>>(pages, cfg, 16); }, false), machine_gib);
@@ -538,7 +543,7 @@ void write_json(const char *path, const options &o, const std::vector<group_resu
 {
 	std::fprintf(stderr,
 		     "usage: %s [--live N,N,...] [--steps N] [--rounds R] [--seed S] [--group text|secret|all]\n"
-		     "          [--asmjit-max-live N] [--mem-gib G] [--json FILE] [--only ROW]...\n",
+		     "          [--asmjit-max-live N] [--mem-gib G] [--json FILE] [--only ROW]... [--secret-granule B]\n",
 		     argv0);
 	std::exit(2);
 }
@@ -568,6 +573,8 @@ int main(int argc, char **argv)
 			o.json = args.value();
 		else if (a == "--only")
 			o.only.push_back(args.value());
+		else if (a == "--secret-granule")
+			o.secret_granule = args.count();
 		else
 			usage(argv[0]);
 	}
@@ -579,9 +586,19 @@ int main(int argc, char **argv)
 				     "--group text, secret or all\n");
 		return 2;
 	}
+	if (o.secret_granule) {
+		auto cfg = ua::secret_cache_config("secret");
+		cfg.granule = o.secret_granule;
+		if (const char *why = cfg.invalid_reason()) {
+			std::fprintf(stderr, "userspace_bench: --secret-granule %zu: %s\n", o.secret_granule, why);
+			return 2;
+		}
+	}
 	double budget = o.mem_gib > 0 ? o.mem_gib : 0.6 * mem_available_gib();
 	std::printf("userspace_bench: %zu steady-state steps per live size in %zu alternating rounds, seed %llu, memory budget %.1f GiB\n", o.steps,
 		    o.rounds, (unsigned long long)o.seed, budget);
+	std::printf("secret cache granule: %zu B%s\n", o.secret_granule ? o.secret_granule : ua::secret_cache_config().granule,
+		    o.secret_granule ? " (--secret-granule)" : "");
 	std::printf("built with:%s%s%s%s%s\n", UA_BENCH_ASMJIT ? " asmjit" : "", UA_BENCH_OPENSSL ? " openssl" : "",
 		    UA_BENCH_SODIUM ? " libsodium" : "", UA_BENCH_JEMALLOC ? " jemalloc" : "", UA_BENCH_MIMALLOC ? " mimalloc" : "");
 	std::vector<group_result> all;
