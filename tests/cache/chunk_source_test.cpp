@@ -81,6 +81,21 @@ TEST_CASE("chunk_source: chunks cluster in few 1 GiB regions, fill a split one f
 	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
 }
 
+/* Single chunks from src until acquire() fails, which it must do with no_memory. */
+template <class Src>
+static std::vector<chunk_run> acquire_until_full(Src &src)
+{
+	std::vector<chunk_run> runs;
+	for (;;) {
+		auto r = src.acquire(1);
+		if (!r.ok()) {
+			CHECK(r.err == error::no_memory);
+			return runs;
+		}
+		runs.push_back(r.value);
+	}
+}
+
 /*
  * Chunks until acquire() fails, on a 6 GiB machine whose memory 64 CPUs
  * filled with page cache one page each in turn: the LRU's oldest pages lie
@@ -101,16 +116,9 @@ static std::size_t chunks_until_full(bool migrate, std::uint64_t &migrated)
 	cache_config cfg = secret_cache_config();
 	cfg.migrate_for_chunks = migrate;
 	chunk_source<sim_direct_map> src(m, cfg);
-	std::vector<chunk_run> runs;
-	for (;;) {
-		auto r = src.acquire(1);
-		if (!r.ok()) {
-			CHECK(r.err == error::no_memory);
-			break;
-		}
-		CHECK(m.backend.direct_map_state(r.value.pfn) == dm_state::invalid);
-		runs.push_back(r.value);
-	}
+	std::vector<chunk_run> runs = acquire_until_full(src);
+	for (auto &r : runs)
+		CHECK(m.backend.direct_map_state(r.pfn) == dm_state::invalid);
 	migrated = src.stats().chunks_migrated;
 	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
 	CHECK(m.pages.check_consistency() == "");
@@ -139,15 +147,7 @@ TEST_CASE("chunk_source: with only movable memory free, acquiring fails cleanly"
 	machine<sim_direct_map> m(std::uint64_t{2} << 18, page_alloc_config{.movable_fraction = 0.5});
 	cache_config cfg = text_cache_config();
 	chunk_source<sim_direct_map> src(m, cfg);
-	std::vector<chunk_run> runs;
-	for (;;) {
-		auto r = src.acquire(1);
-		if (!r.ok()) {
-			CHECK(r.err == error::no_memory);
-			break;
-		}
-		runs.push_back(r.value);
-	}
+	std::vector<chunk_run> runs = acquire_until_full(src);
 	CHECK(runs.size() == 512); /* exactly the 1 GiB normal zone */
 	CHECK(m.pages.nr_free_pages() == std::uint64_t{1} << 18);
 	for (auto &r : runs)

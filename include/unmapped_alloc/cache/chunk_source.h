@@ -82,11 +82,12 @@
  * of 2 MiB pages would satisfy. Any failing step undoes every piece done
  * before it.
  *
- * Length: about 690 lines, over the usual 400, because acquire, release and
+ * Length: about 710 lines, over the usual 400, because acquire, release and
  * the repair records are one transaction log: each acquire step has its undo
  * and its repair record, and splitting the steps from their undo would put
  * the rule that every step is undone (or recorded) in two files. The run
- * type is its own header (chunk_run.h).
+ * type (chunk_run.h) and the migration search (chunk_migrate.h) are headers
+ * of their own.
  *
  * Locking: every method takes machine::lock itself (machine::guard, so clang
  * checks the UA_REQUIRES(m_.lock) of every *_locked step); the caller may hold its
