@@ -343,6 +343,8 @@ private:
 	/* page_alloc_range.h: the free buddy block holding pfn (its head), or no page; taking a wholly free range. */
 	pfn_t free_block_of(pfn_t pfn) const noexcept;
 	void take_free_range(zone_t &z, pfn_t pfn, pfn_t nr) noexcept;
+	/* pfn aligned to 2^order, the range inside the frames and inside one zone. */
+	bool range_in_one_zone(pfn_t pfn, unsigned order) const noexcept;
 	bool migrate_range(zone_t &z, pfn_t pfn, pfn_t nr) noexcept;
 	void move_to_free_list(zone_t &z, pfn_t pfn, unsigned order, unsigned old_mt, unsigned new_mt) noexcept;
 	bool page_is_buddy(const zone_t &z, pfn_t buddy, unsigned order) const noexcept;

@@ -61,12 +61,17 @@ inline pfn_t page_allocator::free_block_of(pfn_t pfn) const noexcept
 	return no_page;
 }
 
+inline bool page_allocator::range_in_one_zone(pfn_t pfn, unsigned order) const noexcept
+{
+	const pfn_t nr = pfn_t{1} << order;
+	return pfn < end_pfn_ && pfn + nr <= end_pfn_ && !(pfn & (nr - 1)) && zone_idx(pfn) == zone_idx(pfn + nr - 1);
+}
+
 inline bool page_allocator::range_free(pfn_t pfn, unsigned order) const noexcept
 {
 	using namespace detail::pa;
 	const pfn_t nr = pfn_t{1} << order;
-	if (order > max_contig_order || pfn >= end_pfn_ || pfn + nr > end_pfn_ || (pfn & (nr - 1)) ||
-	    zone_idx(pfn) != zone_idx(pfn + nr - 1))
+	if (order > max_contig_order || !range_in_one_zone(pfn, order))
 		return false;
 	/* Block after block from pfn, each free: inside the range, or one block holding all of it. */
 	for (pfn_t p = pfn; p < pfn + nr;) {
@@ -105,8 +110,7 @@ inline bool page_allocator::range_migratable(pfn_t pfn, unsigned order) const no
 {
 	using namespace detail::pa;
 	const pfn_t nr = pfn_t{1} << order;
-	if (order > page_max_order || pfn >= end_pfn_ || pfn + nr > end_pfn_ || (pfn & (nr - 1)) ||
-	    zone_idx(pfn) != zone_idx(pfn + nr - 1))
+	if (order > page_max_order || !range_in_one_zone(pfn, order))
 		return false;
 	for (pfn_t p = pfn; p < pfn + nr; p++) {
 		const frame_kind k = state_kind(state_[p]);
@@ -176,12 +180,9 @@ inline result<pfn_t> page_allocator::alloc_contig_range(pfn_t pfn, unsigned orde
 		return result<pfn_t>::failure(error::no_memory);
 	if (fault_hook_ && fault_hook_(fault_ctx_, order))
 		return result<pfn_t>::failure(error::no_memory);
-	if (whole) {
+	if (whole)
 		take_free_range(z, pfn, nr);
-		prep_new_page(pfn, order, migrate_unmovable);
-		return result<pfn_t>{pfn, error::ok};
-	}
-	if (!migrate_range(z, pfn, nr))
+	else if (!migrate_range(z, pfn, nr))
 		return result<pfn_t>::failure(error::no_memory);
 	prep_new_page(pfn, order, migrate_unmovable);
 	return result<pfn_t>{pfn, error::ok};
