@@ -13,7 +13,9 @@
 #               g++ build
 #   fuzz        clang-14 libFuzzer + ASan + UBSan: tests/fuzz/cache_fuzz for
 #               UA_FUZZ_SECONDS (60) from the seed corpus
-#   tsan        clang-14, -fsanitize=thread: meson test
+#   tsan        clang-14, -fsanitize=thread: meson test, which there holds the
+#               tests that start threads (single_threaded_tests in
+#               tests/support/meson.build are neither built nor run)
 # Sanitizer options, TSan suppressions and TSan's setarch -R come from the
 # default test setup in tests/meson.build, so they hold for every test.
 # A failing stage does not stop the later ones. The last line is
