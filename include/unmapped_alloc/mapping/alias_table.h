@@ -7,12 +7,13 @@
  * changed part of it), and whether secure_alias() hardened it.
  *
  * linux_backend and secretmem_backend keep theirs in one, under their
- * owner's lock (the machine lock), and differ in how they map, protect and
- * secure; the lookups by an address inside an alias, the calls that name a
- * whole alias, and unmapping are the same for both, and are here.
+ * owner's lock (the machine lock), and differ in how they protect and
+ * secure; mapping an alias (into one aligned reservation), the lookups by
+ * an address inside an alias, the calls that name a whole alias, and
+ * unmapping are the same for both, and are here.
  *
- * The table owns the mappings it records: unmap() and unmap_all() munmap()
- * them. Nothing here allocates except insert(), which reports failure as
+ * The table owns the mappings it records: map_runs() maps and records an
+ * alias, unmap() and unmap_all() munmap() them. Nothing here allocates except insert(), which reports failure as
  * -ENOMEM (the caller unmaps what it mapped); records are built with
  * new (std::nothrow), so no exception leaves an allocation path.
  */
@@ -22,6 +23,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,6 +34,29 @@
 #include "types.h"
 
 namespace ua {
+
+/*
+ * A PROT_NONE reservation of bytes at an address aligned to align (a power
+ * of two, at least a page), for MAP_FIXED mappings to be placed into:
+ * over-reserve and trim, which is how the kernel's thp_get_unmapped_area()
+ * finds such a hole. nullptr and *err = -errno when mmap() fails.
+ */
+inline std::byte *reserve_aligned(std::size_t bytes, std::size_t align, int *err) noexcept
+{
+	const std::size_t slack = align > page_size ? align : 0;
+	void *res = ::mmap(nullptr, bytes + slack, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED) {
+		*err = -errno;
+		return nullptr;
+	}
+	auto *base = static_cast<std::byte *>(res);
+	auto *a = reinterpret_cast<std::byte *>(align_up(reinterpret_cast<std::uintptr_t>(base), slack ? slack : page_size));
+	if (a != base)
+		::munmap(base, std::size_t(a - base));
+	if (std::size_t tail = std::size_t(base + bytes + slack - (a + bytes)))
+		::munmap(a + bytes, tail);
+	return a;
+}
 
 /* One alias: bytes long, the runs run(0) .. run(nr_runs - 1) mapped back to back. */
 struct alias_record {
@@ -141,6 +166,59 @@ public:
 	}
 
 	/* ---- changes ---- */
+	/*
+	 * vmap() of runs[0..n) of the file fd: one reservation of their total
+	 * (reserve_aligned() to align), each run's range of the file placed into
+	 * it with MAP_FIXED, back to back, mmap protection mprot; recorded with
+	 * protection p, the start in *addr. valid(run) judges each run. All or
+	 * nothing: a failure unmaps the reservation, which removes the runs
+	 * already placed with it. Errors: -EINVAL (no runs, a run valid()
+	 * refuses, a total beyond 2^62 bytes), -ENOMEM (the record), mmap()'s
+	 * -errno.
+	 */
+	template <class Valid>
+	int map_runs(int fd, const frame_range *runs, std::size_t n, int mprot, prot p, std::size_t align, Valid valid,
+		     std::uintptr_t *addr) noexcept
+	{
+		if (!runs || n == 0 || !addr)
+			return -EINVAL;
+		constexpr std::uint64_t max_pages = std::uint64_t{1} << (62 - page_shift); /* bytes fit any 64-bit size_t */
+		std::uint64_t pages = 0;
+		for (std::size_t i = 0; i < n; i++) {
+			if (!valid(runs[i]) || runs[i].nr_pages > max_pages - pages)
+				return -EINVAL;
+			pages += runs[i].nr_pages;
+		}
+		alias_record al{std::size_t(pages << page_shift), runs[0], p, false, nullptr, n, nullptr};
+		if (n > 1) {
+			al.more.reset(new (std::nothrow) frame_range[n - 1]);
+			if (!al.more)
+				return -ENOMEM;
+			std::copy(runs + 1, runs + n, al.more.get());
+		}
+		int err = 0;
+		std::byte *a = reserve_aligned(al.bytes, align, &err);
+		if (!a)
+			return err;
+		std::size_t off = 0;
+		for (std::size_t i = 0; i < n; i++) {
+			if (::mmap(a + off, runs[i].bytes(), mprot, MAP_SHARED | MAP_FIXED, fd, off_t(runs[i].pfn << page_shift)) ==
+			    MAP_FAILED) {
+				err = -errno;
+				::munmap(a, al.bytes);
+				return err;
+			}
+			off += runs[i].bytes();
+		}
+		const std::size_t bytes = al.bytes;
+		if (insert(reinterpret_cast<std::uintptr_t>(a), std::move(al)) != 0) {
+			::munmap(a, bytes);
+			return -ENOMEM;
+		}
+		*addr = reinterpret_cast<std::uintptr_t>(a);
+		return 0;
+	}
+
 	/* Records the alias just mapped at addr: 0, or -ENOMEM (recorded nothing; the caller unmaps it). */
 	int insert(std::uintptr_t addr, alias_record &&a) noexcept
 	{

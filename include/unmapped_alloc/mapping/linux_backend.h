@@ -8,8 +8,8 @@
  * fills, releases), which runs without any lock, are linux_contents
  * (mapping/linux_contents.h); this type is the rest, everything its owner
  * serialises under the machine lock. The direct map is one MAP_SHARED read-write
- * view of the whole file, placed on a 2 MiB boundary (reserve a larger
- * PROT_NONE region, MAP_FIXED the file into its aligned part, trim the rest),
+ * view of the whole file, placed on a 2 MiB boundary (reserve_aligned(): a
+ * larger PROT_NONE region trimmed to its aligned part, the file MAP_FIXED in),
  * marked MADV_HUGEPAGE and populated up front with MADV_POPULATE_WRITE, so that
  * with transparent_hugepage/shmem_enabled = advise it starts as PMD mappings,
  * as the kernel's direct map starts as large pages.
@@ -29,7 +29,9 @@
  *   map_alias_runs     one PROT_NONE reservation, each run's file offset
  *                      mapped into it with MAP_FIXED, in order (vmap() of
  *                      scattered pages); on failure the reservation, and with
- *                      it every run already placed, is unmapped.
+ *                      it every run already placed, is unmapped. Both map
+ *                      calls are alias_table::map_runs() (mapping/alias_table.h),
+ *                      which secretmem_backend shares.
  *   write/fill_frames, release_frames  linux_contents's, lock-free.
  *   flush_tlb          nothing: mprotect() already flushed; only counted.
  *
@@ -61,7 +63,7 @@
  * Inspectors of private state that only tests need (the memfd, which pages
  * were punched or may be split) are linux_backend_test_access's, at the end.
  *
- * Length: about 840 lines, over the usual 400, because the aliases and the
+ * Length: about 760 lines, over the usual 400, because the aliases and the
  * direct-map view share the recorded per-frame states and set_memory()'s
  * alias processing changes both in one all-or-nothing step.
  */
@@ -177,7 +179,7 @@ public:
 	/* f: advisory here (MADV_HUGEPAGE is asked for every alias); validated only. */
 	int map_alias(frame_range r, prot p, std::uintptr_t *addr, map_flags f = map_flags::none) noexcept
 	{
-		return unsigned(f) > 1 ? -EINVAL : map_one_alias(r, p, addr);
+		return unsigned(f) > 1 ? -EINVAL : map_runs_alias(&r, 1, p, addr);
 	}
 	int map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr,
 			   map_flags f = map_flags::none) noexcept
@@ -235,36 +237,6 @@ private:
 		return r.nr_pages != 0 && r.pfn < nr_pages_ && r.nr_pages <= nr_pages_ - r.pfn;
 	}
 
-	/*
-	 * A 2 MiB-aligned address with bytes of fd at offset mapped there (or, with
-	 * fd < 0, just the aligned PROT_NONE reservation). Over-reserving and
-	 * trimming is how the kernel's thp_get_unmapped_area() finds such a hole.
-	 */
-	static std::byte *map_aligned(std::size_t bytes, int mprot, int fd, std::uint64_t offset, int *err) noexcept
-	{
-		void *res = ::mmap(nullptr, bytes + pmd_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (res == MAP_FAILED) {
-			*err = -errno;
-			return nullptr;
-		}
-		auto *base = static_cast<std::byte *>(res);
-		auto *aligned = reinterpret_cast<std::byte *>(align_up(reinterpret_cast<std::uintptr_t>(base), pmd_size));
-		if (::mmap(aligned, bytes, mprot, MAP_SHARED | MAP_FIXED, fd, off_t(offset)) == MAP_FAILED) {
-			*err = -errno;
-			::munmap(base, bytes + pmd_size);
-			return nullptr;
-		}
-		if (aligned != base)
-			::munmap(base, std::size_t(aligned - base));
-		std::size_t tail = std::size_t(base + bytes + pmd_size - (aligned + bytes));
-		if (tail)
-			::munmap(aligned + bytes, tail);
-		/* Advisory: without THP the mapping still works with 4 KiB pages. */
-		::madvise(aligned, bytes, MADV_HUGEPAGE);
-		return aligned;
-	}
-
-	int map_one_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept;
 	int map_runs_alias(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept;
 	void init(std::uint64_t nr_pages) noexcept;
 	void destroy() noexcept;
@@ -337,9 +309,17 @@ inline void linux_backend::init(std::uint64_t nr_pages) noexcept
 	if (int rc = contents_.open(nr_pages, &step); rc != 0)
 		return fail(step, rc);
 	int err = 0;
-	view_ = map_aligned(bytes, PROT_READ | PROT_WRITE, contents_.fd(), 0, &err);
+	/* The view on a 2 MiB boundary, so the kernel can map it with huge pages. */
+	view_ = reserve_aligned(bytes, pmd_size, &err);
 	if (!view_)
 		return fail("mmap direct map", err);
+	if (::mmap(view_, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, contents_.fd(), 0) == MAP_FAILED) {
+		err = -errno;
+		::munmap(view_, bytes);
+		view_ = nullptr;
+		return fail("mmap direct map", err);
+	}
+	::madvise(view_, bytes, MADV_HUGEPAGE); /* advisory: without THP the view still works with 4 KiB pages */
 	/* Populate now so the view starts as huge pages; touch pages where MADV_POPULATE_WRITE is unknown (< 5.14). */
 	if (::madvise(view_, bytes, madv_populate_write) != 0) {
 		if (errno != EINVAL)
@@ -522,73 +502,20 @@ inline int linux_backend::collapse(frame_range r) noexcept
 	return err;
 }
 
-inline int linux_backend::map_one_alias(frame_range r, prot p, std::uintptr_t *addr) noexcept
-{
-	if (!valid(r) || !valid_prot(p) || !addr)
-		return -EINVAL;
-	int err = 0;
-	std::byte *a = map_aligned(r.bytes(), mmap_prot(p), contents_.fd(), r.pfn << page_shift, &err);
-	if (!a)
-		return err;
-	if (aliases_.insert(reinterpret_cast<std::uintptr_t>(a), alias{r.bytes(), r, p, false, nullptr, 1, nullptr}) != 0) {
-		::munmap(a, r.bytes());
-		return -ENOMEM;
-	}
-	*addr = reinterpret_cast<std::uintptr_t>(a);
-	return 0;
-}
-
 /*
- * vmap() of scattered pages: reserve the whole alias as one PROT_NONE range
- * (2 MiB aligned, as map_aligned() does), then MAP_FIXED each run's file
- * offset into its place. A failure unmaps the reservation, which removes
- * the runs already placed with it: nothing is left behind.
+ * vmap() of runs (one for map_alias()): alias_table::map_runs() into one
+ * 2 MiB-aligned reservation, so whole chunks can be PMD-mapped; a failure
+ * leaves nothing behind.
  */
 inline int linux_backend::map_runs_alias(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr) noexcept
 {
-	if (!runs || n == 0 || !valid_prot(p) || !addr)
+	if (!valid_prot(p))
 		return -EINVAL;
-	constexpr std::uint64_t max_pages = std::uint64_t(1) << (62 - page_shift); /* bytes below fit in any size_t of 64 bits */
-	std::uint64_t pages = 0;
-	for (std::size_t i = 0; i < n; i++) {
-		if (!valid(runs[i]) || runs[i].nr_pages > max_pages - pages)
-			return -EINVAL;
-		pages += runs[i].nr_pages;
-	}
-	const std::size_t bytes = std::size_t(pages << page_shift);
-	std::unique_ptr<frame_range[]> more;
-	if (n > 1) {
-		more.reset(new (std::nothrow) frame_range[n - 1]);
-		if (!more)
-			return -ENOMEM;
-		std::copy(runs + 1, runs + n, more.get());
-	}
-	void *res = ::mmap(nullptr, bytes + pmd_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (res == MAP_FAILED)
-		return -errno;
-	auto *base = static_cast<std::byte *>(res);
-	auto *a = reinterpret_cast<std::byte *>(align_up(reinterpret_cast<std::uintptr_t>(base), pmd_size));
-	if (a != base)
-		::munmap(base, std::size_t(a - base));
-	if (std::size_t tail = std::size_t(base + bytes + pmd_size - (a + bytes)))
-		::munmap(a + bytes, tail);
-	std::size_t off = 0;
-	for (std::size_t i = 0; i < n; i++) {
-		if (::mmap(a + off, runs[i].bytes(), mmap_prot(p), MAP_SHARED | MAP_FIXED, contents_.fd(),
-			   off_t(runs[i].pfn << page_shift)) == MAP_FAILED) {
-			int err = -errno;
-			::munmap(a, bytes);
-			return err;
-		}
-		off += runs[i].bytes();
-	}
-	::madvise(a, bytes, MADV_HUGEPAGE); /* advisory, as for map_alias() */
-	if (aliases_.insert(reinterpret_cast<std::uintptr_t>(a), alias{bytes, runs[0], p, false, std::move(more), n, nullptr}) != 0) {
-		::munmap(a, bytes);
-		return -ENOMEM;
-	}
-	*addr = reinterpret_cast<std::uintptr_t>(a);
-	return 0;
+	const int rc = aliases_.map_runs(contents_.fd(), runs, n, mmap_prot(p), p, pmd_size,
+					 [this](frame_range r) { return valid(r); }, addr);
+	if (rc == 0) /* advisory: without THP the alias still works with 4 KiB pages */
+		::madvise(reinterpret_cast<void *>(*addr), aliases_.find(*addr)->bytes, MADV_HUGEPAGE);
+	return rc;
 }
 
 inline int linux_backend::protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept

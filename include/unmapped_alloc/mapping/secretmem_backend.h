@@ -70,10 +70,11 @@
  * nr_pages() == 0, so every operation returns -EINVAL. The view is never
  * inherited by fork (MADV_DONTFORK).
  *
- * Length: about 500 lines, over the usual 400: the construction and its
- * reasons, the kernel's figures and the aliases' mapping, protection and
- * rollback are this backend's own. The record of the aliases and its lookups
- * are shared with linux_backend (mapping/alias_table.h).
+ * Length: about 450 lines, over the usual 400: the construction and its
+ * reasons, the kernel's figures and the aliases' protection and rollback
+ * are this backend's own. The record of the aliases, its lookups and the
+ * mapping of an alias (alias_table::map_runs()) are shared with
+ * linux_backend (mapping/alias_table.h).
  */
 #pragma once
 
@@ -344,51 +345,12 @@ inline int secretmem_backend::set_direct_map_invalid(frame_range r) noexcept
 inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_t n, prot p, std::uintptr_t *addr,
 					     map_flags f) noexcept
 {
-	if (!runs || n == 0 || !valid_prot(p) || !addr || unsigned(f) > 1)
+	if (!runs || !valid_prot(p) || unsigned(f) > 1)
 		return -EINVAL;
-	std::uint64_t pages = 0;
-	bool whole_chunks = true;
-	for (std::size_t i = 0; i < n; i++) {
-		if (!valid(runs[i]) || runs[i].nr_pages > (std::uint64_t(1) << (62 - page_shift)) - pages)
-			return -EINVAL; /* the total in bytes fits any 64-bit size_t */
-		pages += runs[i].nr_pages;
-		whole_chunks = whole_chunks && runs[i].nr_pages % pages_per_chunk == 0;
-	}
-	alias al{std::size_t(pages << page_shift), runs[0], p, false, nullptr, n, nullptr};
-	if (n > 1) {
-		al.more.reset(new (std::nothrow) frame_range[n - 1]);
-		if (!al.more)
-			return -ENOMEM;
-		std::copy(runs + 1, runs + n, al.more.get());
-	}
-	/* One PROT_NONE reservation (2 MiB aligned for whole chunks), each run placed into it with MAP_FIXED. */
-	const std::size_t slack = whole_chunks ? pmd_size : 0;
-	void *res = ::mmap(nullptr, al.bytes + slack, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (res == MAP_FAILED)
-		return -errno;
-	auto *base = static_cast<std::byte *>(res);
-	auto *a = reinterpret_cast<std::byte *>(align_up(reinterpret_cast<std::uintptr_t>(base), slack ? slack : page_size));
-	if (a != base)
-		::munmap(base, std::size_t(a - base));
-	if (std::size_t tail = std::size_t(base + al.bytes + slack - (a + al.bytes)))
-		::munmap(a + al.bytes, tail);
-	std::size_t off = 0;
-	for (std::size_t i = 0; i < n; i++) {
-		const frame_range &r = runs[i];
-		if (::mmap(a + off, r.bytes(), mmap_prot(p), MAP_SHARED | MAP_FIXED, fd_, off_t(r.pfn << page_shift)) ==
-		    MAP_FAILED) {
-			int err = -errno;
-			::munmap(a, al.bytes); /* removes the runs already placed too */
-			return err;
-		}
-		off += r.bytes();
-	}
-	if (aliases_.insert(reinterpret_cast<std::uintptr_t>(a), std::move(al)) != 0) {
-		::munmap(a, std::size_t(pages << page_shift));
-		return -ENOMEM;
-	}
-	*addr = reinterpret_cast<std::uintptr_t>(a);
-	return 0;
+	/* One reservation, 2 MiB aligned when every run is whole chunks (alias_table::map_runs()). */
+	const bool whole_chunks = std::all_of(runs, runs + n, [](const frame_range &r) { return r.nr_pages % pages_per_chunk == 0; });
+	return aliases_.map_runs(fd_, runs, n, mmap_prot(p), p, whole_chunks ? pmd_size : page_size,
+				 [this](frame_range r) { return valid(r); }, addr);
 }
 
 inline int secretmem_backend::protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept
