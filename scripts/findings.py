@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """findings.py - docs/findings.md from a ua-replay report's summary.json.
 
-    scripts/findings.py REPORT_DIR [OUT.md]      (default OUT: REPORT_DIR/findings.md)
+    scripts/findings.py REPORT_DIR [OUT.md] [--live LIVE.json]
+                                        (default OUT: REPORT_DIR/findings.md)
 
 Run by scripts/main.sh after `ua-replay --default --report report/`. For each
 workload class (BPF, modules, secrets, VM host, co-location) and machine: the
@@ -11,6 +12,10 @@ ratio to it seed by seed, and whether the two differ by the no-overlap rule
 (ranges that overlap are "the same within the seeds"); the cost beside it
 (ns per op, metadata bytes). Every figure names the command and the table it
 comes from (summary.md, one section per machine and workload).
+
+With --live (scripts/main.sh passes report/live.json when this run made the
+live runs, after them): what the running kernel's own designs did to its
+direct map on the same kinds of workload, from `ua-live --default`.
 """
 import json
 import os
@@ -63,11 +68,51 @@ def best(groups, fig):
     return min(ran, key=lambda g: (g["figures"][fig]["median"], g["figures"][fig]["max"]))
 
 
+def live_section(path):
+    """The live runs of ua-live's JSON (a list of runs, each with its "kernel" object): one row per run."""
+    with open(path) as f:
+        runs = json.load(f)
+    if not isinstance(runs, list):
+        raise ValueError("{}: not a list of runs".format(path))
+    L = ["## What the running kernel showed", "",
+         "From [live.md](../report/live.md) (`ua-live --default`, docs/live.md): the running kernel's own "
+         "designs as it ships them (bpf_prog_pack for BPF programs, secretmem for memfd_secret), on the machine "
+         "as found. The counters are the kernel's (/proc/vmstat, /proc/meminfo) and global, and a split page "
+         "stays split until reboot, so each figure is the delta over one run and says what this kernel did at "
+         "that moment, not a seed-by-seed comparison. The library and the other peers have no live form here: "
+         "their figures are the simulated ones above; the simulation beside the live figures is "
+         "docs/validation.md.", "",
+         "| workload | machine | kernel design | L2 splits | L3 splits | DirectMap4k kB | note |",
+         "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+    for r in runs:
+        k = r.get("kernel", {})
+        design = k.get("design", r.get("allocator", "-"))
+        if "skipped" in k:
+            L.append("| {} | {} | {} | - | - | - | skipped: {} |".format(r.get("workload", "-"), r.get("machine", "-"),
+                                                                        design, k["skipped"]))
+            continue
+        d = k.get("delta_after", {})
+        note = "stopped: " + k["stopped_by"] if k.get("stopped_by") else "{} of {} ops".format(
+            k.get("ops_done", "-"), k.get("ops", "-"))
+        L.append("| {} | {} | {} | {:+d} | {:+d} | {:+d} | {} |".format(
+            r.get("workload", "-"), r.get("machine", "-"), design, d.get("level2_splits", 0),
+            d.get("level3_splits", 0), d.get("directmap_4k_kb", 0), note))
+    return L + [""]
+
+
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: findings.py REPORT_DIR [OUT.md]")
-    rep = sys.argv[1]
-    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(rep, "findings.md")
+    args = sys.argv[1:]
+    live = None
+    if "--live" in args:
+        i = args.index("--live")
+        if i + 1 >= len(args):
+            sys.exit("findings.py: --live needs a file")
+        live = args[i + 1]
+        del args[i:i + 2]
+    if not args:
+        sys.exit("usage: findings.py REPORT_DIR [OUT.md] [--live LIVE.json]")
+    rep = args[0]
+    out = args[1] if len(args) > 1 else os.path.join(rep, "findings.md")
     with open(os.path.join(rep, "summary.json")) as f:
         s = json.load(f)
     cmd = s["command"]
@@ -124,11 +169,18 @@ def main():
                 libcell, vs, cost = "not run", "-", "-"
             L.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(k[0], link, *cells, libcell, vs, cost))
         L.append("")
+    if live:
+        try:
+            L += live_section(live)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit("findings.py: the live runs cannot be read: {}".format(e))
     L += ["## Not measured here", "",
           "- Which of the library's proposals (placement hints, collapse on restore, spare chunks) carry each "
-          "result: the report runs the library in one configuration; no run switches one proposal off.",
-          "- What the live kernel confirmed: `ua-live` writes report/live.md (docs/live.md); it is not folded in here.",
-          ""]
+          "result: the report runs the library in one configuration; no run switches one proposal off."]
+    if not live:
+        L.append("- What the running kernel did: this report was made without the live runs (`UA_LIVE=0`, or "
+                 "findings.py run without --live); `ua-live` writes report/live.md (docs/live.md).")
+    L.append("")
     with open(out, "w") as f:
         f.write("\n".join(L))
     print("findings: " + out)

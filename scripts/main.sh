@@ -2,8 +2,9 @@
 # main.sh - the main job: build ua-replay in release mode and run the default
 # comparison, the library's cache against every kernel design and jemalloc on
 # real workloads, writing report/ (summary.md, summary.json, results.json,
-# SVG plots), then docs/findings.md from report/summary.json
-# (scripts/findings.py).
+# SVG plots); then the live runs on the running kernel (ua-live,
+# ua-secret-churn; UA_LIVE=0 leaves them out), and docs/findings.md from
+# report/summary.json and the live runs' report/live.json (scripts/findings.py).
 #
 #   scripts/main.sh [ua-replay arguments...]      e.g. scripts/main.sh --allocator unmapped --allocator naive
 #
@@ -60,11 +61,10 @@ case $rc in
 *) ua_die "ua-replay failed with exit status $rc" ;;
 esac
 ua_log "report written to $ua_repo/report/ in $(($(date +%s) - start)) s (summary.md, summary.json, results.json, *.svg)"
-python3 "$ua_repo/scripts/findings.py" "$ua_repo/report" "$ua_repo/docs/findings.md" ||
-	ua_die "docs/findings.md could not be generated from report/summary.json"
-
+live_json=
 if [ "${UA_LIVE:-1}" != 0 ]; then
-	live_args=(--default --json "$ua_repo/report/live.json" --table "$ua_repo/report/live.md")
+	live_json=$ua_repo/report/live.json
+	live_args=(--default --json "$live_json" --table "$ua_repo/report/live.md")
 	[ -d "$listings" ] && live_args+=(--listings "$(cd "$listings" && pwd)")
 	ua_log "live runs: ua-live ${live_args[*]} (UA_LIVE=0 leaves them out)"
 	"$build/bench/live/ua-live" "${live_args[@]}"
@@ -87,6 +87,12 @@ if [ "${UA_LIVE:-1}" != 0 ]; then
 else
 	ua_log "UA_LIVE=0: live runs left out"
 fi
+# docs/findings.md from the simulated comparison and, when this run made
+# them, the live runs (a live.json of an earlier run is never folded in).
+findings_args=("$ua_repo/report" "$ua_repo/docs/findings.md")
+[ -n "$live_json" ] && [ -f "$live_json" ] && findings_args+=(--live "$live_json")
+python3 "$ua_repo/scripts/findings.py" "${findings_args[@]}" ||
+	ua_die "docs/findings.md could not be generated from report/summary.json${live_json:+ and $live_json}"
 "$ua_repo/scripts/install-deps.sh" bench && CXX=g++ ua_meson_setup "$build" --buildtype=release && ninja -C "$build" bench/userspace_bench && "$build/bench/userspace_bench" --json "$ua_repo/report/userspace.json" | tee "$ua_repo/report/userspace.txt"
 
 # summary.md is ua-replay's; the sections the other tools wrote are listed

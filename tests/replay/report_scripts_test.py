@@ -5,7 +5,8 @@
 
 One VM-host row where the peer with the fewest chunks failed allocations and
 the library did not: findings.py must name the library best and mark the
-peer (F); recorded_table.py must print the medians, F and n/a.
+peer (F), and with --live fold in the live runs (refusing a malformed file);
+recorded_table.py must print the medians, F and n/a.
 """
 import json
 import os
@@ -57,6 +58,31 @@ def main():
             bad.append("library vs best: " + cells[6])
         if "Goals: 1 of 1 met." not in open(out).read():
             bad.append("goal count")
+        if "made without the live runs" not in open(out).read():
+            bad.append("without --live, findings must say the live runs are not in it")
+        # --live: one row per live run, a skipped run with its reason; a live file that is not a list is refused
+        live = os.path.join(d, "live.json")
+        with open(live, "w") as f:
+            json.dump([{"workload": "bpf-fill:1", "machine": "kernel-fresh", "kernel": {
+                "design": "bpf_prog_pack", "delta_after": {"level2_splits": 13, "level3_splits": 2,
+                                                           "directmap_4k_kb": 26624}, "ops": 2048, "ops_done": 2048}},
+                       {"workload": "modules", "machine": "kernel-fresh", "kernel": {
+                           "design": "execmem", "skipped": "no loadable modules"}}], f)
+        subprocess.run([sys.executable, os.path.join(scripts, "findings.py"), d, out, "--live", live], check=True,
+                       stdout=subprocess.DEVNULL)
+        text = open(out).read()
+        if "| bpf-fill:1 | kernel-fresh | bpf_prog_pack | +13 | +2 | +26624 | 2048 of 2048 ops |" not in text:
+            bad.append("live row missing")
+        if "| modules | kernel-fresh | execmem | - | - | - | skipped: no loadable modules |" not in text:
+            bad.append("skipped live row missing")
+        if "made without the live runs" in text:
+            bad.append("with --live, findings still says the live runs are not in it")
+        with open(live, "w") as f:
+            json.dump({"not": "a list"}, f)
+        r = subprocess.run([sys.executable, os.path.join(scripts, "findings.py"), d, out, "--live", live],
+                           capture_output=True, text=True)
+        if r.returncode == 0 or "live runs cannot be read" not in r.stderr:
+            bad.append("a malformed live file was not refused: " + r.stderr.strip())
         t = subprocess.run([sys.executable, os.path.join(scripts, "recorded_table.py"), d], check=True,
                            capture_output=True, text=True).stdout
         lines = t.splitlines()
