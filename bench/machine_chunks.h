@@ -30,8 +30,9 @@ public:
 	explicit machine_chunks(machine<B> &m) : m_(m) {}
 	~machine_chunks()
 	{
+		typename machine<B>::guard g(m_.lock);
 		for (auto &[a, r] : runs_)
-			undo(a, r);
+			undo_locked(a, r);
 	}
 
 	void *get(std::size_t bytes)
@@ -46,13 +47,13 @@ public:
 		frame_range r{pa.value, std::uint64_t{1} << order};
 		std::uintptr_t a = 0;
 		if (m_.backend.set_direct_map_invalid(r) != 0) {
-			(void)free_block(r.pfn, order);
+			(void)free_block_locked(r.pfn, order);
 			return nullptr;
 		}
 		m_.backend.flush_tlb(r);
 		if (m_.backend.map_alias(r, prot::rx, &a) != 0) {
 			(void)m_.backend.set_direct_map_default(r);
-			(void)free_block(r.pfn, order);
+			(void)free_block_locked(r.pfn, order);
 			return nullptr;
 		}
 		m_.unmapped_hint = r.pfn;
@@ -66,21 +67,21 @@ public:
 		auto it = runs_.find(reinterpret_cast<std::uintptr_t>(p));
 		if (it == runs_.end())
 			return;
-		undo(it->first, it->second);
+		undo_locked(it->first, it->second);
 		runs_.erase(it);
 	}
 
 private:
-	error free_block(pfn_t pfn, unsigned order)
+	error free_block_locked(pfn_t pfn, unsigned order) UA_REQUIRES(m_.lock)
 	{
 		return order > page_max_order ? m_.pages.free_contig_range(pfn, order) : m_.pages.free_pages(pfn, order);
 	}
-	void undo(std::uintptr_t a, frame_range r)
+	void undo_locked(std::uintptr_t a, frame_range r) UA_REQUIRES(m_.lock)
 	{
 		(void)m_.backend.unmap_alias(a, r.bytes());
 		(void)m_.backend.set_direct_map_default(r);
 		m_.backend.flush_tlb(r);
-		(void)free_block(r.pfn, unsigned(std::countr_zero(r.nr_pages)));
+		(void)free_block_locked(r.pfn, unsigned(std::countr_zero(r.nr_pages)));
 	}
 
 	machine<B> &m_;

@@ -151,7 +151,7 @@ fuzz_stage()
 	ua_log "stage fuzz: ${UA_FUZZ_SECONDS:-60} s"
 	mkdir -p "$dir/corpus"
 	# shellcheck disable=SC2046 # pkg-config prints several flags
-	if clang++-14 -std=c++20 -O1 -g -Wall -Wextra -Wpedantic -Werror \
+	if clang++-14 -std=c++20 -O1 -g -Wall -Wextra -Wpedantic -Wthread-safety -Wthread-safety-beta -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-I"$ua_repo/include" "$ua_repo/tests/fuzz/cache_fuzz.cpp" \
 		$(pkg-config --cflags --libs liburcu-bp) -pthread -o "$dir/cache_fuzz"; then

@@ -190,7 +190,7 @@ public:
 		}
 		if (pool_) {
 			ua::mutex_guard mg(m_.lock);
-			pool_->release_locked(counts_);
+			pool_->release_locked(m_.pages, counts_);
 		}
 	}
 
@@ -279,7 +279,7 @@ private:
 	 * set_memory_ro + _x (before 6.2) or set_memory_rox, alias rx.
 	 * Machine lock held. All or nothing.
 	 */
-	error new_area_locked(std::uint64_t nr_pages, vm_area &out)
+	error new_area_locked(std::uint64_t nr_pages, vm_area &out) UA_REQUIRES(m_.lock)
 	{
 		vm_area a;
 		const bool huge = at_ == v5_18_rc; /* module_alloc() was huge for every area of 2 MiB multiples */
@@ -307,7 +307,7 @@ private:
 	}
 
 	/* nr_pages order-0 __GFP_UNMAPPED pages at one alias, INT3-filled. Machine lock held. */
-	error pool_pages_locked(std::uint64_t nr_pages, vm_area &out)
+	error pool_pages_locked(std::uint64_t nr_pages, vm_area &out) UA_REQUIRES(m_.lock)
 	{
 		vm_area a;
 		auto undo = [&](error e) {
@@ -317,7 +317,7 @@ private:
 			return e;
 		};
 		for (std::uint64_t i = 0; i < nr_pages; i++) {
-			auto r = pool_->alloc_locked(0, false, counts_);
+			auto r = pool_->alloc_locked(m_.pages, 0, false, counts_);
 			if (!r)
 				return undo(r.err);
 			if (!a.runs.empty() && a.runs.back().end() == r.value)
@@ -336,7 +336,7 @@ private:
 	}
 
 	/* Undo of new_area_locked() before the area was handed out: no reset (nothing is ro). */
-	void release_area_locked(const vm_area &a)
+	void release_area_locked(const vm_area &a) UA_REQUIRES(m_.lock)
 	{
 		if (!pool_) {
 			must(int(vfree_locked(m_, a, false, counts_)), "bpf-prog-pack: free during rollback");
@@ -349,7 +349,7 @@ private:
 	}
 
 	/* vfree() with VM_FLUSH_RESET_PERMS, or the pages back to the unmapped lists. Machine lock held. */
-	error free_area_locked(const vm_area &a)
+	error free_area_locked(const vm_area &a) UA_REQUIRES(m_.lock)
 	{
 		if (!pool_)
 			return vfree_locked(m_, a, true, counts_);

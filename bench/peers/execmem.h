@@ -205,7 +205,7 @@ private:
 	std::uint64_t page_in_chunk(chunk_iter ch, std::uintptr_t addr) const { return (addr - ch->first) >> page_shift; }
 
 	/* force_rw (set_memory_nx + set_memory_rw), the writes, restore_rox (set_memory_rox). Machine lock held. */
-	error force_rw_then_rox_locked(std::uintptr_t addr, std::size_t bytes)
+	error force_rw_then_rox_locked(std::uintptr_t addr, std::size_t bytes) UA_REQUIRES(m_.lock)
 	{
 		auto ch = chunk_of(addr);
 		const std::uint64_t page = page_in_chunk(ch, addr), n = bytes >> page_shift;
@@ -324,7 +324,7 @@ private:
 	}
 
 	/* execmem_set_direct_map_valid(): per vmalloc page of the area's order, undone on failure. Machine lock held. */
-	error set_valid_locked(const vm_area &a, bool valid)
+	error set_valid_locked(const vm_area &a, bool valid) UA_REQUIRES(m_.lock)
 	{
 		const std::uint64_t step = std::uint64_t{1} << a.page_order;
 		std::uint64_t done = 0;
@@ -363,7 +363,7 @@ private:
 				e = vmalloc_locked(m_, pages_of(bytes), o, a);
 			if (e != error::ok)
 				return e;
-			auto undo = [&](error err) {
+			auto undo = [&](error err) UA_REQUIRES(m_.lock) {
 				must(int(vfree_locked(m_, a, false, counts_)), "execmem: free of a new chunk");
 				return err;
 			};

@@ -42,7 +42,10 @@
  * the unmapped freetype; and one pool per peer instance, where the kernel has
  * one per zone shared by every user.
  *
- * No locking: callers hold machine::lock (the analogue of zone->lock).
+ * No locking: callers hold machine::lock (the analogue of zone->lock). The
+ * steps that take or give frames are passed the machine's page allocator
+ * (pa, UA_GUARDED_BY the lock) by the caller, so clang checks the lock at
+ * the caller, which holds it as its own machine's.
  */
 #pragma once
 
@@ -71,7 +74,7 @@ public:
 	~freetype_pool()
 	{
 		ua::mutex_guard mg(m_.lock);
-		(void)release_locked(scratch_);
+		(void)release_locked(m_.pages, scratch_);
 		UA_CHECK(lists_.blocks().empty(), "freetype_pool: destroyed with pages handed out");
 	}
 
@@ -82,7 +85,7 @@ public:
 	 * max(order, 9) in the page allocator), backend_failure (the flip
 	 * failed; undone). Machine lock held.
 	 */
-	result<pfn_t> alloc_locked(unsigned order, bool atomic, call_counts &cnt)
+	result<pfn_t> alloc_locked(page_allocator &pa, unsigned order, bool atomic, call_counts &cnt)
 	{
 		using res = result<pfn_t>;
 		if (order > max_page_order)
@@ -90,7 +93,7 @@ public:
 		pfn_t pfn = lists_.alloc(order);
 		if (pfn != no_hint)
 			return {pfn, error::ok};
-		if (error e = rmqueue_direct_map_locked(order, atomic, cnt); e != error::ok)
+		if (error e = rmqueue_direct_map_locked(pa, order, atomic, cnt); e != error::ok)
 			return res::failure(e);
 		pfn = lists_.alloc(order);
 		UA_CHECK(pfn != no_hint, "freetype_pool: a flipped block did not serve the request");
@@ -101,7 +104,7 @@ public:
 	void free_locked(pfn_t pfn, unsigned order) { lists_.free(pfn, order); }
 
 	/* Zero, map back and give to the page allocator every wholly free taken block; returns pages freed. */
-	std::uint64_t release_locked(call_counts &cnt)
+	std::uint64_t release_locked(page_allocator &pa, call_counts &cnt)
 	{
 		std::uint64_t freed = 0;
 		for (auto it = lists_.blocks().begin(); it != lists_.blocks().end();) {
@@ -116,7 +119,7 @@ public:
 			if (m_.backend.set_direct_map_default(r) != 0)
 				continue;
 			lists_.remove_block(pfn);
-			UA_CHECK(m_.pages.free_pages(pfn, order) == error::ok, "freetype_pool: giving back a taken block");
+			UA_CHECK(pa.free_pages(pfn, order) == error::ok, "freetype_pool: giving back a taken block");
 			stats_.pageblocks_mapped_back += r.nr_pages >> pageblock_order;
 			freed += r.nr_pages;
 		}
@@ -138,20 +141,20 @@ public:
 
 private:
 	/* __rmqueue_direct_map(): whole pageblocks of the mapped side, out of the direct map. */
-	error rmqueue_direct_map_locked(unsigned order, bool atomic, call_counts &cnt)
+	error rmqueue_direct_map_locked(page_allocator &pa, unsigned order, bool atomic, call_counts &cnt)
 	{
 		if (atomic) {
 			stats_.atomic_refusals++;
 			return error::no_memory;
 		}
 		const unsigned alloc_order = order > pageblock_order ? order : pageblock_order;
-		auto r = alloc_frames(m_.pages, alloc_order);
+		auto r = alloc_frames(pa, alloc_order);
 		if (!r)
 			return r.err;
 		const frame_range blk{r.value, std::uint64_t{1} << alloc_order};
 		cnt.dm_changes++;
 		if (m_.backend.set_direct_map_invalid(blk) != 0) {
-			UA_CHECK(m_.pages.free_pages(blk.pfn, alloc_order) == error::ok, "freetype_pool: undo of a block");
+			UA_CHECK(pa.free_pages(blk.pfn, alloc_order) == error::ok, "freetype_pool: undo of a block");
 			return error::backend_failure;
 		}
 		cnt.flushes++;

@@ -88,7 +88,7 @@ public:
 	{
 		std::lock_guard<std::mutex> g(lock_);
 		ua::mutex_guard mg(m_.lock);
-		pool_.release_locked(counts_);
+		pool_.release_locked(m_.pages, counts_);
 	}
 
 	peer_stats stats() const
@@ -166,13 +166,13 @@ private:
 	}
 
 	/* count blocks of 2^order from the pool. All or nothing. Machine lock held. */
-	error take_locked(std::uint64_t count, unsigned order, bool atomic, vm_area &out)
+	error take_locked(std::uint64_t count, unsigned order, bool atomic, vm_area &out) UA_REQUIRES(m_.lock)
 	{
 		vm_area a;
 		a.page_order = order;
 		const std::uint64_t step = std::uint64_t{1} << order;
 		for (std::uint64_t i = 0; i < count; i++) {
-			auto r = pool_.alloc_locked(order, atomic, counts_);
+			auto r = pool_.alloc_locked(m_.pages, order, atomic, counts_);
 			if (!r) {
 				give_back_locked(a);
 				return r.err;
@@ -187,7 +187,7 @@ private:
 		return error::ok;
 	}
 
-	void give_back_locked(const vm_area &a)
+	void give_back_locked(const vm_area &a) UA_REQUIRES(m_.lock)
 	{
 		const std::uint64_t step = std::uint64_t{1} << a.page_order;
 		for (const frame_range &r : a.runs)

@@ -223,7 +223,7 @@ private:
 	 * page still mapped unmapped, one flush when any was. All or nothing.
 	 * Machine lock held.
 	 */
-	error take_locked(std::uint64_t count, unsigned order, vm_area &out, take_record &rec)
+	error take_locked(std::uint64_t count, unsigned order, vm_area &out, take_record &rec) UA_REQUIRES(m_.lock)
 	{
 		vm_area a;
 		a.page_order = order;
@@ -268,7 +268,7 @@ private:
 	}
 
 	/* Undo of take_locked(): pages mapped again, blocks back to the cache, this call's refills released. */
-	void untake_locked(const vm_area &a, const take_record &rec)
+	void untake_locked(const vm_area &a, const take_record &rec) UA_REQUIRES(m_.lock)
 	{
 		for (std::size_t i = rec.unmapped.size(); i-- > 0;) {
 			counts_.dm_changes++;
@@ -280,7 +280,7 @@ private:
 	}
 
 	/* The area's blocks back to the cache (unmapped_pages_free()). Machine lock held. */
-	void give_back_locked(const vm_area &a)
+	void give_back_locked(const vm_area &a) UA_REQUIRES(m_.lock)
 	{
 		const std::uint64_t step = std::uint64_t{1} << a.page_order;
 		for (const frame_range &r : a.runs)
@@ -289,7 +289,7 @@ private:
 	}
 
 	/* The refill loop of unmapped_pages_alloc(): PMD order first, then smaller, down to the request's. */
-	pfn_t refill_locked(unsigned order)
+	pfn_t refill_locked(unsigned order) UA_REQUIRES(m_.lock)
 	{
 		for (unsigned o = cache_order + 1; o-- > order;) {
 			auto r = alloc_frames(m_.pages, o);
@@ -303,7 +303,7 @@ private:
 	}
 
 	/* Give a wholly free taken block back to the page allocator (mapped). Machine lock held. */
-	bool release_if_whole_locked(pfn_t pfn)
+	bool release_if_whole_locked(pfn_t pfn) UA_REQUIRES(m_.lock)
 	{
 		if (!lists_.whole_free(pfn))
 			return false;

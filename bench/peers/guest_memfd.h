@@ -151,7 +151,7 @@ private:
 	}
 
 	/* folio_zap_direct_map() of every folio, each with its flush; undone on failure. Machine lock held. */
-	error zap_all_locked(const vm_area &a)
+	error zap_all_locked(const vm_area &a) UA_REQUIRES(m_.lock)
 	{
 		std::uint64_t done = 0;
 		bool failed = false;
@@ -173,7 +173,7 @@ private:
 	}
 
 	/* folio_restore_direct_map() of the first `folios` folios, no flush. Machine lock held. */
-	void restore_locked(const vm_area &a, std::uint64_t folios)
+	void restore_locked(const vm_area &a, std::uint64_t folios) UA_REQUIRES(m_.lock)
 	{
 		for_each_folio(a, [&](frame_range f) {
 			if (folios == 0)

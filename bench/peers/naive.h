@@ -134,13 +134,13 @@ private:
 	};
 
 	/* secretmem_fault() for each of n pages: order-0 page, invalid, one flush per page; one rw user mapping. */
-	error secretmem_alloc_locked(std::uint64_t n, vm_area &out)
+	error secretmem_alloc_locked(std::uint64_t n, vm_area &out) UA_REQUIRES(m_.lock)
 	{
 		vm_area a;
 		if (error e = vm_alloc_pages_locked(m_.pages, n, 0, a); e != error::ok)
 			return e;
 		std::uint64_t done = 0;
-		auto unwind = [&] {
+		auto unwind = [&]() UA_REQUIRES(m_.lock) {
 			std::uint64_t i = 0;
 			for (const frame_range &r : a.runs)
 				for (pfn_t p = r.pfn; p < r.end() && i < done; p++, i++) {
@@ -167,12 +167,12 @@ private:
 	}
 
 	/* module_alloc() + write + set_memory_ro()/_x() (before 6.2) or set_memory_rox(); alias rx. */
-	error text_alloc_locked(std::uint64_t n, vm_area &out)
+	error text_alloc_locked(std::uint64_t n, vm_area &out) UA_REQUIRES(m_.lock)
 	{
 		vm_area a;
 		if (error e = vmalloc_locked(m_, n, vmalloc_opts{false, prot::rw, trap_byte}, a); e != error::ok)
 			return e;
-		auto undo = [&](error e) {
+		auto undo = [&](error e) UA_REQUIRES(m_.lock) {
 			must(int(vfree_locked(m_, a, false, counts_)), "naive: free during rollback");
 			return e;
 		};

@@ -105,7 +105,7 @@ struct vmalloc_opts {
  * one alias. All or nothing. Machine lock held.
  */
 template <mapping_backend B>
-error vmalloc_locked(machine<B> &m, std::uint64_t nr_pages, const vmalloc_opts &o, vm_area &out)
+error vmalloc_locked(machine<B> &m, std::uint64_t nr_pages, const vmalloc_opts &o, vm_area &out) UA_REQUIRES(m.lock)
 {
 	if (nr_pages == 0)
 		return error::zero_size;
@@ -181,7 +181,7 @@ int set_area_direct_map(B &b, const vm_area &a, bool valid, call_counts &cnt) no
  * is left as it was (backend_failure). Machine lock held.
  */
 template <mapping_backend B>
-error vm_reset_perms_locked(machine<B> &m, const vm_area &a, call_counts &cnt)
+error vm_reset_perms_locked(machine<B> &m, const vm_area &a, call_counts &cnt) UA_REQUIRES(m.lock)
 {
 	std::vector<dm_state> prev;
 	prev.reserve(std::size_t(a.nr_pages));
@@ -213,7 +213,7 @@ error vm_reset_perms_locked(machine<B> &m, const vm_area &a, call_counts &cnt)
  * the pages freed. On failure the area is intact. Machine lock held.
  */
 template <mapping_backend B>
-error vfree_locked(machine<B> &m, const vm_area &a, bool reset_perms, call_counts &cnt)
+error vfree_locked(machine<B> &m, const vm_area &a, bool reset_perms, call_counts &cnt) UA_REQUIRES(m.lock)
 {
 	if (reset_perms)
 		if (error e = vm_reset_perms_locked(m, a, cnt); e != error::ok)

@@ -165,7 +165,7 @@ run_result run_case(const machine_setup &ms, const workload_case &wc, const std:
 				aged = it->second;
 		}
 		if (!aged) { /* two runs may age the same machine at once; both get the same allocator */
-			auto fresh = std::make_shared<page_allocator>(m->pages);
+			auto fresh = m->with_lock([](page_allocator &pa, auto &) { return std::make_shared<page_allocator>(pa); });
 			age_config ac;
 			ac.seed = ms.seed;
 			ac.free_chunk_fraction = ms.free_chunk_fraction;
@@ -183,7 +183,7 @@ run_result run_case(const machine_setup &ms, const workload_case &wc, const std:
 				}
 			}
 		}
-		m->pages = *aged;
+		m->with_lock([&](page_allocator &pa, auto &) { pa = *aged; });
 	}
 	const run_context c{wc.w.ops, wc.mem, wc.kind, ms.settings(), kernel};
 	a->runner<B>()(*m, c, r);

@@ -64,7 +64,11 @@ public:
 		read_ = 0;
 	}
 
-	std::uint64_t pages() const noexcept { return m_.pages.page_cache_pages(); }
+	std::uint64_t pages() const
+	{
+		sim_machine::guard g(m_.lock);
+		return m_.pages.page_cache_pages();
+	}
 
 private:
 	sim_machine &m_;

@@ -63,7 +63,7 @@ inline sim_machine_build build_sim_machine(const sim_machine_spec &s)
 	b.m = std::make_unique<sim_machine>(s.map, s.pages, s.kernel);
 	b.hole_pages = n - s.map.ram_pages();
 	if (s.aged) {
-		auto a = b.m->pages.age(s.ageing);
+		auto a = b.m->with_lock([&](page_allocator &pa, auto &) { return pa.age(s.ageing); });
 		if (!a.ok()) {
 			b.error = std::string("ageing failed: ") + describe(a.err);
 			b.m.reset();

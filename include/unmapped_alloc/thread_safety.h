@@ -18,14 +18,18 @@
  *                             *_locked functions)
  *   UA_EXCLUDES(l...)         a function that takes l itself: not with l held
  *   UA_ACQUIRE / UA_RELEASE / UA_TRY_ACQUIRE  lock and unlock functions
- *   UA_ACQUIRED_BEFORE(l...) / UA_ACQUIRED_AFTER(l...)  the lock order;
- *                             clang checks it only under -Wthread-safety-beta
+ *   UA_ACQUIRED_BEFORE(l...) / UA_ACQUIRED_AFTER(l...)  the lock order
+ *                             (checked under -Wthread-safety-beta, for locks
+ *                             taken in one function)
+ *   UA_RETURN_CAPABILITY(l)   a function that returns l: the analysis reads
+ *                             a call of it as l itself
  *   UA_NO_THREAD_SAFETY_ANALYSIS  a function the analysis cannot follow (a
  *                             lockless reader whose safety rests on RCU or
  *                             on a publication order): say why where it is used
  *
- * The build adds -Wthread-safety to every clang build (meson.build), with
- * -Werror: a missing lock is a build failure.
+ * The build adds -Wthread-safety -Wthread-safety-beta to every clang build
+ * (meson.build, and the fuzz stage of scripts/test.sh), with -Werror: a
+ * missing lock, or two locks taken out of order, is a build failure.
  */
 #pragma once
 

@@ -68,7 +68,7 @@ TEST_CASE("cache stats print one /proc/slabinfo-style line per cache")
 TEST_CASE("the global shrinker counts and gives back every cache's spare chunks")
 {
 	auto m = ua_test::sim_machine::make();
-	auto free0 = m->pages.nr_free_pages();
+	auto free0 = m->nr_free_pages();
 	unmapped_cache<sim_direct_map> text(*m, text_cache_config("text"));
 	unmapped_cache<sim_direct_map> secrets(*m, secret_cache_config("keys"));
 	auto a = text.alloc(64), b = secrets.alloc(64);
@@ -82,5 +82,5 @@ TEST_CASE("the global shrinker counts and gives back every cache's spare chunks"
 	CHECK(reg.count() == 0);
 	CHECK(text.stats().chunks == 0);
 	CHECK(secrets.stats().chunks == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

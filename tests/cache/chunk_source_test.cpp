@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <support/fault_backend.h>
+#include <support/machine_lock.h>
 
 #include "cache_fixture.h"
 
@@ -20,7 +21,7 @@ TEST_CASE_TEMPLATE("chunk_source: acquire and release undo each other exactly", 
 	auto m = M::make();
 	cache_config cfg = text_cache_config();
 	chunk_source<typename M::backend> src(*m, cfg);
-	auto free0 = m->pages.nr_free_pages();
+	auto free0 = m->nr_free_pages();
 	auto boot = m->backend.stats();
 	auto r = src.acquire(1);
 	REQUIRE(r.ok());
@@ -37,7 +38,7 @@ TEST_CASE_TEMPLATE("chunk_source: acquire and release undo each other exactly", 
 	CHECK(run3.value.bytes() == 3 * chunk_size);
 	REQUIRE(src.release(run3.value) == error::ok);
 	REQUIRE(src.release(r.value) == error::ok);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(m->backend.direct_map_state(r.value.pfn) == dm_state::rw);
 	CHECK(!m->backend.alias_prot(r.value.alias).has_value());
 	auto end = m->backend.stats();
@@ -50,7 +51,9 @@ TEST_CASE("chunk_source: chunks cluster in few 1 GiB regions, fill a split one f
 {
 	/* 16 GiB simulated, the top half movable, aged like a long-running machine. */
 	machine<sim_direct_map> m(std::uint64_t{16} << 18, page_alloc_config{.movable_fraction = 0.5});
-	REQUIRE(m.pages.age(age_config{.used_fraction = 0.6, .free_chunk_fraction = 0.05, .seed = 7}).ok());
+	REQUIRE(m.with_lock([](page_allocator &pa, auto &) {
+		return pa.age(age_config{.used_fraction = 0.6, .free_chunk_fraction = 0.05, .seed = 7}).ok();
+	}));
 	auto boot = m.backend.stats();
 	cache_config cfg = secret_cache_config();
 	chunk_source<sim_direct_map> src(m, cfg);
@@ -63,8 +66,9 @@ TEST_CASE("chunk_source: chunks cluster in few 1 GiB regions, fill a split one f
 		if (m.backend.stats().direct_map_level3_splits != before)
 			new_split_regions.insert(r.value.pfn / pages_per_region);
 		/* Normal, or DMA32 memory boot already mapped by 2 MiB pages (split_regions_first) */
-		CHECK((m.pages.zone_of(r.value.pfn) == zone_type::normal || m.pages.zone_of(r.value.pfn) == zone_type::dma32));
-		CHECK(m.pages.zone_of(r.value.pfn) != zone_type::movable);
+		const zone_type z = ua_test::zone_of(m, r.value.pfn);
+		CHECK((z == zone_type::normal || z == zone_type::dma32));
+		CHECK(z != zone_type::movable);
 		regions.insert(r.value.pfn >> (pud_shift - page_shift));
 		runs.push_back(r.value);
 	}
@@ -107,11 +111,14 @@ static std::size_t chunks_until_full(bool migrate, std::uint64_t &migrated)
 	constexpr unsigned cpus = 64;
 	machine<sim_direct_map> m(std::uint64_t{6} << 18,
 				  page_alloc_config{.min_free_kbytes = min_free_kbytes_auto, .nr_cpus = cpus});
-	for (std::uint64_t i = 0, n = m.pages.nr_free_pages(); i < n; i++) {
-		m.pages.set_cpu(unsigned(i % cpus));
-		REQUIRE(m.pages.page_cache_read(1) == 1);
+	{
+		machine<sim_direct_map>::guard g(m.lock);
+		for (std::uint64_t i = 0, n = m.pages.nr_free_pages(); i < n; i++) {
+			m.pages.set_cpu(unsigned(i % cpus));
+			REQUIRE(m.pages.page_cache_read(1) == 1);
+		}
+		m.pages.set_cpu(0);
 	}
-	m.pages.set_cpu(0);
 	const auto boot = m.backend.stats();
 	cache_config cfg = secret_cache_config();
 	cfg.migrate_for_chunks = migrate;
@@ -121,10 +128,10 @@ static std::size_t chunks_until_full(bool migrate, std::uint64_t &migrated)
 		CHECK(m.backend.direct_map_state(r.pfn) == dm_state::invalid);
 	migrated = src.stats().chunks_migrated;
 	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
-	CHECK(m.pages.check_consistency() == "");
+	CHECK(m.check_consistency() == "");
 	for (auto &r : runs)
 		REQUIRE(src.release(r) == error::ok);
-	CHECK(m.pages.check_consistency() == "");
+	CHECK(m.check_consistency() == "");
 	CHECK(m.backend.stats().direct_map_level2_splits == boot.direct_map_level2_splits);
 	return runs.size();
 }
@@ -149,7 +156,7 @@ TEST_CASE("chunk_source: with only movable memory free, acquiring fails cleanly"
 	chunk_source<sim_direct_map> src(m, cfg);
 	std::vector<chunk_run> runs = acquire_until_full(src);
 	CHECK(runs.size() == 512); /* exactly the 1 GiB normal zone */
-	CHECK(m.pages.nr_free_pages() == std::uint64_t{1} << 18);
+	CHECK(m.nr_free_pages() == std::uint64_t{1} << 18);
 	for (auto &r : runs)
 		REQUIRE(src.release(r) == error::ok);
 }
@@ -160,7 +167,7 @@ TEST_CASE_TEMPLATE("chunk_source: a run larger than a chunk takes chunks whereve
 	cache_config cfg = text_cache_config();
 	chunk_source<typename M::backend> src(*m, cfg);
 	const auto aged = ua_test::scatter_free_chunks(*m);
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	const std::size_t nr_free = aged.freed.size();
 	REQUIRE(nr_free >= 4);
 	REQUIRE(free0 == nr_free * pages_per_chunk); /* nothing but the scattered chunks is free */
@@ -175,7 +182,7 @@ TEST_CASE_TEMPLATE("chunk_source: a run larger than a chunk takes chunks whereve
 		CHECK(run.piece_count() == n); /* no two free chunks were adjacent */
 		CHECK(run.bytes() == n * chunk_size);
 		CHECK(run.alias % chunk_size == 0);
-		CHECK(m->pages.nr_free_pages() == free0 - n * pages_per_chunk); /* exactly n chunks: nothing wasted */
+		CHECK(m->nr_free_pages() == free0 - n * pages_per_chunk); /* exactly n chunks: nothing wasted */
 		for (std::size_t i = 0; i < n; i++) {
 			const frame_range p = run.piece(i);
 			CHECK(free_chunks.count(p.pfn) == 1);
@@ -194,7 +201,7 @@ TEST_CASE_TEMPLATE("chunk_source: a run larger than a chunk takes chunks whereve
 			CHECK(std::memcmp(back, code, sizeof code) == 0);
 		const pfn_t first = run.piece(0).pfn, last = run.piece(n - 1).pfn;
 		REQUIRE(src.release(run) == error::ok);
-		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(m->nr_free_pages() == free0);
 		CHECK(m->backend.direct_map_state(first) == dm_state::rw);
 		CHECK(m->backend.direct_map_state(last) == dm_state::rw);
 		CHECK(m->backend.stats().aliases == boot.aliases);
@@ -207,12 +214,12 @@ TEST_CASE_TEMPLATE("chunk_source: a run larger than a chunk takes chunks whereve
 		left -= r.value.nr_chunks;
 		runs.push_back(r.value);
 	}
-	CHECK(m->pages.nr_free_pages() == 0);
+	CHECK(m->nr_free_pages() == 0);
 	CHECK(src.acquire(2).err == error::no_memory);
 	CHECK(src.acquire(1).err == error::no_memory);
 	for (auto &run : runs)
 		REQUIRE(src.release(run) == error::ok);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(m->backend.stats().aliases == boot.aliases);
 	ua_test::free_blocks(*m, aged);
 }
@@ -223,7 +230,7 @@ TEST_CASE_TEMPLATE("chunk_source: a power-of-two run up to MAX_PAGE_ORDER takes 
 	auto m = M::make();
 	cache_config cfg = text_cache_config();
 	chunk_source<typename M::backend> src(*m, cfg);
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	static_assert(chunk_order + 1 <= page_max_order, "two chunks fit one buddy block");
 	auto r = src.acquire(2);
 	REQUIRE(r.ok());
@@ -234,7 +241,7 @@ TEST_CASE_TEMPLATE("chunk_source: a power-of-two run up to MAX_PAGE_ORDER takes 
 	auto r3 = src.acquire(3);
 	REQUIRE(r3.ok());
 	CHECK(r3.value.order == chunk_order);
-	CHECK(m->pages.nr_free_pages() == free0 - 5 * pages_per_chunk); /* 2 + 3: nothing wasted */
+	CHECK(m->nr_free_pages() == free0 - 5 * pages_per_chunk); /* 2 + 3: nothing wasted */
 	for (std::size_t i = 0; i < r3.value.piece_count(); i++)
 		CHECK((r3.value.piece(i).pfn >> (pud_shift - page_shift)) == (r.value.pfn >> (pud_shift - page_shift)));
 	CHECK(src.stats().dm_changes == 1 + r3.value.piece_count()); /* one change per run of adjacent chunks */
@@ -243,11 +250,11 @@ TEST_CASE_TEMPLATE("chunk_source: a power-of-two run up to MAX_PAGE_ORDER takes 
 	REQUIRE(r4.ok());
 	CHECK(r4.value.scattered());
 	CHECK(r4.value.order == chunk_order);
-	CHECK(m->pages.nr_free_pages() == free0 - 9 * pages_per_chunk);
+	CHECK(m->nr_free_pages() == free0 - 9 * pages_per_chunk);
 	REQUIRE(src.release(r4.value) == error::ok);
 	REQUIRE(src.release(r3.value) == error::ok);
 	REQUIRE(src.release(r.value) == error::ok);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }
 
 /* Every operation of a scattered acquire failed in turn: each failure is reported and leaves the machine as it was. */
@@ -258,11 +265,11 @@ void check_scattered_rollback(std::uint64_t nr_pages)
 	machine<B> m(nr_pages);
 	if constexpr (std::is_same_v<Inner, linux_backend>)
 		REQUIRE(m.backend.inner().ok());
-	m.pages.set_fault_hook(&B::page_alloc_hook, &m.backend.injector());
+	m.with_lock([](page_allocator &pa, B &b) { pa.set_fault_hook(&B::page_alloc_hook, &b.injector()); });
 	cache_config cfg = text_cache_config();
 	chunk_source<B> src(m, cfg);
 	const auto aged = ua_test::scatter_free_chunks(m);
-	const std::uint64_t free0 = m.pages.nr_free_pages();
+	const std::uint64_t free0 = m.nr_free_pages();
 	const auto aliases0 = m.backend.stats().aliases;
 	m.backend.injector().arm(0);
 	{
@@ -284,7 +291,7 @@ void check_scattered_rollback(std::uint64_t nr_pages)
 			continue;
 		}
 		CHECK((r.err == error::no_memory || r.err == error::backend_failure));
-		CHECK(m.pages.nr_free_pages() == free0);
+		CHECK(m.nr_free_pages() == free0);
 		CHECK(m.backend.stats().aliases == aliases0);
 		for (pfn_t p : aged.freed)
 			CHECK(m.backend.direct_map_state(p) == dm_state::rw);
@@ -292,7 +299,7 @@ void check_scattered_rollback(std::uint64_t nr_pages)
 	auto r = src.acquire(3);
 	REQUIRE(r.ok());
 	REQUIRE(src.release(r.value) == error::ok);
-	CHECK(m.pages.nr_free_pages() == free0);
+	CHECK(m.nr_free_pages() == free0);
 	ua_test::free_blocks(m, aged);
 }
 
@@ -309,9 +316,10 @@ TEST_CASE("chunk_source: a failing step of a scattered acquire undoes every piec
 TEST_CASE("chunk_source: chunks go first where the direct map is already split, and split no 1 GiB page there")
 {
 	/* 8 GiB: DMA32 below 4 GiB, Normal above; boot maps the first GiB with smaller pages. */
-	auto count_split_regions = [](const machine<sim_direct_map> &m) {
+	auto count_split_regions = [](machine<sim_direct_map> &m) {
 		std::uint64_t n = 0;
-		for (pfn_t p = 0; p < m.pages.end_pfn(); p += pages_per_region)
+		const pfn_t end = m.with_lock([](page_allocator &pa, auto &) { return pa.end_pfn(); });
+		for (pfn_t p = 0; p < end; p += pages_per_region)
 			n += m.backend.direct_map_page_size(p) != pud_size;
 		return n;
 	};
@@ -342,15 +350,15 @@ TEST_CASE("chunk_source: chunks go first where the direct map is already split, 
 	CHECK(s.direct_map_level2_splits == boot.direct_map_level2_splits);
 	CHECK(count_split_regions(m) == boot_split);
 	for (const auto &r : runs)
-		CHECK(m.pages.zone_of(r.pfn) != zone_type::dma);
+		CHECK(ua_test::zone_of(m, r.pfn) != zone_type::dma);
 	/* The page allocator's own choice (ZONE_NORMAL, above 4 GiB) splits a 1 GiB page. */
 	CHECK(off_m.backend.stats().direct_map_level3_splits > boot.direct_map_level3_splits);
-	CHECK(m.pages.check_consistency() == "");
+	CHECK(m.check_consistency() == "");
 	for (auto &r : runs)
 		REQUIRE(src.release(r) == error::ok);
 	for (auto &r : off_runs)
 		REQUIRE(off_src.release(r) == error::ok);
 	CHECK(m.backend.stats().direct_map_level3_splits == boot.direct_map_level3_splits);
 	CHECK(m.backend.stats().directmap_1g_kb == boot.directmap_1g_kb);
-	CHECK(m.pages.check_consistency() == "");
+	CHECK(m.check_consistency() == "");
 }

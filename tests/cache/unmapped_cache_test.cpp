@@ -67,7 +67,7 @@ TEST_CASE_TEMPLATE("cache: a chunk leaves the direct map whole, with one call an
 {
 	auto m = M::make();
 	auto before = m->backend.stats();
-	std::uint64_t free_before = m->pages.nr_free_pages();
+	std::uint64_t free_before = m->nr_free_pages();
 	unmapped_cache<typename M::backend> c(*m, text_cache_config());
 	auto r = c.alloc(100);
 	REQUIRE(r.ok());
@@ -76,7 +76,7 @@ TEST_CASE_TEMPLATE("cache: a chunk leaves the direct map whole, with one call an
 	CHECK(s.chunks == 1);
 	CHECK(s.source.dm_changes == 1);
 	CHECK(s.source.tlb_flushes == 1);
-	CHECK(m->pages.nr_free_pages() == free_before - pages_per_chunk);
+	CHECK(m->nr_free_pages() == free_before - pages_per_chunk);
 	auto after = m->backend.stats();
 	CHECK(after.direct_map_level2_splits == before.direct_map_level2_splits); /* no 2 MiB page split: the chunk changed as a whole */
 	if (after.directmap_available)
@@ -92,7 +92,7 @@ TEST_CASE_TEMPLATE("cache: spare chunks, release beyond them and shrink restore 
 {
 	auto m = M::make();
 	auto before = m->backend.stats();
-	std::uint64_t free_before = m->pages.nr_free_pages();
+	std::uint64_t free_before = m->nr_free_pages();
 	cache_config cfg = text_cache_config();
 	cfg.spare_chunks = 1;
 	cfg.nr_shards = 1;
@@ -115,7 +115,7 @@ TEST_CASE_TEMPLATE("cache: spare chunks, release beyond them and shrink restore 
 		CHECK(s.spare_chunks == 1); /* one kept, two given back */
 		CHECK(s.chunks == 1);
 		CHECK(s.source.released == 2);
-		CHECK(m->pages.nr_free_pages() == free_before - pages_per_chunk);
+		CHECK(m->nr_free_pages() == free_before - pages_per_chunk);
 		/* Reuse of the spare takes no new direct-map change. */
 		auto dm = s.source.dm_changes;
 		auto r = c.alloc(4096);
@@ -146,7 +146,7 @@ TEST_CASE_TEMPLATE("cache: spare chunks, release beyond them and shrink restore 
 		CHECK_FALSE(c.contains(r.value));
 		CHECK(m->backend.direct_map_state(fr->pfn) == dm_state::rw);
 		CHECK(c.stats().chunks == 0);
-		CHECK(m->pages.nr_free_pages() == free_before);
+		CHECK(m->nr_free_pages() == free_before);
 		CHECK(c.check_consistency() == "");
 	}
 	auto after = m->backend.stats();
@@ -156,13 +156,13 @@ TEST_CASE_TEMPLATE("cache: spare chunks, release beyond them and shrink restore 
 		CHECK(after.directmap_4k_kb <= before.directmap_4k_kb);
 		CHECK(after.directmap_1g_kb >= before.directmap_1g_kb);
 	}
-	CHECK(m->pages.nr_free_pages() == free_before);
+	CHECK(m->nr_free_pages() == free_before);
 }
 
 TEST_CASE_TEMPLATE("cache: allocations larger than a chunk take whole chunks at one contiguous alias", M, BACKENDS)
 {
 	auto m = M::make();
-	std::uint64_t free_before = m->pages.nr_free_pages();
+	std::uint64_t free_before = m->nr_free_pages();
 	unmapped_cache<typename M::backend> c(*m, text_cache_config());
 	auto r = c.alloc(3 * chunk_size + 5);
 	REQUIRE(r.ok());
@@ -178,7 +178,7 @@ TEST_CASE_TEMPLATE("cache: allocations larger than a chunk take whole chunks at 
 	REQUIRE(c.free(r.value) == error::ok);
 	CHECK(c.free(r.value) != error::ok);
 	CHECK(c.stats().chunks == 0);
-	CHECK(m->pages.nr_free_pages() == free_before);
+	CHECK(m->nr_free_pages() == free_before);
 }
 
 TEST_CASE_TEMPLATE("cache: no large allocation that vmalloc() would satisfy fails when no two free chunks are adjacent", M,
@@ -186,7 +186,7 @@ TEST_CASE_TEMPLATE("cache: no large allocation that vmalloc() would satisfy fail
 {
 	auto m = M::make();
 	const auto aged = ua_test::scatter_free_chunks(*m);
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	const std::size_t nr_free = aged.freed.size();
 	REQUIRE(nr_free >= 8);
 	unmapped_cache<typename M::backend> c(*m, text_cache_config());
@@ -215,7 +215,7 @@ TEST_CASE_TEMPLATE("cache: no large allocation that vmalloc() would satisfy fail
 		left -= n;
 	}
 	CHECK(c.check_consistency().empty());
-	CHECK(m->pages.nr_free_pages() == left * pages_per_chunk);
+	CHECK(m->nr_free_pages() == left * pages_per_chunk);
 	/* Now there is no room: refused, and nothing changed. */
 	const std::string before = fingerprint(c);
 	CHECK(c.alloc(2 * chunk_size).err == error::no_memory);
@@ -223,7 +223,7 @@ TEST_CASE_TEMPLATE("cache: no large allocation that vmalloc() would satisfy fail
 	for (auto &[p, n] : live)
 		REQUIRE(c.free(p) == error::ok);
 	CHECK(c.stats().chunks == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	ua_test::free_blocks(*m, aged);
 }
 
@@ -265,7 +265,7 @@ TEST_CASE_TEMPLATE("cache: ENOMEM is told apart from EINVAL and nothing leaks", 
 {
 	/* A 16 MiB machine: 8 chunks at most. */
 	auto m = M::make(4096);
-	std::uint64_t free_before = m->pages.nr_free_pages();
+	std::uint64_t free_before = m->nr_free_pages();
 	cache_config cfg = secret_cache_config();
 	cfg.nr_shards = 1;
 	{
@@ -286,7 +286,7 @@ TEST_CASE_TEMPLATE("cache: ENOMEM is told apart from EINVAL and nothing leaks", 
 		CHECK(c.alloc(64, 1, ua_norefill).err == error::no_memory);
 		CHECK(c.stats().chunks == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free_before);
+	CHECK(m->nr_free_pages() == free_before);
 }
 
 TEST_CASE_TEMPLATE("cache: text is written through the write path and trap-filled when freed", M, BACKENDS)

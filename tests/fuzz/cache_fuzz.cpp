@@ -295,7 +295,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 			std::abort();
 		}
 	}
-	if (std::string why = w.m.pages.check_consistency(); !why.empty())
+	if (std::string why = w.m.check_consistency(); !why.empty())
 		fail(why.c_str());
 	return 0;
 }

@@ -155,7 +155,7 @@ int refused_round(int err)
 		secret_machine m(16384);
 		CHILD_EXPECT(!m.backend.ok());
 		CHILD_EXPECT(m.backend.init_error() == -err);
-		const std::uint64_t free0 = m.pages.nr_free_pages();
+		const std::uint64_t free0 = m.nr_free_pages();
 		unmapped_cache<secretmem_backend> c(m, secret_cache_config());
 		for (std::size_t size : {std::size_t{64}, std::size_t{4096}, chunk_size, 3 * chunk_size}) {
 			auto r = c.alloc(size);
@@ -168,7 +168,7 @@ int refused_round(int err)
 		c.shrink();
 		CHILD_EXPECT(c.stats().chunks == 0);
 		CHILD_EXPECT(c.stats().source.repairs_pending == 0);
-		CHILD_EXPECT(m.pages.nr_free_pages() == free0);
+		CHILD_EXPECT(m.nr_free_pages() == free0);
 		CHILD_EXPECT(m.backend.stats().aliases == 0);
 	}
 	return 0;
@@ -245,7 +245,7 @@ TEST_CASE("secretmem cache: acquire and release undo each other; the released ru
 	if (!secretmem_here())
 		return;
 	auto m = make_machine();
-	const std::uint64_t free_before = m->pages.nr_free_pages();
+	const std::uint64_t free_before = m->nr_free_pages();
 	cache_config cfg = secret_cache_config();
 	chunk_source<secretmem_backend> src(*m, cfg);
 	auto r = src.acquire(1);
@@ -258,7 +258,7 @@ TEST_CASE("secretmem cache: acquire and release undo each other; the released ru
 	REQUIRE(src.release(run) == error::ok);
 	CHECK(m->backend.direct_map_state(run.pfn) == dm_state::rw);
 	CHECK(m->backend.stats().aliases == 0);
-	CHECK(m->pages.nr_free_pages() == free_before);
+	CHECK(m->nr_free_pages() == free_before);
 	const std::byte *v = m->backend.view_address(run.pfn);
 	CHECK(std::all_of(v, v + run.bytes(), [](std::byte b) { return b == std::byte{0}; }));
 	/* The kernel keeps the pages out of its direct map; the next acquire of them faults nothing new. */
@@ -346,7 +346,7 @@ TEST_CASE("secretmem cache: ENOMEM is told apart from EINVAL and nothing leaks")
 	if (!secretmem_here())
 		return;
 	auto m = make_machine(2048); /* 8 MiB: 4 chunks at most, all faulted in */
-	const std::uint64_t free_before = m->pages.nr_free_pages();
+	const std::uint64_t free_before = m->nr_free_pages();
 	cache_config cfg = secret_cache_config();
 	cfg.nr_shards = 1;
 	{
@@ -364,7 +364,7 @@ TEST_CASE("secretmem cache: ENOMEM is told apart from EINVAL and nothing leaks")
 		c.shrink();
 		CHECK(c.stats().chunks == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free_before);
+	CHECK(m->nr_free_pages() == free_before);
 	CHECK(m->backend.stats().aliases == 0);
 }
 
@@ -373,14 +373,14 @@ TEST_CASE("secretmem cache: text and ro caches cannot use this memory; their all
 	if (!secretmem_here())
 		return;
 	auto m = make_machine(4096);
-	const std::uint64_t free_before = m->pages.nr_free_pages();
+	const std::uint64_t free_before = m->nr_free_pages();
 	unmapped_cache<secretmem_backend> text(*m, text_cache_config()); /* needs an rx alias: refused */
 	unmapped_cache<secretmem_backend> ro(*m, ro_cache_config());     /* needs a read-only direct map: refused */
 	CHECK(text.alloc(64).err == error::backend_failure);
 	CHECK(ro.alloc(64).err == error::backend_failure);
 	CHECK(text.stats().chunks == 0);
 	CHECK(ro.stats().chunks == 0);
-	CHECK(m->pages.nr_free_pages() == free_before);
+	CHECK(m->nr_free_pages() == free_before);
 	CHECK(m->backend.stats().aliases == 0);
 	CHECK(m->backend.direct_map_state(0) == dm_state::rw);
 }

@@ -9,6 +9,7 @@
 
 #include "peer_fixture.h"
 #include "peers/bpf_prog_pack.h"
+#include <support/machine_lock.h>
 
 using namespace ua;
 using namespace ua::peers;
@@ -40,7 +41,7 @@ TEST_CASE_TEMPLATE("bpf-prog-pack 6.18: a pack is 512 order-0 pages, INT3-filled
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	const std::uint64_t written0 = m->backend.stats().bytes_written;
 	bpf_prog_pack_peer<B> pp(*m);
 	CHECK(pp.pack_size() == chunk_size); /* SZ_2M * num_possible_nodes(), one node */
@@ -48,7 +49,7 @@ TEST_CASE_TEMPLATE("bpf-prog-pack 6.18: a pack is 512 order-0 pages, INT3-filled
 	REQUIRE(a.ok());
 	const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, pages_per_chunk);
 	for (pfn_t p : pfns) {
-		CHECK(m->pages.allocated_order(p).value == 0u); /* vmalloc: order-0 pages */
+		CHECK(ua_test::allocated_order(*m, p).value == 0u); /* vmalloc: order-0 pages */
 		CHECK(m->backend.direct_map_state(p) == dm_state::ro);
 	}
 	CHECK(m->backend.alias_prot(a.value) == prot::rx);
@@ -92,7 +93,7 @@ TEST_CASE_TEMPLATE("bpf-prog-pack 6.18: a pack is 512 order-0 pages, INT3-filled
 	CHECK(s.chunks == 0);
 	CHECK(s.dm_changes == 1 + 2 * pages_per_chunk); /* rox, then invalid and default page by page */
 	CHECK(s.flushes == 2);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 }
@@ -124,7 +125,7 @@ TEST_CASE("bpf-prog-pack 6.18: a pack over 512 scattered frames splits exactly t
 		CHECK(m.backend.stats().direct_map_level2_collapses == before.direct_map_level2_collapses);
 	}
 	peer_test::unpin(m, pinned);
-	CHECK(m.pages.nr_free_pages() == m.nr_pages());
+	CHECK(m.nr_free_pages() == m.nr_pages());
 }
 
 TEST_CASE("bpf-prog-pack 6.18: on a fresh machine a pack still splits the 2 MiB page it lies in")
@@ -184,7 +185,7 @@ TEST_CASE("bpf-prog-pack 5.18-rc: a huge pack changes its 2 MiB in place, and vm
 	REQUIRE(a.ok());
 	const frame_range f = peer_test::frames_of(*m, a.value);
 	CHECK(f.nr_pages == pages_per_chunk);
-	CHECK(m->pages.allocated_order(f.pfn).value == chunk_order); /* one order-9 page */
+	CHECK(ua_test::allocated_order(*m, f.pfn).value == chunk_order); /* one order-9 page */
 	CHECK(peer_test::count_state(*m, f, dm_state::ro) == pages_per_chunk);
 	machine<sim_direct_map> shadow(m->nr_pages());
 	const bool was_large = shadow.backend.direct_map_level(f.pfn) != map_level::pte_4k;
@@ -218,7 +219,7 @@ TEST_CASE("bpf-prog-pack: 6.0 makes a pack ro then x (two flushes), 6.2 set_memo
 TEST_CASE("bpf-prog-pack on freetype-unmapped: the pack's pages come out of one flipped pageblock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	const auto before = m->backend.stats();
 	{
 		bpf_prog_pack_peer<sim_direct_map> pp(*m, {.source = pack_source::freetype_unmapped});
@@ -228,7 +229,7 @@ TEST_CASE("bpf-prog-pack on freetype-unmapped: the pack's pages come out of one 
 		CHECK(pp.pool()->stats().pageblocks_unmapped == 1);
 		const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, pages_per_chunk);
 		const auto blk = pp.pool()->lists().blocks().begin();
-		CHECK(m->pages.allocated_order(blk->first).value == chunk_order);
+		CHECK(ua_test::allocated_order(*m, blk->first).value == chunk_order);
 		for (pfn_t p : pfns) {
 			CHECK((p >> chunk_order) == (blk->first >> chunk_order)); /* all 512 in the one pageblock */
 			CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
@@ -244,7 +245,7 @@ TEST_CASE("bpf-prog-pack on freetype-unmapped: the pack's pages come out of one 
 		pp.drain();
 		CHECK(pp.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
@@ -288,7 +289,7 @@ TEST_CASE_TEMPLATE("bpf-prog-pack: a request larger than a pack gets its own pag
 		   linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	bpf_prog_pack_peer<B> pp(*m);
 	auto a = pp.alloc(chunk_size + 1, 64);
 	REQUIRE(a.ok());
@@ -298,12 +299,12 @@ TEST_CASE_TEMPLATE("bpf-prog-pack: a request larger than a pack gets its own pag
 	CHECK(s.live_bytes == chunk_size + page_size);
 	for (pfn_t p : peer_test::alias_pfns(*m, a.value, pages_per_chunk + 1)) {
 		CHECK(m->backend.direct_map_state(p) == dm_state::ro);
-		CHECK(m->pages.allocated_order(p).value == 0u); /* module_alloc/execmem: order-0 pages */
+		CHECK(ua_test::allocated_order(*m, p).value == 0u); /* module_alloc/execmem: order-0 pages */
 	}
 	CHECK(m->backend.alias_prot(a.value) == prot::rx);
 	CHECK(pp.free(a.value + page_size) == error::interior_pointer);
 	CHECK(pp.free(a.value) == error::ok);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
@@ -330,7 +331,7 @@ TEST_CASE("bpf-prog-pack: a failing backend operation is unwound")
 {
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	bpf_prog_pack_peer<flaky_sim> pp(*m);
 	flaky_sim::fail_map_alias = 0;
 	CHECK(pp.alloc(64, 64).err == error::backend_failure);
@@ -349,7 +350,7 @@ TEST_CASE("bpf-prog-pack: a failing backend operation is unwound")
 	}
 	flaky_sim::reset();
 	CHECK(pp.nr_packs() == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 }
@@ -357,7 +358,7 @@ TEST_CASE("bpf-prog-pack: a failing backend operation is unwound")
 TEST_CASE("bpf-prog-pack: concurrent callers are serialised by the peer's lock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		bpf_prog_pack_peer<sim_direct_map> p(*m);
 		CHECK(peer_test::hammer(p, 4, 300, 4000, 64) == 0);
@@ -365,5 +366,5 @@ TEST_CASE("bpf-prog-pack: concurrent callers are serialised by the peer's lock")
 		p.drain();
 		CHECK(p.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

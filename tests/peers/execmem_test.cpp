@@ -6,6 +6,7 @@
 
 #include "peer_fixture.h"
 #include "peers/execmem.h"
+#include <support/machine_lock.h>
 
 using namespace ua;
 using namespace ua::peers;
@@ -40,7 +41,7 @@ TEST_CASE_TEMPLATE("execmem 6.18: an order-9 chunk, set_memory_rox'd in place, s
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	const std::uint64_t written0 = m->backend.stats().bytes_written;
 	const auto before = m->backend.stats();
 	execmem_peer<B> em(*m);
@@ -48,7 +49,7 @@ TEST_CASE_TEMPLATE("execmem 6.18: an order-9 chunk, set_memory_rox'd in place, s
 	REQUIRE(a.ok());
 	const frame_range f = peer_test::frames_of(*m, a.value);
 	CHECK(f.nr_pages == pages_per_chunk);
-	CHECK(m->pages.allocated_order(f.pfn).value == chunk_order); /* VM_ALLOW_HUGE_VMAP */
+	CHECK(ua_test::allocated_order(*m, f.pfn).value == chunk_order); /* VM_ALLOW_HUGE_VMAP */
 	CHECK(peer_test::count_state(*m, f, dm_state::ro) == pages_per_chunk); /* 925f42645118: in the direct map, ro */
 	CHECK(m->backend.alias_prot(a.value) == prot::rx);
 	CHECK(m->backend.stats().bytes_written - written0 == chunk_size);
@@ -87,7 +88,7 @@ TEST_CASE_TEMPLATE("execmem 6.18: an order-9 chunk, set_memory_rox'd in place, s
 	CHECK(s.pages_held == 0);
 	CHECK(s.chunks == 0);
 	em.drain();
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 }
@@ -162,19 +163,19 @@ TEST_CASE("execmem: with less than 2 MiB free, 6.15 fails and 6.17 populates the
 	{
 		execmem_peer<sim_direct_map> e15(m, {.release = v6_15});
 		CHECK(e15.alloc(2 * page_size, 1).err == error::no_memory);
-		CHECK(m.pages.nr_free_pages() == 4);
+		CHECK(m.nr_free_pages() == 4);
 		execmem_peer<sim_direct_map> e17(m, {.release = v6_17});
 		auto a = e17.alloc(2 * page_size, 1);
 		REQUIRE(a.ok());
 		CHECK(e17.stats().pages_held == 2);
-		CHECK(m.pages.nr_free_pages() == 2);
+		CHECK(m.nr_free_pages() == 2);
 		/* Clean frees only PMD-aligned PMD multiples: the 8 KiB chunk stays cached after its free. */
 		CHECK(e17.free(a.value) == error::ok);
 		e17.drain();
 		CHECK(e17.stats().pages_held == 2);
 		CHECK(e17.free_ranges().size() == 1);
 	}
-	CHECK(m.pages.nr_free_pages() == 4);
+	CHECK(m.nr_free_pages() == 4);
 	peer_test::unpin(m, pinned);
 }
 
@@ -194,7 +195,7 @@ TEST_CASE("execmem 6.17: a free whose force_rw fails waits in pending_free and c
 {
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		execmem_peer<flaky_sim> em(*m, {.release = v6_17});
 		auto a = em.alloc(page_size, 1), b = em.alloc(page_size, 1);
@@ -210,7 +211,7 @@ TEST_CASE("execmem 6.17: a free whose force_rw fails waits in pending_free and c
 		CHECK(em.pending_frees() == 0);
 		CHECK(em.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
@@ -240,7 +241,7 @@ TEST_CASE_TEMPLATE("execmem: chunks above 2 MiB are order-9 pages at one alias; 
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		execmem_peer<B> em(*m);
 		auto a1 = em.alloc(chunk_size - page_size, 1), a2 = em.alloc(page_size, 1); /* chunk 1, full */
@@ -258,8 +259,8 @@ TEST_CASE_TEMPLATE("execmem: chunks above 2 MiB are order-9 pages at one alias; 
 		auto big = em.alloc(chunk_size + page_size, 1);
 		REQUIRE(big.ok());
 		const auto pfns = peer_test::alias_pfns(*m, big.value, 2 * pages_per_chunk);
-		CHECK(m->pages.allocated_order(pfns[0]).value == chunk_order);
-		CHECK(m->pages.allocated_order(pfns[pages_per_chunk]).value == chunk_order);
+		CHECK(ua_test::allocated_order(*m, pfns[0]).value == chunk_order);
+		CHECK(ua_test::allocated_order(*m, pfns[pages_per_chunk]).value == chunk_order);
 		CHECK(em.stats().pages_held == 4 * pages_per_chunk);
 		CHECK(em.free(big.value) == error::ok);
 		CHECK(em.stats().pages_held == 2 * pages_per_chunk);
@@ -268,7 +269,7 @@ TEST_CASE_TEMPLATE("execmem: chunks above 2 MiB are order-9 pages at one alias; 
 		CHECK(em.free(b2.value) == error::ok);
 		CHECK(em.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
@@ -297,7 +298,7 @@ TEST_CASE("execmem: a failing backend operation is unwound")
 {
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	for (linux_version k : {v6_13_rc, v6_15, v6_17}) {
 		execmem_peer<flaky_sim> em(*m, {.release = k});
 		flaky_sim::fail_map_alias = 0;
@@ -306,7 +307,7 @@ TEST_CASE("execmem: a failing backend operation is unwound")
 		CHECK(em.alloc(page_size, 1).err == error::backend_failure);
 		flaky_sim::reset();
 		CHECK(em.stats().pages_held == 0);
-		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(m->nr_free_pages() == free0);
 		CHECK(peer_test::direct_map_all_rw(*m) == "");
 		CHECK(m->backend.stats().aliases == 0);
 		auto a = em.alloc(page_size, 1);
@@ -318,7 +319,7 @@ TEST_CASE("execmem: a failing backend operation is unwound")
 TEST_CASE("execmem: concurrent callers are serialised by the peer's lock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		execmem_peer<sim_direct_map> p(*m);
 		CHECK(peer_test::hammer(p, 4, 300, 20000, 1) == 0);
@@ -326,5 +327,5 @@ TEST_CASE("execmem: concurrent callers are serialised by the peer's lock")
 		p.drain();
 		CHECK(p.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

@@ -6,6 +6,7 @@
 
 #include "peer_fixture.h"
 #include "peers/freetype_unmapped.h"
+#include <support/machine_lock.h>
 
 using namespace ua;
 using namespace ua::peers;
@@ -15,7 +16,7 @@ TEST_CASE_TEMPLATE("freetype-unmapped: the first order-0 allocation flips exactl
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	const auto before = m->backend.stats();
 	{
 		freetype_unmapped_peer<B> ft(*m);
@@ -24,7 +25,7 @@ TEST_CASE_TEMPLATE("freetype-unmapped: the first order-0 allocation flips exactl
 		CHECK(ft.pool_stats().pageblocks_unmapped == 1);
 		const pfn_t pfn = peer_test::alias_pfns(*m, a.value, 1)[0];
 		const frame_range block{pfn & ~pfn_t{pages_per_chunk - 1}, pages_per_chunk};
-		CHECK(m->pages.allocated_order(block.pfn).value == chunk_order); /* max(order 0, pageblock_order) */
+		CHECK(ua_test::allocated_order(*m, block.pfn).value == chunk_order); /* max(order 0, pageblock_order) */
 		CHECK(peer_test::count_state(*m, block, dm_state::invalid) == pages_per_chunk); /* the whole pageblock */
 		auto s = ft.stats();
 		CHECK(s.dm_changes == 1); /* one call over the aligned 2 MiB */
@@ -56,7 +57,7 @@ TEST_CASE_TEMPLATE("freetype-unmapped: the first order-0 allocation flips exactl
 		CHECK(ft.stats().dm_changes == 2);
 		CHECK(ft.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 }
@@ -65,11 +66,11 @@ TEST_CASE_TEMPLATE("freetype-unmapped: refused in atomic context when the unmapp
 		   linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	freetype_unmapped_peer<B> ft(*m);
 	CHECK(ft.alloc_atomic(page_size, 1).err == error::no_memory);
 	CHECK(ft.pool_stats().atomic_refusals == 1);
-	CHECK(m->pages.nr_free_pages() == free0); /* nothing taken, nothing changed */
+	CHECK(m->nr_free_pages() == free0); /* nothing taken, nothing changed */
 	CHECK(ft.stats().dm_changes == 0);
 	auto a = ft.alloc(page_size, 1); /* may sleep: flips a pageblock */
 	REQUIRE(a.ok());
@@ -90,7 +91,7 @@ TEST_CASE_TEMPLATE("freetype-unmapped: orders above the pageblock flip their own
 	CHECK(ft.pool_stats().pageblocks_unmapped == 2);
 	CHECK(ft.stats().dm_changes == 1);
 	const pfn_t pfn = peer_test::alias_pfns(*m, a.value, 1)[0];
-	CHECK(m->pages.allocated_order(pfn).value == 10u);
+	CHECK(ua_test::allocated_order(*m, pfn).value == 10u);
 	CHECK(ft.alloc(std::size_t{8} << 20, 1).err == error::too_large);
 	CHECK(ft.free(a.value) == error::ok);
 	ft.drain();
@@ -107,7 +108,7 @@ TEST_CASE("freetype-unmapped: with no free pageblock in the page allocator there
 	{
 		freetype_unmapped_peer<sim_direct_map> ft(m);
 		CHECK(ft.alloc(page_size, 1).err == error::no_memory); /* 64 free frames, no free pageblock */
-		CHECK(m.pages.nr_free_pages() == 64);
+		CHECK(m.nr_free_pages() == 64);
 	}
 	peer_test::unpin(m, pinned);
 }
@@ -120,7 +121,7 @@ TEST_CASE_TEMPLATE("freetype-unmapped vmalloc: module text is n order-0 unmapped
 	auto a = ft.alloc(3 * page_size, 1);
 	REQUIRE(a.ok());
 	for (pfn_t p : peer_test::alias_pfns(*m, a.value, 3)) {
-		CHECK(m->pages.allocated_order(p & ~pfn_t{pages_per_chunk - 1}).value == chunk_order);
+		CHECK(ua_test::allocated_order(*m, p & ~pfn_t{pages_per_chunk - 1}).value == chunk_order);
 		CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
 	}
 	CHECK(m->backend.alias_prot(a.value) == prot::rx);
@@ -151,12 +152,12 @@ TEST_CASE("freetype-unmapped: a failing backend operation is unwound")
 {
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		freetype_unmapped_peer<flaky_sim> ft(*m);
 		flaky_sim::fail_dm = 0; /* the flip */
 		CHECK(ft.alloc(page_size, 1).err == error::backend_failure);
-		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(m->nr_free_pages() == free0);
 		flaky_sim::fail_map_alias = 0;
 		CHECK(ft.alloc(page_size, 1).err == error::backend_failure);
 		flaky_sim::reset();
@@ -164,14 +165,14 @@ TEST_CASE("freetype-unmapped: a failing backend operation is unwound")
 		CHECK(ft.stats().live_count == 0);
 		ft.drain();
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
 TEST_CASE("freetype-unmapped: concurrent callers are serialised by the peer's lock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		freetype_unmapped_peer<sim_direct_map> p(*m);
 		CHECK(peer_test::hammer(p, 4, 300, 5 * page_size, 1) == 0);
@@ -179,5 +180,5 @@ TEST_CASE("freetype-unmapped: concurrent callers are serialised by the peer's lo
 		p.drain();
 		CHECK(p.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

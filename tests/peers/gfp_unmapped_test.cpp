@@ -6,6 +6,7 @@
 
 #include "peer_fixture.h"
 #include "peers/gfp_unmapped.h"
+#include <support/machine_lock.h>
 
 using namespace ua;
 using namespace ua::peers;
@@ -15,7 +16,7 @@ TEST_CASE_TEMPLATE("gfp-unmapped pages: refills with a pageblock and unmaps page
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	gfp_unmapped_peer<B> gu(*m, {.use = gfp_unmapped_use::pages});
 
 	auto a = gu.alloc(100, 1);
@@ -24,7 +25,7 @@ TEST_CASE_TEMPLATE("gfp-unmapped pages: refills with a pageblock and unmaps page
 	CHECK(fa.nr_pages == 1);
 	const frame_range block{fa.pfn & ~pfn_t{pages_per_chunk - 1}, pages_per_chunk};
 	CHECK(fa.pfn == block.pfn);
-	CHECK(m->pages.allocated_order(block.pfn).value == chunk_order); /* one PMD-order refill */
+	CHECK(ua_test::allocated_order(*m, block.pfn).value == chunk_order); /* one PMD-order refill */
 	auto s = gu.stats();
 	CHECK(s.pages_held == pages_per_chunk);
 	CHECK(s.chunks == 1);
@@ -78,7 +79,7 @@ TEST_CASE_TEMPLATE("gfp-unmapped pages: refills with a pageblock and unmaps page
 	CHECK(s.live_bytes == 0);
 	CHECK(s.requested_bytes == 0);
 	CHECK(gu.shrink_count() == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 }
@@ -87,7 +88,7 @@ TEST_CASE_TEMPLATE("gfp-unmapped module_alloc: n order-0 pages from the cache at
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	gfp_unmapped_peer<B> gu(*m); /* module_alloc(): GFP_KERNEL | __GFP_UNMAPPED through vmalloc */
 	auto a = gu.alloc(3 * page_size, 1);
 	REQUIRE(a.ok());
@@ -95,7 +96,7 @@ TEST_CASE_TEMPLATE("gfp-unmapped module_alloc: n order-0 pages from the cache at
 	/* Three order-0 cache hand-outs from one refilled pageblock: block, +1, +2 (expand() order). */
 	const pfn_t block = pfns[0] & ~pfn_t{pages_per_chunk - 1};
 	CHECK(pfns == std::vector<pfn_t>{block, block + 1, block + 2});
-	CHECK(m->pages.allocated_order(block).value == chunk_order);
+	CHECK(ua_test::allocated_order(*m, block).value == chunk_order);
 	for (pfn_t p : pfns)
 		CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
 	CHECK(m->backend.alias_prot(a.value) == prot::rx);
@@ -116,7 +117,7 @@ TEST_CASE_TEMPLATE("gfp-unmapped module_alloc: n order-0 pages from the cache at
 	CHECK(gu.free(b.value) == error::ok);
 	gu.drain();
 	CHECK(gu.stats().pages_held == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 }
 
@@ -125,17 +126,21 @@ TEST_CASE_TEMPLATE("gfp-unmapped: falls back to a smaller block when no 2 MiB bl
 {
 	auto m = make_machine<B>();
 	std::vector<pfn_t> taken;
-	for (;;) {
-		auto r = m->pages.alloc_pages(chunk_order, gfp_any_zone);
-		if (!r)
-			break;
-		taken.push_back(r.value);
+	result<pfn_t> one;
+	{
+		typename machine<B>::guard g(m->lock);
+		for (;;) {
+			auto r = m->pages.alloc_pages(chunk_order, gfp_any_zone);
+			if (!r)
+				break;
+			taken.push_back(r.value);
+		}
+		/* One pageblock back, with one page of it allocated: free blocks of orders 0..8 remain. */
+		REQUIRE(m->pages.free_pages(taken.back(), chunk_order) == error::ok);
+		taken.pop_back();
+		one = m->pages.alloc_pages(0, gfp_any_zone);
+		REQUIRE(one.ok());
 	}
-	/* One pageblock back, with one page of it allocated: free blocks of orders 0..8 remain. */
-	REQUIRE(m->pages.free_pages(taken.back(), chunk_order) == error::ok);
-	taken.pop_back();
-	auto one = m->pages.alloc_pages(0, gfp_any_zone);
-	REQUIRE(one.ok());
 	{
 		gfp_unmapped_peer<B> gu(*m, {.use = gfp_unmapped_use::pages});
 		auto a = gu.alloc(page_size, 1);
@@ -148,10 +153,13 @@ TEST_CASE_TEMPLATE("gfp-unmapped: falls back to a smaller block when no 2 MiB bl
 		gu.drain();
 		CHECK(gu.stats().pages_held == 0);
 	}
-	REQUIRE(m->pages.free_pages(one.value, 0) == error::ok);
-	for (pfn_t p : taken)
-		REQUIRE(m->pages.free_pages(p, chunk_order) == error::ok);
-	CHECK(m->pages.nr_free_pages() == m->nr_pages());
+	{
+		typename machine<B>::guard g(m->lock);
+		REQUIRE(m->pages.free_pages(one.value, 0) == error::ok);
+		for (pfn_t p : taken)
+			REQUIRE(m->pages.free_pages(p, chunk_order) == error::ok);
+	}
+	CHECK(m->nr_free_pages() == m->nr_pages());
 }
 
 TEST_CASE_TEMPLATE("gfp-unmapped: bad input and bad frees are refused", B, sim_direct_map, linux_backend)
@@ -177,7 +185,7 @@ TEST_CASE("gfp-unmapped: a failing backend operation is unwound")
 {
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	for (gfp_unmapped_use use : {gfp_unmapped_use::pages, gfp_unmapped_use::module_alloc}) {
 		gfp_unmapped_peer<flaky_sim> gu(*m, {.use = use});
 		flaky_sim::fail_dm = 1; /* the second page of the request */
@@ -187,20 +195,20 @@ TEST_CASE("gfp-unmapped: a failing backend operation is unwound")
 		flaky_sim::reset();
 		/* The refill that served the failed request went back with it. */
 		CHECK(gu.stats().pages_held == 0);
-		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(m->nr_free_pages() == free0);
 		CHECK(peer_test::direct_map_all_rw(*m) == "");
 		CHECK(m->backend.stats().aliases == 0);
 		auto a = gu.alloc(4 * page_size, 1);
 		REQUIRE(a.ok());
 		CHECK(gu.free(a.value) == error::ok);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }
 
 TEST_CASE("gfp-unmapped: concurrent callers are serialised by the peer's lock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		gfp_unmapped_peer<sim_direct_map> p(*m);
 		CHECK(peer_test::hammer(p, 4, 300, 5 * page_size, 1) == 0);
@@ -208,5 +216,5 @@ TEST_CASE("gfp-unmapped: concurrent callers are serialised by the peer's lock")
 		p.drain();
 		CHECK(p.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

@@ -6,6 +6,7 @@
 
 #include "peer_fixture.h"
 #include "peers/guest_memfd.h"
+#include <support/machine_lock.h>
 
 using namespace ua;
 using namespace ua::peers;
@@ -15,13 +16,13 @@ TEST_CASE_TEMPLATE("guest-memfd 4 KiB folios: each folio zapped with its own flu
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	guest_memfd_peer<B> gm(*m);
 	auto a = gm.alloc(5 * 1024, 1); /* two 4 KiB folios */
 	REQUIRE(a.ok());
 	const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, 2);
 	for (pfn_t p : pfns) {
-		CHECK(m->pages.allocated_order(p).value == 0u);
+		CHECK(ua_test::allocated_order(*m, p).value == 0u);
 		CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
 	}
 	CHECK(m->backend.alias_prot(a.value) == prot::rw);
@@ -35,7 +36,7 @@ TEST_CASE_TEMPLATE("guest-memfd 4 KiB folios: each folio zapped with its own flu
 		CHECK(m->backend.direct_map_state(p) == dm_state::rw);
 	CHECK(gm.stats().dm_changes == 4); /* folio_restore_direct_map() per folio */
 	CHECK(gm.stats().flushes == 2);    /* no flush on restore */
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }
 
 TEST_CASE("guest-memfd: a 4 KiB folio splits its 2 MiB direct-map page; an aligned 2 MiB folio changes it in place")
@@ -92,14 +93,14 @@ TEST_CASE("guest-memfd: a failing backend operation is unwound")
 {
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	guest_memfd_peer<flaky_sim> gm(*m);
 	flaky_sim::fail_dm = 2; /* the third folio's zap */
 	CHECK(gm.alloc(4 * page_size, 1).err == error::backend_failure);
 	flaky_sim::fail_map_alias = 0;
 	CHECK(gm.alloc(4 * page_size, 1).err == error::backend_failure);
 	flaky_sim::reset();
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 	CHECK(gm.stats().pages_held == 0);
@@ -108,11 +109,11 @@ TEST_CASE("guest-memfd: a failing backend operation is unwound")
 TEST_CASE("guest-memfd: concurrent callers are serialised by the peer's lock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		guest_memfd_peer<sim_direct_map> p(*m);
 		CHECK(peer_test::hammer(p, 4, 300, 5 * page_size, 1) == 0);
 		CHECK(p.stats().live_count == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

@@ -10,6 +10,7 @@
 
 #include "peer_fixture.h"
 #include "peers/jemalloc_peer.h"
+#include <support/machine_lock.h>
 
 using namespace ua;
 using namespace ua::peers;
@@ -19,7 +20,7 @@ TEST_CASE_TEMPLATE("jemalloc: extents come from 2 MiB chunks out of the direct m
 		   sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	jemalloc_peer<B> je(*m);
 	REQUIRE(je.ok());
 	std::vector<std::uintptr_t> live;
@@ -53,7 +54,7 @@ TEST_CASE_TEMPLATE("jemalloc: extents come from 2 MiB chunks out of the direct m
 	s = je.stats();
 	CHECK(s.pages_held == 0);
 	CHECK(s.chunks == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 	/* A fresh arena after the drain. */
@@ -74,7 +75,7 @@ TEST_CASE_TEMPLATE("jemalloc: requests above 2 MiB take order-9 blocks at one al
 		std::uint64_t pages = 0;
 		for (const frame_range &blk : blocks) {
 			CHECK(blk.nr_pages == pages_per_chunk);
-			CHECK(m->pages.allocated_order(blk.pfn).value == chunk_order);
+			CHECK(ua_test::allocated_order(*m, blk.pfn).value == chunk_order);
 			pages += blk.nr_pages;
 		}
 		found |= pages >= 3 * pages_per_chunk;
@@ -147,7 +148,7 @@ TEST_CASE("jemalloc: its metadata stays out of hook memory (hook memory unmapped
 TEST_CASE("jemalloc: concurrent callers are serialised by the peer's lock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		jemalloc_peer<sim_direct_map> p(*m);
 		CHECK(peer_test::hammer(p, 4, 300, 20000, 16) == 0);
@@ -155,5 +156,5 @@ TEST_CASE("jemalloc: concurrent callers are serialised by the peer's lock")
 		p.drain();
 		CHECK(p.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

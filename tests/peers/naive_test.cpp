@@ -9,6 +9,7 @@
 
 #include "peer_fixture.h"
 #include "peers/naive.h"
+#include <support/machine_lock.h>
 
 using namespace ua;
 using namespace ua::peers;
@@ -18,7 +19,7 @@ TEST_CASE_TEMPLATE("naive secretmem: each page its own order-0 page, invalid and
 		   linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	naive_peer<B> nv(*m);
 
 	auto a = nv.alloc(3 * page_size - 100, 64);
@@ -30,11 +31,11 @@ TEST_CASE_TEMPLATE("naive secretmem: each page its own order-0 page, invalid and
 	CHECK(s.requested_bytes == 3 * page_size - 100);
 	CHECK(s.dm_changes == 3); /* secretmem_fault(): one call per page */
 	CHECK(s.flushes == 3);    /* ... and one flush per page */
-	CHECK(m->pages.nr_free_pages() == free0 - 3);
+	CHECK(m->nr_free_pages() == free0 - 3);
 	const std::vector<pfn_t> pfns = peer_test::alias_pfns(*m, a.value, 3);
 	for (pfn_t p : pfns) {
 		CHECK(m->backend.direct_map_state(p) == dm_state::invalid);
-		CHECK(m->pages.allocated_order(p).value == 0u);
+		CHECK(ua_test::allocated_order(*m, p).value == 0u);
 	}
 	CHECK(m->backend.alias_prot(a.value) == prot::rw);
 
@@ -56,7 +57,7 @@ TEST_CASE_TEMPLATE("naive secretmem: each page its own order-0 page, invalid and
 	CHECK(s.chunks == 0);
 	CHECK(s.live_bytes == 0);
 	CHECK(s.requested_bytes == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(peer_test::direct_map_all_rw(*m) == "");
 	CHECK(m->backend.stats().aliases == 0);
 }
@@ -133,7 +134,7 @@ TEST_CASE("naive: a 5.17 sockex1 instance's three JIT images split the 2 MiB pag
 TEST_CASE_TEMPLATE("naive: bad input and bad frees are refused and change nothing", B, sim_direct_map, linux_backend)
 {
 	auto m = make_machine<B>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	naive_peer<B> nv(*m);
 	CHECK(nv.alloc(0, 1).err == error::zero_size);
 	CHECK(nv.alloc(100, 3).err == error::bad_alignment);
@@ -150,15 +151,17 @@ TEST_CASE_TEMPLATE("naive: bad input and bad frees are refused and change nothin
 	CHECK(after.dm_changes == before.dm_changes);
 	CHECK(nv.free(a.value) == error::ok);
 	CHECK(nv.free(a.value) == error::foreign_pointer); /* double free */
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }
 
 TEST_CASE("naive: on an aged machine its one-page allocations split each unmovable 2 MiB page they land in")
 {
 	machine<sim_direct_map> m(std::uint64_t{4} << 18);
 	/* Nearly full memory: about 1.5 free frames per 2 MiB pageblock. */
-	REQUIRE(m.pages.age({.used_fraction = 0.997, .free_chunk_fraction = 0.0, .seed = 7}).ok());
-	const std::uint64_t free0 = m.pages.nr_free_pages();
+	REQUIRE(m.with_lock([](page_allocator &pa, auto &) {
+		return pa.age({.used_fraction = 0.997, .free_chunk_fraction = 0.0, .seed = 7}).ok();
+	}));
+	const std::uint64_t free0 = m.nr_free_pages();
 	machine<sim_direct_map> shadow(m.nr_pages()); /* the boot direct map, untouched */
 	naive_peer<sim_direct_map> nv(m, {.use = naive_use::vmalloc_text});
 	const auto before = m.backend.stats();
@@ -184,14 +187,17 @@ TEST_CASE("naive: on an aged machine its one-page allocations split each unmovab
 	 * from the movable page cache's, so each 2 MiB page they land in is
 	 * split once and they share few of them.
 	 */
-	for (pfn_t p : pfns)
-		CHECK(m.pages.pageblock_migratetype(p) != migrate_movable);
+	{
+		machine<sim_direct_map>::guard g(m.lock);
+		for (pfn_t p : pfns)
+			CHECK(m.pages.pageblock_migratetype(p) != migrate_movable);
+	}
 	CHECK(expect.s2m <= regions.size());
 	CHECK(expect.s2m >= 1);
 	MESSAGE("aged 4 GiB machine: ", n, " one-page allocations split ", expect.s2m, " 2 MiB pages");
 	for (std::uintptr_t a : live)
 		CHECK(nv.free(a) == error::ok);
-	CHECK(m.pages.nr_free_pages() == free0);
+	CHECK(m.nr_free_pages() == free0);
 	CHECK(nv.stats().pages_held == 0);
 }
 
@@ -199,7 +205,7 @@ TEST_CASE("naive: a failing backend operation is unwound")
 {
 	using peer_test::flaky_sim;
 	auto m = make_machine<flaky_sim>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	for (naive_use use : {naive_use::secretmem, naive_use::vmalloc_text}) {
 		naive_peer<flaky_sim> nv(*m, {.use = use});
 		flaky_sim::fail_map_alias = 0;
@@ -210,7 +216,7 @@ TEST_CASE("naive: a failing backend operation is unwound")
 		(text ? flaky_sim::fail_cpa : flaky_sim::fail_dm) = text ? 0 : 3; /* the fourth page */
 		CHECK(nv.alloc(5 * page_size, 1).err == error::backend_failure);
 		flaky_sim::reset();
-		CHECK(m->pages.nr_free_pages() == free0);
+		CHECK(m->nr_free_pages() == free0);
 		CHECK(peer_test::direct_map_all_rw(*m) == "");
 		CHECK(m->backend.stats().aliases == 0);
 		CHECK(nv.stats().pages_held == 0);
@@ -223,7 +229,7 @@ TEST_CASE("naive: a failing backend operation is unwound")
 TEST_CASE("naive: concurrent callers are serialised by the peer's lock")
 {
 	auto m = make_machine<sim_direct_map>();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	{
 		naive_peer<sim_direct_map> p(*m);
 		CHECK(peer_test::hammer(p, 4, 300, 3 * page_size, 1) == 0);
@@ -231,5 +237,5 @@ TEST_CASE("naive: concurrent callers are serialised by the peer's lock")
 		p.drain();
 		CHECK(p.stats().pages_held == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 }

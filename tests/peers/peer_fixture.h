@@ -119,6 +119,7 @@ std::vector<pfn_t> pin_all_but(machine<B> &m, const std::vector<pfn_t> &keep)
 {
 	std::vector<pfn_t> pinned;
 	pinned.reserve(std::size_t(m.nr_pages()));
+	typename machine<B>::guard g(m.lock);
 	for (;;) {
 		auto r = m.pages.alloc_pages(0, gfp_normal_only);
 		if (!r)
@@ -140,6 +141,7 @@ std::vector<pfn_t> pin_all_but(machine<B> &m, const std::vector<pfn_t> &keep)
 template <class B>
 void unpin(machine<B> &m, const std::vector<pfn_t> &pinned)
 {
+	typename machine<B>::guard g(m.lock);
 	for (pfn_t p : pinned)
 		REQUIRE(m.pages.free_pages(p, 0) == error::ok);
 }

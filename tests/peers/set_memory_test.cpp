@@ -33,7 +33,7 @@ TEST_CASE("set_memory: on a 4 KiB-mapped area each frame is its own alias step, 
 	 * Back to the buddy lists, merged: on the per-CPU lists the kept frames
 	 * would come back last-freed first (LIFO), not in address order.
 	 */
-	m.pages.drain_all_pages();
+	m.with_lock([](page_allocator &pa, auto &) { pa.drain_all_pages(); });
 	call_counts cnt;
 	vm_area a;
 	{
@@ -136,7 +136,7 @@ TEST_CASE("vm_area: vmalloc falls back to order-0 pages when an order-9 page is 
 		ua::mutex_guard g(m.lock);
 		REQUIRE(vfree_locked(m, a, false, cnt) == error::ok);
 	}
-	CHECK(m.pages.nr_free_pages() == pages_per_chunk);
+	CHECK(m.nr_free_pages() == pages_per_chunk);
 	peer_test::unpin(m, pinned);
 }
 

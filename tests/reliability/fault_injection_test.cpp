@@ -232,9 +232,12 @@ TEST_CASE("fault injection: the injector fails exactly the nth operation, once")
 
 	auto m = ua_test::sim_fault_env::make();
 	m->backend.injector().arm(1, fault_bit(fault_op::page_alloc));
-	auto r = m->pages.alloc_pages(9, gfp_normal_only);
-	CHECK(r.err == error::no_memory);
-	CHECK(m->pages.alloc_pages(9, gfp_normal_only).ok());
+	{
+		ua_test::sim_fault_env::machine_type::guard g(m->lock);
+		auto r = m->pages.alloc_pages(9, gfp_normal_only);
+		CHECK(r.err == error::no_memory);
+		CHECK(m->pages.alloc_pages(9, gfp_normal_only).ok());
+	}
 	m->backend.injector().arm(1, fault_bit(fault_op::dm_change), -EIO);
 	CHECK(m->backend.set_direct_map_invalid({0, 512}) == -EIO);
 	CHECK(m->backend.direct_map_state(0) == dm_state::rw); /* failed without touching the direct map */

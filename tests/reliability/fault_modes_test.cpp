@@ -356,7 +356,7 @@ TEST_CASE("fault modes: shrink() returns while every release of a freed large ru
 		CHECK(c.stats().chunks == 0);
 		CHECK(c.stats().source.repairs_pending == 0);
 	}
-	CHECK(m->pages.nr_free_pages() == m->pages.nr_pages());
+	CHECK(m->nr_free_pages() == m->nr_pages());
 	CHECK(ua_test::frames_out_of_direct_map(m->backend) == 0);
 	CHECK(m->backend.stats().aliases == 0);
 }
@@ -382,7 +382,7 @@ TEST_CASE_TEMPLATE("fault modes: a cache destroyed while more than 32 releases f
 		   ua_test::sim_fault_env, ua_test::fault_env<linux_backend, 49152>)
 {
 	auto m = Env::make();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	constexpr int nr_runs = 40; /* more than the chunk source's 32 records */
 	std::uint64_t chunks = 0;
 	{
@@ -398,7 +398,7 @@ TEST_CASE_TEMPLATE("fault modes: a cache destroyed while more than 32 releases f
 	CHECK(m->leaked_runs.load() == std::uint64_t(nr_runs));
 	CHECK(m->leaked_frames.load() == chunks * pages_per_chunk);
 	/* The leaked state is the consistent one the failed step left: frames allocated, out of the direct map, mapped. */
-	CHECK(m->pages.nr_free_pages() == free0 - chunks * pages_per_chunk);
+	CHECK(m->nr_free_pages() == free0 - chunks * pages_per_chunk);
 	CHECK(ua_test::frames_out_of_direct_map(m->backend) == chunks * pages_per_chunk);
 	CHECK(m->backend.stats().aliases >= std::uint64_t(nr_runs));
 	CHECK(ua_test::backend_consistency(m->backend) == "");
@@ -410,7 +410,7 @@ TEST_CASE_TEMPLATE("fault modes: a cache destroyed while more than 32 releases f
 		REQUIRE(r.ok());
 		CHECK(c.free(r.value) == error::ok);
 	}
-	CHECK(m->pages.nr_free_pages() == free0 - chunks * pages_per_chunk);
+	CHECK(m->nr_free_pages() == free0 - chunks * pages_per_chunk);
 	CHECK(m->leaked_runs.load() == std::uint64_t(nr_runs));
 }
 
@@ -418,7 +418,7 @@ TEST_CASE_TEMPLATE("fault modes: a release fault that ends during teardown: the 
 		   Env, ua_test::sim_fault_env, ua_test::fault_env<linux_backend, 49152>)
 {
 	auto m = Env::make();
-	const std::uint64_t free0 = m->pages.nr_free_pages();
+	const std::uint64_t free0 = m->nr_free_pages();
 	constexpr int nr_runs = 40;
 	{
 		unmapped_cache<typename Env::backend> c(*m, text_cache_config());
@@ -433,7 +433,7 @@ TEST_CASE_TEMPLATE("fault modes: a release fault that ends during teardown: the 
 	CHECK(m->backend.injector().nr_failed(fault_op::alias_unmap) == 100);
 	CHECK(m->leaked_runs.load() == 0);
 	CHECK(m->leaked_frames.load() == 0);
-	CHECK(m->pages.nr_free_pages() == free0);
+	CHECK(m->nr_free_pages() == free0);
 	CHECK(ua_test::frames_out_of_direct_map(m->backend) == 0);
 	CHECK(m->backend.stats().aliases == 0);
 	CHECK(ua_test::backend_consistency(m->backend) == "");

@@ -175,7 +175,7 @@ int scenario(shared_state *st, std::uint64_t first, std::uint64_t m)
 	::signal(SIGABRT, SIG_DFL); /* doctest's handler would report the child's death as the parent's test */
 	std::set_terminate(&on_terminate);
 	auto mach = env::make();
-	const std::uint64_t boot_free = mach->pages.nr_free_pages();
+	const std::uint64_t boot_free = mach->nr_free_pages();
 	{
 		std::unique_ptr<cache_t> caches[3];
 		const cache_config cfgs[3] = {text_cache_config(), secret_cache_config(), ro_cache_config()};
@@ -223,10 +223,10 @@ int scenario(shared_state *st, std::uint64_t first, std::uint64_t m)
 			EXPECT(caches[c]->check_consistency().empty());
 		}
 	}
-	EXPECT(mach->pages.nr_free_pages() == boot_free);
+	EXPECT(mach->nr_free_pages() == boot_free);
 	EXPECT(mach->backend.stats().aliases == 0);
 	EXPECT(ua_test::frames_out_of_direct_map(mach->backend) == 0);
-	EXPECT(mach->pages.check_consistency().empty());
+	EXPECT(mach->check_consistency().empty());
 	EXPECT(ua_test::backend_consistency(mach->backend).empty());
 	return 0;
 }

@@ -33,7 +33,7 @@ struct fault_env {
 	static std::unique_ptr<machine_type> make()
 	{
 		auto m = std::make_unique<machine_type>(Pages);
-		m->pages.set_fault_hook(&backend::page_alloc_hook, &m->backend.injector());
+		m->with_lock([](ua::page_allocator &pa, backend &b) { pa.set_fault_hook(&backend::page_alloc_hook, &b.injector()); });
 		return m;
 	}
 };
@@ -86,7 +86,7 @@ protected:
 	};
 
 	explicit fault_caches(typename Env::machine_type &m)
-		: m_(m), boot_free_(m.pages.nr_free_pages()), boot_aliases_(m.backend.stats().aliases)
+		: m_(m), boot_free_(m.nr_free_pages()), boot_aliases_(m.backend.stats().aliases)
 	{
 		const ua::cache_config cfgs[3] = {ua::text_cache_config(), ua::secret_cache_config(), ua::ro_cache_config()};
 		for (unsigned i = 0; i < 3; i++) {
@@ -164,17 +164,17 @@ protected:
 		INFO("chunks held " << held << ", frames recorded for later " << pending_frames << ", out of the direct map " << out);
 		CHECK(out >= held * ua::pages_per_chunk);
 		CHECK(out <= held * ua::pages_per_chunk + pending_frames);
-		CHECK(m_.pages.nr_pages() - m_.pages.nr_free_pages() >= held * ua::pages_per_chunk + pending_frames);
+		CHECK(m_.nr_pages() - m_.nr_free_pages() >= held * ua::pages_per_chunk + pending_frames);
 		CHECK(m_.backend.stats().aliases - boot_aliases_ <= held + pending_runs);
 	}
 
 	/* With the caches destroyed: every frame, alias and direct-map page is back as at boot. */
 	void check_as_at_boot()
 	{
-		CHECK(m_.pages.nr_free_pages() == boot_free_);
+		CHECK(m_.nr_free_pages() == boot_free_);
 		CHECK(m_.backend.stats().aliases == boot_aliases_);
 		CHECK(frames_out_of_direct_map(m_.backend) == 0);
-		CHECK(m_.pages.check_consistency() == "");
+		CHECK(m_.check_consistency() == "");
 		CHECK(backend_consistency(m_.backend) == "");
 	}
 

@@ -94,7 +94,7 @@ TEST_CASE("soak: two threads, three caches, deferred frees, a shrinker thread, f
 	const double seconds = soak_seconds();
 	auto m = env::make();
 	REQUIRE(m->backend.inner().ok());
-	const std::uint64_t boot_free = m->pages.nr_free_pages();
+	const std::uint64_t boot_free = m->nr_free_pages();
 	std::unique_ptr<cache_t> caches[3];
 	{
 		const cache_config cfgs[3] = {text_cache_config("soak-text"), secret_cache_config("soak-secret"),
@@ -257,7 +257,7 @@ TEST_CASE("soak: two threads, three caches, deferred frees, a shrinker thread, f
 	}
 	for (auto &c : caches)
 		c.reset();
-	CHECK(m->pages.nr_free_pages() == boot_free);
+	CHECK(m->nr_free_pages() == boot_free);
 	CHECK(m->backend.stats().aliases == 0);
 	CHECK(ua_test::frames_out_of_direct_map(m->backend) == 0);
 	CHECK(memfd_vmas() == 1);

@@ -107,7 +107,7 @@ TEST_CASE("stress: two threads, deferred frees and lock-free lookups; nothing lo
 	CHECK(c.check_consistency() == "");
 	c.shrink();
 	CHECK(c.stats().chunks == 0);
-	CHECK(m->pages.nr_free_pages() == m->pages.nr_pages());
+	CHECK(m->nr_free_pages() == m->nr_pages());
 }
 
 TEST_CASE("stress: long churn at a steady live set grows neither chunks nor metadata")

@@ -108,7 +108,7 @@ int check_all_back(real_machine &m, Cache &c, std::uint64_t boot_free)
 	c.shrink();
 	CHILD_EXPECT(c.stats().chunks == 0);
 	CHILD_EXPECT(c.stats().source.repairs_pending == 0);
-	CHILD_EXPECT(m.pages.nr_free_pages() == boot_free);
+	CHILD_EXPECT(m.nr_free_pages() == boot_free);
 	CHILD_EXPECT(m.backend.stats().aliases == 0);
 	CHILD_EXPECT(ua_test::frames_out_of_direct_map(m.backend) == 0);
 	CHILD_EXPECT(memfd_vmas() == 1); /* the view, whole again */
@@ -122,7 +122,7 @@ int check_all_back(real_machine &m, Cache &c, std::uint64_t boot_free)
  */
 int fill_until_refused(real_machine &m, const cache_config &cfg, std::size_t limit, error *seen, int *why = nullptr)
 {
-	const std::uint64_t boot_free = m.pages.nr_free_pages();
+	const std::uint64_t boot_free = m.nr_free_pages();
 	unmapped_cache<linux_backend> c(m, cfg);
 	std::vector<void *> live;
 	*seen = error::ok;

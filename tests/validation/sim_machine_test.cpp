@@ -30,7 +30,8 @@ TEST_CASE("the frames that are not RAM are never handed out")
 	sim_machine &m = *b.m;
 	CHECK(m.nr_pages() == mm.end_pfn());
 	CHECK(b.hole_pages == mm.end_pfn() - mm.ram_pages());
-	CHECK(m.pages.nr_free_pages() == mm.ram_pages());
+	CHECK(m.nr_free_pages() == mm.ram_pages());
+	sim_machine::guard g(m.lock);
 	CHECK(m.pages.nr_cpus() == 2);
 	CHECK(m.pages.zone(zone_type::normal).wmark_min > 0); /* the kernel's watermarks */
 
@@ -67,5 +68,5 @@ TEST_CASE("an aged machine has less free memory than a fresh one, and the same h
 	REQUIRE(f.error.empty());
 	REQUIRE(a.error.empty());
 	CHECK(a.hole_pages == f.hole_pages);
-	CHECK(a.m->pages.nr_free_pages() < f.m->pages.nr_free_pages());
+	CHECK(a.m->nr_free_pages() < f.m->nr_free_pages());
 }

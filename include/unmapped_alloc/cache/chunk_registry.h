@@ -122,8 +122,8 @@ public:
 		src_.abandon_after_fork();
 	}
 
-	/* The cache's chunk lock. */
-	mutable mutex lock;
+	/* The cache's chunk lock: taken before the machine's (cache/unmapped_cache.h, Locking). */
+	mutable mutex lock UA_ACQUIRED_BEFORE(src_.machine_lock());
 
 	chunk_source<Backend> &source() noexcept { return src_; }
 	const chunk_source<Backend> &source() const noexcept { return src_; }

@@ -146,6 +146,9 @@ public:
 	}
 	chunk_source(const chunk_source &) = delete;
 	chunk_source &operator=(const chunk_source &) = delete;
+
+	/* The machine's lock, named so that a cache's locks can be declared UA_ACQUIRED_BEFORE it. */
+	mutex &machine_lock() const noexcept UA_RETURN_CAPABILITY(m_.lock) { return m_.lock; }
 	/*
 	 * Finishes what it can of the recorded steps; a run whose step still
 	 * fails is leaked where it stands (leak_locked(): counted in the
@@ -662,7 +665,7 @@ private:
 	 * leaked_frames) so the owner of the machine can see it. A scattered
 	 * run's pieces array is freed: no step will use it.
 	 */
-	void leak_locked(repair_rec &rr) noexcept
+	void leak_locked(repair_rec &rr) noexcept UA_REQUIRES(m_.lock)
 	{
 		m_.leaked_runs.fetch_add(1, std::memory_order_relaxed);
 		m_.leaked_frames.fetch_add(run_frames(rr.run), std::memory_order_relaxed);

@@ -12,14 +12,17 @@
  * neither of which is internally synchronised. Callers hold it only around
  * page-allocator and backend calls, never while taking another lock. A cache's
  * own lock (cache/) may be held while taking it; never the other way round.
- * Use machine::guard (or with_lock) rather than touching the fields unlocked
- * when more than one thread can reach the machine.
+ * pages and unmapped_hint are UA_GUARDED_BY(lock): clang's -Wthread-safety
+ * rejects any touch of them without it, tests included (they hold
+ * machine::guard, or call with_lock(), nr_free_pages(), check_consistency()).
+ * The backend is not, for its contents path runs unlocked (see below).
  */
 #pragma once
 
 #include <atomic>
 #include <concepts>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "../check.h"
@@ -85,15 +88,29 @@ private:
 
 public:
 
-	/* Runs fn(pages, backend) under the machine lock. */
+	/* Runs fn(pages, backend) under the machine lock (not held by the caller: it is not recursive). */
 	template <class Fn>
-	decltype(auto) with_lock(Fn &&fn)
+	decltype(auto) with_lock(Fn &&fn) UA_EXCLUDES(lock)
 	{
 		mutex_guard g(lock);
 		return std::forward<Fn>(fn)(pages, backend);
 	}
 
 	using guard = mutex_guard; /* annotated: clang sees the lock held */
+
+	/* Free frames of the page allocator (buddy and per-CPU lists), read under the lock. */
+	std::uint64_t nr_free_pages() UA_EXCLUDES(lock)
+	{
+		mutex_guard g(lock);
+		return pages.nr_free_pages();
+	}
+
+	/* page_allocator::check_consistency() under the lock: "" when its lists and records agree. */
+	std::string check_consistency() UA_EXCLUDES(lock)
+	{
+		mutex_guard g(lock);
+		return pages.check_consistency();
+	}
 
 	/*
 	 * The backend is built first: one that cannot come up (a linux_backend
@@ -103,8 +120,15 @@ public:
 	 * machine: gigabytes before the backend could say no). Every backend
 	 * operation of such a machine fails, so its caches allocate nothing.
 	 */
-	Backend backend;      /* protected by lock */
-	page_allocator pages; /* protected by lock */
+	/*
+	 * The backend's mapping operations (direct map, aliases, flushes) run
+	 * under lock; its contents path (write/fill/release_frames) runs without
+	 * any lock by contract (mapping/backend.h), so the backend as a whole is
+	 * not UA_GUARDED_BY(lock): clang checks the lock on the page allocator
+	 * and the hint, and on every *_locked step that touches them.
+	 */
+	Backend backend;
+	page_allocator pages UA_GUARDED_BY(lock);
 	/*
 	 * Where memory that leaves the direct map clusters: a frame inside the
 	 * 1 GiB region whose direct-map page the last unmapped chunk already
@@ -113,7 +137,7 @@ public:
 	 * it is honoured only with page_alloc_config::placement_hint (a
 	 * proposal), and ignored otherwise. Protected by lock.
 	 */
-	pfn_t unmapped_hint = no_hint;
+	pfn_t unmapped_hint UA_GUARDED_BY(lock) = no_hint;
 	ua::mutex lock; /* a capability: functions called under it say UA_REQUIRES(lock) */
 	std::atomic<unsigned> users{0}; /* chunk sources (one per cache) on this machine */
 	/*
