@@ -41,6 +41,9 @@
  * and a freed pack gives its pages back to the unmapped lists without
  * vm_reset_perms() (mapping them back would defeat the freetype). No kernel
  * ships this composition.
+ *
+ * Length: about 430 lines, just over the usual 400: one peer, its releases
+ * and its two pack sources, each rule beside the release that changed it.
  */
 #pragma once
 

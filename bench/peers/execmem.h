@@ -51,6 +51,9 @@
  * restore_rox happen inside alloc() (the range's alias pages are RW+NX for
  * that window, ROX after it); a chunk is released when its whole range is free, and
  * merging never crosses chunks (each vmalloc area has a guard page).
+ *
+ * Length: about 430 lines, just over the usual 400: one peer and the four
+ * releases it models, each rule beside the release that changed it.
  */
 #pragma once
 
