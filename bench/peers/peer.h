@@ -102,10 +102,15 @@ int apply_dm(B &b, frame_range r, dm_action a) noexcept
 }
 
 /*
- * Undo of a backend step during rollback or release. Both backends restore
- * a state without needing memory (a restore never splits more, and whole
- * aliases unmap without splitting a VMA), so failing here means the record
- * and the page tables disagree: stop rather than run on.
+ * Undo of a backend step during rollback or release; failing stops the run
+ * rather than let it go on with the record and the page tables apart. On
+ * the simulated backend an undo never needs memory (CPA's restore splits
+ * nothing, an alias unmaps whole). On the real backend the rollback of a
+ * step just made merges the VMAs it split, but a later restore of frames
+ * in the middle of an unmapped range splits that range's VMA and fails with
+ * -ENOMEM once the process is at vm.max_map_count (docs/backends.md,
+ * Rollback): a run that gets there stops here, naming the step, and gives
+ * no figure rather than a wrong one.
  */
 inline void must(int rc, const char *what) noexcept
 {
