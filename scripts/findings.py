@@ -79,24 +79,27 @@ def live_section(path):
          "designs as it ships them (bpf_prog_pack for BPF programs, secretmem for memfd_secret), on the machine "
          "as found. The counters are the kernel's (/proc/vmstat, /proc/meminfo) and global, and a split page "
          "stays split until reboot, so each figure is the delta over one run and says what this kernel did at "
-         "that moment, not a seed-by-seed comparison. The library and the other peers have no live form here: "
+         "that moment (a machine already split since boot splits less: the splits at the start of each run are "
+         "beside it), not a seed-by-seed comparison. The library and the other peers have no live form here: "
          "their figures are the simulated ones above; the simulation beside the live figures is "
          "docs/validation.md.", "",
-         "| workload | machine | kernel design | L2 splits | L3 splits | DirectMap4k kB | note |",
-         "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+         "| workload | machine | kernel design | L2 splits | L3 splits | DirectMap4k kB | at start: L2/L3 splits | note |",
+         "| --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
     for r in runs:
         k = r.get("kernel", {})
         design = k.get("design", r.get("allocator", "-"))
         if "skipped" in k:
-            L.append("| {} | {} | {} | - | - | - | skipped: {} |".format(r.get("workload", "-"), r.get("machine", "-"),
+            L.append("| {} | {} | {} | - | - | - | - | skipped: {} |".format(r.get("workload", "-"), r.get("machine", "-"),
                                                                         design, k["skipped"]))
             continue
         d = k.get("delta_after", {})
+        c = k.get("state_at_start", {}).get("counters", {})
+        start = "{}/{}".format(c.get("direct_map_level2_splits", "-"), c.get("direct_map_level3_splits", "-"))
         note = "stopped: " + k["stopped_by"] if k.get("stopped_by") else "{} of {} ops".format(
             k.get("ops_done", "-"), k.get("ops", "-"))
-        L.append("| {} | {} | {} | {:+d} | {:+d} | {:+d} | {} |".format(
+        L.append("| {} | {} | {} | {:+d} | {:+d} | {:+d} | {} | {} |".format(
             r.get("workload", "-"), r.get("machine", "-"), design, d.get("level2_splits", 0),
-            d.get("level3_splits", 0), d.get("directmap_4k_kb", 0), note))
+            d.get("level3_splits", 0), d.get("directmap_4k_kb", 0), start, note))
     return L + [""]
 
 

@@ -65,15 +65,16 @@ def main():
         with open(live, "w") as f:
             json.dump([{"workload": "bpf-fill:1", "machine": "kernel-fresh", "kernel": {
                 "design": "bpf_prog_pack", "delta_after": {"level2_splits": 13, "level3_splits": 2,
-                                                           "directmap_4k_kb": 26624}, "ops": 2048, "ops_done": 2048}},
+                                                           "directmap_4k_kb": 26624}, "ops": 2048, "ops_done": 2048,
+                "state_at_start": {"counters": {"direct_map_level2_splits": 48, "direct_map_level3_splits": 0}}}},
                        {"workload": "modules", "machine": "kernel-fresh", "kernel": {
                            "design": "execmem", "skipped": "no loadable modules"}}], f)
         subprocess.run([sys.executable, os.path.join(scripts, "findings.py"), d, out, "--live", live], check=True,
                        stdout=subprocess.DEVNULL)
         text = open(out).read()
-        if "| bpf-fill:1 | kernel-fresh | bpf_prog_pack | +13 | +2 | +26624 | 2048 of 2048 ops |" not in text:
+        if "| bpf-fill:1 | kernel-fresh | bpf_prog_pack | +13 | +2 | +26624 | 48/0 | 2048 of 2048 ops |" not in text:
             bad.append("live row missing")
-        if "| modules | kernel-fresh | execmem | - | - | - | skipped: no loadable modules |" not in text:
+        if "| modules | kernel-fresh | execmem | - | - | - | - | skipped: no loadable modules |" not in text:
             bad.append("skipped live row missing")
         if "made without the live runs" in text:
             bad.append("with --live, findings still says the live runs are not in it")
