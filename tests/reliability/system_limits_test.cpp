@@ -1,5 +1,6 @@
 // Real-system limits on the real backend: vm.max_map_count lowered until
-// mmap/mprotect fail, RLIMIT_MEMLOCK too small for a secret cache, RLIMIT_AS
+// mmap/mprotect fail (and an alias of several runs mapped at the limit, on
+// both real backends), RLIMIT_MEMLOCK too small for a secret cache, RLIMIT_AS
 // too small for the machine, transparent_hugepage/shmem_enabled = never, and
 // memfd_create / memfd_secret refused by a seccomp filter. Each runs in a
 // forked child (rlimits and seccomp filters stay there); a system setting is
@@ -141,7 +142,86 @@ int fill_until_refused(real_machine &m, const cache_config &cfg, std::size_t lim
 	return check_all_back(m, c, boot_free);
 }
 
+/*
+ * alias_table::map_runs() of both real backends at vm.max_map_count, from
+ * the limit the process is at upwards: every refusal is -ENOMEM and leaves
+ * the process's VMAs and the backend's aliases as they were (the reservation
+ * whose trim was refused, and the runs placed before the one refused, are
+ * unmapped again), until the limit lets the whole alias be mapped.
+ */
+template <class B>
+int map_runs_at_the_limit(B &b)
+{
+	CHILD_EXPECT(b.ok());
+	/* File offsets apart: each run is a VMA of its own, so each MAP_FIXED into the reservation splits it. */
+	const frame_range runs[] = {{0, 1}, {2, 1}, {4, 1}, {6, 1}};
+	const std::uint64_t aliases0 = b.stats().aliases;
+	std::uintptr_t a = 0;
+	std::uint64_t before = 0;
+	int refused = 0, rc = -1;
+	for (std::uint64_t extra = 0; extra <= 16; extra++) {
+		/* Counted just before each call: the backend's own figures (stats()) may grow the heap in between. */
+		before = process_vmas();
+		CHILD_EXPECT(write_setting("/proc/sys/vm/max_map_count", std::to_string(before + extra)));
+		rc = b.map_alias_runs(runs, 4, prot::read, &a);
+		CHILD_EXPECT(write_setting("/proc/sys/vm/max_map_count", "65530"));
+		if (rc == 0)
+			break;
+		CHILD_EXPECT(rc == -ENOMEM);
+		CHILD_EXPECT(process_vmas() == before);
+		CHILD_EXPECT(b.stats().aliases == aliases0);
+		refused++;
+	}
+	std::fprintf(stderr, "%s: map_alias_runs of 4 runs refused %d times below the limit that let it through\n", B::name,
+		     refused);
+	CHILD_EXPECT(rc == 0);
+	CHILD_EXPECT(refused >= 1);
+	CHILD_EXPECT(b.alias_pfn(a + 3 * page_size) == pfn_t{6});
+	CHILD_EXPECT(b.unmap_alias(a, 4 * page_size) == 0);
+	CHILD_EXPECT(process_vmas() == before);
+	return 0;
+}
+
 }  // namespace
+
+TEST_CASE("limits: at vm.max_map_count an alias of several runs is mapped whole or not at all, on both real backends")
+{
+	if (ua_test::sanitized) {
+		MESSAGE("sanitizer build: its runtime needs mappings of its own under the lowered limit; skipped");
+		return;
+	}
+	if (::geteuid() != 0) {
+		MESSAGE("not root: vm.max_map_count cannot be lowered; skipped");
+		return;
+	}
+	setting_guard g("/proc/sys/vm/max_map_count");
+	REQUIRE(!g.saved().empty());
+	int code = -1;
+	int sig = ua_test::child_signal(
+		[&]() -> int {
+			linux_backend b(machine_pages);
+			return map_runs_at_the_limit(b);
+		},
+		&code);
+	CHECK(sig == 0);
+	CHECK(code == 0);
+	{
+		secretmem_backend probe(ua::pages_per_chunk);
+		if (!probe.ok()) {
+			MESSAGE("memfd_secret unavailable (" << probe.init_reason() << "): secretmem_backend part skipped");
+			return;
+		}
+	}
+	code = -1;
+	sig = ua_test::child_signal(
+		[&]() -> int {
+			secretmem_backend b(ua::pages_per_chunk);
+			return map_runs_at_the_limit(b);
+		},
+		&code);
+	CHECK(sig == 0);
+	CHECK(code == 0);
+}
 
 TEST_CASE("limits: vm.max_map_count lowered until mmap and mprotect fail")
 {

@@ -39,7 +39,12 @@ namespace ua {
  * A PROT_NONE reservation of bytes at an address aligned to align (a power
  * of two, at least a page), for MAP_FIXED mappings to be placed into:
  * over-reserve and trim, which is how the kernel's thp_get_unmapped_area()
- * finds such a hole. nullptr and *err = -errno when mmap() fails.
+ * finds such a hole. nullptr and *err = -errno when mmap() fails. A trim
+ * cuts the head or tail off one VMA, which adds none, so vm.max_map_count
+ * does not refuse it (mm/vma.c, vms_gather_munmap_vmas(), checks the count
+ * only when a range splits a VMA in two); should a trim fail all the same,
+ * the whole reservation is unmapped again (which splits nothing) and its
+ * -errno returned: a failure leaves no VMA behind.
  */
 inline std::byte *reserve_aligned(std::size_t bytes, std::size_t align, int *err) noexcept
 {
@@ -51,10 +56,20 @@ inline std::byte *reserve_aligned(std::size_t bytes, std::size_t align, int *err
 	}
 	auto *base = static_cast<std::byte *>(res);
 	auto *a = reinterpret_cast<std::byte *>(align_up(reinterpret_cast<std::uintptr_t>(base), slack ? slack : page_size));
-	if (a != base)
-		::munmap(base, std::size_t(a - base));
-	if (std::size_t tail = std::size_t(base + bytes + slack - (a + bytes)))
-		::munmap(a + bytes, tail);
+	auto *end = base + bytes + slack; /* the reservation is [base, end) until a trim succeeds */
+	if (a != base) {
+		if (::munmap(base, std::size_t(a - base)) != 0) {
+			*err = -errno;
+			::munmap(base, std::size_t(end - base));
+			return nullptr;
+		}
+		base = a;
+	}
+	if (end != a + bytes && ::munmap(a + bytes, std::size_t(end - (a + bytes))) != 0) {
+		*err = -errno;
+		::munmap(base, std::size_t(end - base));
+		return nullptr;
+	}
 	return a;
 }
 
