@@ -182,40 +182,14 @@ int map_runs_at_the_limit(B &b)
 	return 0;
 }
 
-}  // namespace
-
-TEST_CASE("limits: at vm.max_map_count an alias of several runs is mapped whole or not at all, on both real backends")
+/* The same, in a forked child (the limit is lowered there; the parent's setting_guard restores it). */
+template <class B>
+void map_runs_at_the_limit_in_child(std::uint64_t nr_pages)
 {
-	if (ua_test::sanitized) {
-		MESSAGE("sanitizer build: its runtime needs mappings of its own under the lowered limit; skipped");
-		return;
-	}
-	if (::geteuid() != 0) {
-		MESSAGE("not root: vm.max_map_count cannot be lowered; skipped");
-		return;
-	}
-	setting_guard g("/proc/sys/vm/max_map_count");
-	REQUIRE(!g.saved().empty());
 	int code = -1;
-	int sig = ua_test::child_signal(
+	const int sig = ua_test::child_signal(
 		[&]() -> int {
-			linux_backend b(machine_pages);
-			return map_runs_at_the_limit(b);
-		},
-		&code);
-	CHECK(sig == 0);
-	CHECK(code == 0);
-	{
-		secretmem_backend probe(ua::pages_per_chunk);
-		if (!probe.ok()) {
-			MESSAGE("memfd_secret unavailable (" << probe.init_reason() << "): secretmem_backend part skipped");
-			return;
-		}
-	}
-	code = -1;
-	sig = ua_test::child_signal(
-		[&]() -> int {
-			secretmem_backend b(ua::pages_per_chunk);
+			B b(nr_pages);
 			return map_runs_at_the_limit(b);
 		},
 		&code);
@@ -223,16 +197,43 @@ TEST_CASE("limits: at vm.max_map_count an alias of several runs is mapped whole 
 	CHECK(code == 0);
 }
 
-TEST_CASE("limits: vm.max_map_count lowered until mmap and mprotect fail")
+/* Whether vm.max_map_count can be lowered for a test here; says why not when it cannot. */
+bool can_lower_max_map_count()
 {
 	if (ua_test::sanitized) {
 		MESSAGE("sanitizer build: its runtime needs mappings of its own under the lowered limit; skipped");
-		return;
+		return false;
 	}
 	if (::geteuid() != 0) {
 		MESSAGE("not root: vm.max_map_count cannot be lowered; skipped");
-		return;
+		return false;
 	}
+	return true;
+}
+
+}  // namespace
+
+TEST_CASE("limits: at vm.max_map_count an alias of several runs is mapped whole or not at all, on both real backends")
+{
+	if (!can_lower_max_map_count())
+		return;
+	setting_guard g("/proc/sys/vm/max_map_count");
+	REQUIRE(!g.saved().empty());
+	map_runs_at_the_limit_in_child<linux_backend>(machine_pages);
+	{
+		secretmem_backend probe(ua::pages_per_chunk);
+		if (!probe.ok()) {
+			MESSAGE("memfd_secret unavailable (" << probe.init_reason() << "): secretmem_backend part skipped");
+			return;
+		}
+	}
+	map_runs_at_the_limit_in_child<secretmem_backend>(ua::pages_per_chunk);
+}
+
+TEST_CASE("limits: vm.max_map_count lowered until mmap and mprotect fail")
+{
+	if (!can_lower_max_map_count())
+		return;
 	setting_guard g("/proc/sys/vm/max_map_count");
 	REQUIRE(!g.saved().empty());
 	/* The child lowers the limit to what it uses plus a few chunks' worth; the parent's guard restores it. */
