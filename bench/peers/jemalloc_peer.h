@@ -152,20 +152,6 @@ private:
 		std::size_t bytes = 0;
 	};
 
-	/* chunk_get()'s rollback: the first `changed` blocks back in the direct map, every block freed. */
-	void *chunk_get_undo_locked(const region &rg, std::uint64_t changed, error e) UA_REQUIRES(m_.lock)
-	{
-		for (std::size_t i = 0; i < rg.blocks.size(); i++) {
-			if (i < changed) {
-				dm_changes_++;
-				must(m_.backend.set_direct_map_default(rg.blocks[i]), "jemalloc: restore during rollback");
-			}
-			UA_CHECK(m_.pages.free_pages(rg.blocks[i].pfn, chunk_order) == error::ok, "jemalloc: freeing a new block");
-		}
-		last_source_error_ = e;
-		return nullptr;
-	}
-
 	/*
 	 * Extent hook alloc: bytes / 2 MiB order-9 blocks (never a larger block:
 	 * the page allocator's limit is order 10, and a kernel would vmap such
@@ -179,23 +165,34 @@ private:
 		region rg;
 		rg.bytes = bytes;
 		std::uint64_t changed = 0;
+		auto undo = [&](error e) UA_REQUIRES(m_.lock) {
+			for (std::size_t i = 0; i < rg.blocks.size(); i++) {
+				if (i < changed) {
+					dm_changes_++;
+					must(m_.backend.set_direct_map_default(rg.blocks[i]), "jemalloc: restore during rollback");
+				}
+				UA_CHECK(m_.pages.free_pages(rg.blocks[i].pfn, chunk_order) == error::ok, "jemalloc: freeing a new block");
+			}
+			last_source_error_ = e;
+			return nullptr;
+		};
 		for (std::uint64_t i = 0; i < nblocks; i++) {
 			auto r = alloc_frames(m_.pages, chunk_order);
 			if (!r)
-				return chunk_get_undo_locked(rg, changed, error::no_memory);
+				return undo(error::no_memory);
 			rg.blocks.push_back({r.value, pages_per_chunk});
 		}
 		for (const frame_range &b : rg.blocks) {
 			dm_changes_++;
 			if (apply_dm(m_.backend, b, cfg_.action) != 0)
-				return chunk_get_undo_locked(rg, changed, error::backend_failure);
+				return undo(error::backend_failure);
 			changed++;
 		}
 		flushes_++;
 		must(m_.backend.flush_tlb(hull(rg.blocks)), "jemalloc: flush of a new chunk");
 		std::uintptr_t addr = 0;
 		if (m_.backend.map_alias_runs(rg.blocks.data(), rg.blocks.size(), cfg_.alias_prot, &addr) != 0)
-			return chunk_get_undo_locked(rg, changed, error::backend_failure);
+			return undo(error::backend_failure);
 		for (const frame_range &b : rg.blocks)
 			census_.add(b);
 		regions_.emplace(addr, std::move(rg));
