@@ -182,27 +182,28 @@ public:
 
 	/* ---- changes ---- */
 	/*
-	 * vmap() of runs[0..n) of the file fd: one reservation of their total
-	 * (reserve_aligned() to align), each run's range of the file placed into
-	 * it with MAP_FIXED, back to back, mmap protection mprot; recorded with
-	 * protection p, the start in *addr. valid(run) judges each run. All or
-	 * nothing: a failure unmaps the reservation, which removes the runs
-	 * already placed with it. Errors: -EINVAL (no runs, a run valid()
-	 * refuses, a total beyond 2^62 bytes), -ENOMEM (the record), mmap()'s
-	 * -errno.
+	 * vmap() of runs[0..n) of the file fd, nr_frames frames long: one
+	 * reservation of their total (reserve_aligned() to align), each run's
+	 * range of the file placed into it with MAP_FIXED, back to back, mmap
+	 * protection mprot; recorded with protection p, the start in *addr. All
+	 * or nothing: a failure unmaps the reservation, which removes the runs
+	 * already placed with it. Errors: -EINVAL (no runs, an empty run or one
+	 * past the file's end, a total beyond 2^62 bytes), -ENOMEM (the record),
+	 * mmap()'s -errno.
 	 */
-	template <class Valid>
-	int map_runs(int fd, const frame_range *runs, std::size_t n, int mprot, prot p, std::size_t align, Valid valid,
-		     std::uintptr_t *addr) noexcept
+	int map_runs(int fd, std::uint64_t nr_frames, const frame_range *runs, std::size_t n, int mprot, prot p,
+		     std::size_t align, std::uintptr_t *addr) noexcept
 	{
 		if (!runs || n == 0 || !addr)
 			return -EINVAL;
 		constexpr std::uint64_t max_pages = std::uint64_t{1} << (62 - page_shift); /* bytes fit any 64-bit size_t */
 		std::uint64_t pages = 0;
 		for (std::size_t i = 0; i < n; i++) {
-			if (!valid(runs[i]) || runs[i].nr_pages > max_pages - pages)
+			const frame_range &r = runs[i];
+			if (r.nr_pages == 0 || r.pfn >= nr_frames || r.nr_pages > nr_frames - r.pfn ||
+			    r.nr_pages > max_pages - pages)
 				return -EINVAL;
-			pages += runs[i].nr_pages;
+			pages += r.nr_pages;
 		}
 		alias_record al{std::size_t(pages << page_shift), runs[0], p, false, nullptr, n, nullptr};
 		if (n > 1) {

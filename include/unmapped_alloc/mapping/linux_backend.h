@@ -511,8 +511,7 @@ inline int linux_backend::map_runs_alias(const frame_range *runs, std::size_t n,
 {
 	if (!valid_prot(p))
 		return -EINVAL;
-	const int rc = aliases_.map_runs(contents_.fd(), runs, n, mmap_prot(p), p, pmd_size,
-					 [this](frame_range r) { return valid(r); }, addr);
+	const int rc = aliases_.map_runs(contents_.fd(), nr_pages_, runs, n, mmap_prot(p), p, pmd_size, addr);
 	if (rc == 0) /* advisory: without THP the alias still works with 4 KiB pages */
 		::madvise(reinterpret_cast<void *>(*addr), aliases_.find(*addr)->bytes, MADV_HUGEPAGE);
 	return rc;

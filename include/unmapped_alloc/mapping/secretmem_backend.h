@@ -349,8 +349,7 @@ inline int secretmem_backend::map_alias_runs(const frame_range *runs, std::size_
 		return -EINVAL;
 	/* One reservation, 2 MiB aligned when every run is whole chunks (alias_table::map_runs()). */
 	const bool whole_chunks = std::all_of(runs, runs + n, [](const frame_range &r) { return r.nr_pages % pages_per_chunk == 0; });
-	return aliases_.map_runs(fd_, runs, n, mmap_prot(p), p, whole_chunks ? pmd_size : page_size,
-				 [this](frame_range r) { return valid(r); }, addr);
+	return aliases_.map_runs(fd_, nr_pages_, runs, n, mmap_prot(p), p, whole_chunks ? pmd_size : page_size, addr);
 }
 
 inline int secretmem_backend::protect_alias(std::uintptr_t addr, std::size_t bytes, prot p) noexcept
